@@ -1,0 +1,1 @@
+"""sales_analytics: batch processing and sales analytics on Dagster."""

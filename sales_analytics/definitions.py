@@ -1,0 +1,26 @@
+"""The Dagster code location: every asset, check, job, schedule and sensor, wired to the active profile."""
+
+import dagster as dg
+
+from sales_analytics.ingest.assets import landing_specs, raw_order_lines
+from sales_analytics.jobs import daily_sales_job, daily_sales_schedule, ingest_job
+from sales_analytics.lake.assets import clean_order_lines
+from sales_analytics.profiles import build_resources
+from sales_analytics.reports.daily_store_sales import REPORT_KEY, daily_store_sales
+from sales_analytics.reports.publish import publish_assets
+from sales_analytics.schema import DAILY_STORE_SALES
+from sales_analytics.sensors import landing_sensor, touched_partitions_sensor
+
+defs = dg.Definitions(
+    assets=[
+        *landing_specs,
+        raw_order_lines,
+        clean_order_lines,
+        daily_store_sales,
+        *publish_assets(DAILY_STORE_SALES, REPORT_KEY),
+    ],
+    jobs=[ingest_job, daily_sales_job],
+    schedules=[daily_sales_schedule],
+    sensors=[landing_sensor, touched_partitions_sensor],
+    resources=build_resources(),
+)

@@ -1,0 +1,1 @@
+"""Ingestion: landing zone → raw zone, each landed object exactly once, with lineage."""

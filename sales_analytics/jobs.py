@@ -1,0 +1,21 @@
+"""Jobs and schedules."""
+
+import dagster as dg
+
+from sales_analytics.partitions import daily_partitions
+
+ingest_job = dg.define_asset_job(
+    "ingest_landing",
+    selection=dg.AssetSelection.groups("raw"),
+    description="Ingest every landed object version not ingested yet into the raw zone.",
+)
+
+daily_sales_job = dg.define_asset_job(
+    "daily_sales",
+    selection=dg.AssetSelection.groups("clean", "reports"),
+    partitions_def=daily_partitions,
+    description="Clean order lines and the daily sales reports (lake, SQL, serving) for order-date partitions.",
+)
+
+# Yesterday's partition once a day, after the night's exports have landed.
+daily_sales_schedule = dg.build_schedule_from_partitioned_job(daily_sales_job, hour_of_day=3, minute_of_hour=0)

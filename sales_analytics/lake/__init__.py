@@ -1,0 +1,1 @@
+"""The lake's zones: raw (as landed) → clean (typed, deduplicated, keyed) → curated."""

@@ -1,0 +1,95 @@
+"""Assets of the ``clean`` group."""
+
+
+import datetime as dt
+from collections.abc import Iterator
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sales_analytics.ingest.assets import raw_order_lines
+from sales_analytics.ingest.raw import read_day
+from sales_analytics.lake.order_lines import CleanDay, clean_day
+from sales_analytics.partitions import daily_partitions, monthly_chunks
+from sales_analytics.schema import ORDER_LINES, TableSpec
+from sales_analytics.storage.lake import LakeResource
+from sales_analytics.storage.parquet_io import PARTITION_COLUMN
+
+CLEAN_ORDER_LINES = dg.AssetKey(["clean", "order_lines"])
+
+
+def column_schema(spec: TableSpec) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(c.name, c.type, description=c.description or None) for c in spec.columns]
+    )
+
+
+def _check(name: str, description: str, blocking: bool = False) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(name, asset=CLEAN_ORDER_LINES, description=description, blocking=blocking)
+
+
+@dg.asset(
+    key=CLEAN_ORDER_LINES,
+    deps=[raw_order_lines],
+    partitions_def=daily_partitions,
+    backfill_policy=monthly_chunks,
+    group_name="clean",
+    kinds={"parquet", "pyarrow"},
+    owners=["team:data-engineering"],
+    description="Order lines typed to the canonical schema, validated, one row per (source, order_id, line_no): the latest version wins.",
+    metadata={PARTITION_COLUMN: ORDER_LINES.partition_column, "dagster/column_schema": column_schema(ORDER_LINES)},
+    check_specs=[
+        _check("matches_canonical_schema", "Columns and types equal the canonical order_lines schema.", blocking=True),
+        _check("unique_key", "No two rows share (source, order_id, line_no).", blocking=True),
+        _check("non_negative_quantity_and_price", "quantity >= 0 and unit_price >= 0."),
+        _check("reconciles_with_raw", "rows landed = rows clean + rows rejected + duplicates collapsed."),
+    ],
+)
+def clean_order_lines(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    days = [clean_day(read_day(lake, key), dt.date.fromisoformat(key)) for key in context.partition_keys]
+    lines = pa.concat_tables([d.lines for d in days])
+    rejects = pa.concat_tables([d.rejects for d in days])
+    rows_in = sum(d.rows_in for d in days)
+    duplicates = sum(d.duplicates_collapsed for d in days)
+    if rejects.num_rows:
+        context.log.warning(f"{rejects.num_rows} malformed rows rejected; first: {_describe(rejects.slice(0, 1).to_pylist()[0])}")
+    yield dg.Output(
+        lines,
+        metadata={
+            "dagster/row_count": lines.num_rows,
+            "rows_in": rows_in,
+            "rows_rejected": rejects.num_rows,
+            "duplicates_collapsed": duplicates,
+            "rejected_rows": dg.MetadataValue.md(_rejects_markdown(rejects)),
+        },
+    )
+    yield from _clean_checks(lines, days)
+
+
+def _clean_checks(lines: pa.Table, days: list[CleanDay]) -> Iterator[dg.AssetCheckResult]:
+    schema_ok = lines.schema.equals(ORDER_LINES.arrow_schema())
+    yield dg.AssetCheckResult(check_name="matches_canonical_schema", passed=schema_ok,
+                              metadata={"schema": str(lines.schema) if not schema_ok else "canonical"})
+    key_count = lines.group_by(["order_date", *ORDER_LINES.key]).aggregate([]).num_rows if lines.num_rows else 0
+    yield dg.AssetCheckResult(check_name="unique_key", passed=key_count == lines.num_rows,
+                              metadata={"duplicate_keys": lines.num_rows - key_count})
+    negative = pc.sum(pc.or_(pc.less(lines["quantity"], 0), pc.less(lines["unit_price"], 0))).as_py() or 0
+    yield dg.AssetCheckResult(check_name="non_negative_quantity_and_price", passed=negative == 0,
+                              metadata={"negative_rows": negative})
+    off = [d.day.isoformat() for d in days if not d.reconciles]
+    yield dg.AssetCheckResult(check_name="reconciles_with_raw", passed=not off,
+                              metadata={"days_not_reconciling": dg.MetadataValue.json(off)})
+
+
+def _describe(reject: dict) -> str:
+    return f"{reject['source_file']} row {reject['source_row']} column {reject['column']!r} value {reject['value']!r}: {reject['reason']}"
+
+
+def _rejects_markdown(rejects: pa.Table, limit: int = 20) -> str:
+    if rejects.num_rows == 0:
+        return "No rejected rows."
+    rows = [f"| {r['source_file']} | {r['source_row']} | {r['column']} | {r['value']!s:.40} | {r['reason']} |"
+            for r in rejects.slice(0, limit).to_pylist()]
+    more = f"\n\n…and {rejects.num_rows - limit} more." if rejects.num_rows > limit else ""
+    return "| file | row | column | value | reason |\n|---|---|---|---|---|\n" + "\n".join(rows) + more

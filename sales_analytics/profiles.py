@@ -1,0 +1,110 @@
+"""Profiles: one codebase, three places. ``SALES_ANALYTICS_PROFILE`` picks one.
+
+- ``local`` (default): embedded, no servers — lake under ``.data/local/lake``, SQLite report DB,
+  SQLite-backed serving store with DynamoDB's item model.
+- ``stack``: real servers on 127.0.0.1 started by ``sales-analytics stack start``.
+- ``aws``: S3, RDS PostgreSQL and DynamoDB, configured through environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from sales_analytics.storage.lake import LakeResource
+from sales_analytics.storage.parquet_io import ParquetLakeIOManager
+from sales_analytics.storage.serving_store import DynamoDBServingStore, EmbeddedServingStore, ServingStore
+from sales_analytics.storage.sql_store import SqlReportStore
+
+PROFILE_ENV = "SALES_ANALYTICS_PROFILE"
+HOME_ENV = "SALES_ANALYTICS_HOME"
+PROFILES = ("local", "stack", "aws")
+
+
+def active_profile() -> str:
+    profile = os.environ.get(PROFILE_ENV, "local")
+    if profile not in PROFILES:
+        raise ValueError(f"{PROFILE_ENV}={profile!r}: choose one of {', '.join(PROFILES)}")
+    return profile
+
+
+def data_home() -> Path:
+    """Where local data, stack servers and the Dagster instance live (default ``./.data``)."""
+    return Path(os.environ.get(HOME_ENV, ".data")).resolve()
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Ports and names of the ``stack`` servers; each port can be moved by an environment variable."""
+
+    s3_port: int
+    dynamodb_port: int
+    postgres_port: int
+    bucket: str = "sales-lake"
+    database: str = "sales_analytics"
+    postgres_user: str = "postgres"
+    # DynamoDB Local and SeaweedFS accept any credentials; these are placeholders, not secrets.
+    access_key: str = "stack"
+    secret_key: str = "stack"
+    region: str = "us-east-1"
+
+    @classmethod
+    def from_env(cls) -> StackSettings:
+        return cls(
+            s3_port=int(os.environ.get("SALES_ANALYTICS_S3_PORT", "8333")),
+            dynamodb_port=int(os.environ.get("SALES_ANALYTICS_DYNAMODB_PORT", "8000")),
+            postgres_port=int(os.environ.get("SALES_ANALYTICS_POSTGRES_PORT", "5432")),
+        )
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def dynamodb_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.dynamodb_port}"
+
+    def postgres_url(self, database: str | None = None) -> str:
+        return f"postgresql+psycopg://{self.postgres_user}@127.0.0.1:{self.postgres_port}/{database or self.database}"
+
+
+def build_resources(profile: str | None = None) -> dict[str, Any]:
+    """The resources every asset uses, for the given (or active) profile."""
+    profile = profile or active_profile()
+    if profile == "local":
+        home = data_home() / "local"
+        lake = LakeResource(root=str(home / "lake"), s3=S3Resource())
+        report_db = SqlReportStore(url=f"sqlite:///{home / 'reports.db'}")
+        serving: ServingStore = EmbeddedServingStore(path=str(home / "serving.db"))
+    elif profile == "stack":
+        stack = StackSettings.from_env()
+        credentials = {"aws_access_key_id": stack.access_key, "aws_secret_access_key": stack.secret_key}
+        s3 = S3Resource(endpoint_url=stack.s3_endpoint, region_name=stack.region, **credentials)
+        lake = LakeResource(root=f"s3://{stack.bucket}", s3=s3)
+        report_db = SqlReportStore(url=stack.postgres_url())
+        serving = DynamoDBServingStore(endpoint_url=stack.dynamodb_endpoint, region_name=stack.region, **credentials)
+    else:
+        region = dg.EnvVar("AWS_REGION")
+        lake = LakeResource(root=dg.EnvVar("SALES_ANALYTICS_LAKE_URI"), s3=S3Resource(region_name=region))
+        report_db = SqlReportStore(url=dg.EnvVar("SALES_ANALYTICS_RDS_URL"), schema_name="reports")
+        serving = DynamoDBServingStore(region_name=region, create_tables=False)
+    return {
+        "lake": lake,
+        "io_manager": ParquetLakeIOManager(lake=lake),
+        "report_db": report_db,
+        "serving_store": serving,
+    }
+
+
+@contextmanager
+def initialized(resource: dg.ConfigurableResource) -> Iterator[Any]:
+    """A resource usable outside a run (CLI, tests): environment variables resolved."""
+    with resource.process_config_and_initialize_cm() as ready:
+        yield ready

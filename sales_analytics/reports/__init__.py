@@ -1,0 +1,1 @@
+"""Report tables: computed from the curated lake, published to the SQL and serving stores."""

@@ -1,0 +1,186 @@
+"""The canonical schema: every table's names, types, keys and partitioning, defined once.
+
+The lake (Arrow/Parquet), the asset checks, the SQL report store and the DynamoDB serving store
+all derive their layouts from these specs, so a column is added in exactly one place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+# Logical types, mapped to Arrow here and to SQL / DynamoDB in the stores.
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.type not in ARROW_TYPES:
+            raise ValueError(f"column {self.name!r}: unknown type {self.type!r}")
+
+
+@dataclass(frozen=True)
+class ServingKey:
+    """DynamoDB key schema: the item's partition (hash) key and sort (range) key columns."""
+
+    partition_key: str
+    sort_key: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    partition_column: str | None = None
+    serving_key: ServingKey | None = None
+    description: str = ""
+    _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name = {c.name: c for c in self.columns}
+        object.__setattr__(self, "_by_name", by_name)
+        referenced = [*self.key, *([self.partition_column] if self.partition_column else [])]
+        if self.serving_key:
+            referenced += [self.serving_key.partition_key, self.serving_key.sort_key]
+        unknown = [name for name in referenced if name not in by_name]
+        if unknown:
+            raise ValueError(f"table {self.name!r}: unknown columns {unknown}")
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        return self._by_name[name]
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema(
+            [pa.field(c.name, ARROW_TYPES[c.type], nullable=c.nullable) for c in self.columns]
+        )
+
+    def empty_table(self) -> pa.Table:
+        return self.arrow_schema().empty_table()
+
+    def partition_value(self, partition_key: str) -> Any:
+        """The partition column's value for a Dagster partition key."""
+        if self.partition_column is None:
+            raise ValueError(f"{self.name} is not partitioned")
+        return dt.date.fromisoformat(partition_key) if self.column(self.partition_column).type == "date" else partition_key
+
+
+def _cols(*specs: tuple) -> tuple[Column, ...]:
+    return tuple(Column(*spec) for spec in specs)
+
+
+ORDER_LINES = TableSpec(
+    name="order_lines",
+    description="One row per order line from every sales source; the fact table.",
+    columns=_cols(
+        ("source", "string", False, "source system that produced the line"),
+        ("order_id", "string", False, "order identifier within the source"),
+        ("line_no", "int64", False, "line number within the order"),
+        ("order_ts", "timestamp", False, "when the order was placed (UTC)"),
+        ("order_date", "date", False, "UTC calendar date of order_ts; the partition"),
+        ("store_id", "string", False),
+        ("channel", "string", False, "store or online"),
+        ("product_id", "string", False),
+        ("customer_id", "string", True),
+        ("quantity", "int64", False),
+        ("unit_price", "float64", False),
+        ("discount", "float64", False, "fraction of the line's list value, 0..1"),
+        ("currency", "string", False, "ISO 4217"),
+        ("status", "string", False, "sold, returned or cancelled"),
+        ("updated_at", "timestamp", False, "last change in the source; the latest wins"),
+        ("source_file", "string", False, "landing object the current version came from"),
+    ),
+    key=("source", "order_id", "line_no"),
+    partition_column="order_date",
+)
+
+ORDER_STATUSES = ("sold", "returned", "cancelled")
+CHANNELS = ("store", "online")
+
+STORES = TableSpec(
+    name="stores",
+    columns=_cols(
+        ("store_id", "string", False),
+        ("name", "string", False),
+        ("region", "string", False),
+        ("city", "string", False),
+        ("format", "string", False, "hypermarket, supermarket, express or online"),
+        ("currency", "string", False),
+        ("opened", "date", False),
+    ),
+    key=("store_id",),
+)
+
+PRODUCTS = TableSpec(
+    name="products",
+    columns=_cols(
+        ("product_id", "string", False),
+        ("name", "string", False),
+        ("category", "string", False),
+        ("brand", "string", False),
+        ("price", "float64", False, "list price"),
+    ),
+    key=("product_id",),
+)
+
+CUSTOMERS = TableSpec(
+    name="customers",
+    columns=_cols(
+        ("customer_id", "string", False),
+        ("region", "string", False),
+        ("segment", "string", False),
+        ("joined", "date", False),
+    ),
+    key=("customer_id",),
+)
+
+CALENDAR = TableSpec(
+    name="calendar",
+    columns=_cols(
+        ("date", "date", False),
+        ("is_holiday", "bool", False),
+        ("holiday_name", "string", True),
+        ("is_promo_week", "bool", False),
+    ),
+    key=("date",),
+)
+
+DAILY_STORE_SALES = TableSpec(
+    name="daily_store_sales",
+    description="Sales per store and day, from clean order lines (cancelled lines excluded).",
+    columns=_cols(
+        ("sale_date", "date", False),
+        ("store_id", "string", False),
+        ("currency", "string", False),
+        ("orders", "int64", False, "distinct orders with at least one sold line"),
+        ("units_sold", "int64", False),
+        ("units_returned", "int64", False),
+        ("gross_sales", "float64", False, "quantity x unit price of sold lines"),
+        ("discounts", "float64", False),
+        ("returns_value", "float64", False, "net value of returned lines"),
+        ("net_sales", "float64", False, "gross - discounts - returns"),
+    ),
+    key=("sale_date", "store_id"),
+    partition_column="sale_date",
+    serving_key=ServingKey(partition_key="store_id", sort_key="sale_date"),
+)

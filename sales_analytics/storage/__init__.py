@@ -1,0 +1,1 @@
+"""Storage layer: the object-store lake, its Parquet IO manager, and the two report stores."""

