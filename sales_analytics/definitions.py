@@ -1,5 +1,7 @@
 """The Dagster code location: every asset, check, job, schedule and sensor, wired to the active profile."""
 
+from typing import Any
+
 import dagster as dg
 
 from sales_analytics.ingest.assets import landing_specs, raw_order_lines
@@ -11,16 +13,22 @@ from sales_analytics.reports.publish import publish_assets
 from sales_analytics.schema import DAILY_STORE_SALES
 from sales_analytics.sensors import landing_sensor, touched_partitions_sensor
 
-defs = dg.Definitions(
-    assets=[
-        *landing_specs,
-        raw_order_lines,
-        clean_order_lines,
-        daily_store_sales,
-        *publish_assets(DAILY_STORE_SALES, REPORT_KEY),
-    ],
-    jobs=[ingest_job, daily_sales_job],
-    schedules=[daily_sales_schedule],
-    sensors=[landing_sensor, touched_partitions_sensor],
-    resources=build_resources(),
-)
+
+def build_defs(resources: dict[str, Any]) -> dg.Definitions:
+    """The same graph over any set of resources (a profile's, or a test's isolated ones)."""
+    return dg.Definitions(
+        assets=[
+            *landing_specs,
+            raw_order_lines,
+            clean_order_lines,
+            daily_store_sales,
+            *publish_assets(DAILY_STORE_SALES, REPORT_KEY),
+        ],
+        jobs=[ingest_job, daily_sales_job],
+        schedules=[daily_sales_schedule],
+        sensors=[landing_sensor, touched_partitions_sensor],
+        resources=resources,
+    )
+
+
+defs = build_defs(build_resources())

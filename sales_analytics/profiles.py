@@ -54,13 +54,16 @@ class StackSettings:
     access_key: str = "stack"
     secret_key: str = "stack"
     region: str = "us-east-1"
+    port_env_prefix: str = "SALES_ANALYTICS_"  # where the ports were read from, for error messages
 
     @classmethod
-    def from_env(cls) -> StackSettings:
+    def from_env(cls, prefix: str = "SALES_ANALYTICS_", **overrides: Any) -> StackSettings:
         return cls(
-            s3_port=int(os.environ.get("SALES_ANALYTICS_S3_PORT", "8333")),
-            dynamodb_port=int(os.environ.get("SALES_ANALYTICS_DYNAMODB_PORT", "8000")),
-            postgres_port=int(os.environ.get("SALES_ANALYTICS_POSTGRES_PORT", "5432")),
+            s3_port=int(os.environ.get(f"{prefix}S3_PORT", "8333")),
+            dynamodb_port=int(os.environ.get(f"{prefix}DYNAMODB_PORT", "8000")),
+            postgres_port=int(os.environ.get(f"{prefix}POSTGRES_PORT", "5432")),
+            port_env_prefix=prefix,
+            **overrides,
         )
 
     @property
@@ -79,28 +82,41 @@ def build_resources(profile: str | None = None) -> dict[str, Any]:
     """The resources every asset uses, for the given (or active) profile."""
     profile = profile or active_profile()
     if profile == "local":
-        home = data_home() / "local"
-        lake = LakeResource(root=str(home / "lake"), s3=S3Resource())
-        report_db = SqlReportStore(url=f"sqlite:///{home / 'reports.db'}")
-        serving: ServingStore = EmbeddedServingStore(path=str(home / "serving.db"))
-    elif profile == "stack":
-        stack = StackSettings.from_env()
-        credentials = {"aws_access_key_id": stack.access_key, "aws_secret_access_key": stack.secret_key}
-        s3 = S3Resource(endpoint_url=stack.s3_endpoint, region_name=stack.region, **credentials)
-        lake = LakeResource(root=f"s3://{stack.bucket}", s3=s3)
-        report_db = SqlReportStore(url=stack.postgres_url())
-        serving = DynamoDBServingStore(endpoint_url=stack.dynamodb_endpoint, region_name=stack.region, **credentials)
-    else:
-        region = dg.EnvVar("AWS_REGION")
-        lake = LakeResource(root=dg.EnvVar("SALES_ANALYTICS_LAKE_URI"), s3=S3Resource(region_name=region))
-        report_db = SqlReportStore(url=dg.EnvVar("SALES_ANALYTICS_RDS_URL"), schema_name="reports")
-        serving = DynamoDBServingStore(region_name=region, create_tables=False)
-    return {
-        "lake": lake,
-        "io_manager": ParquetLakeIOManager(lake=lake),
-        "report_db": report_db,
-        "serving_store": serving,
-    }
+        return local_resources(data_home() / "local")
+    if profile == "stack":
+        return stack_resources(StackSettings.from_env())
+    region = dg.EnvVar("AWS_REGION")
+    return _resource_set(
+        LakeResource(root=dg.EnvVar("SALES_ANALYTICS_LAKE_URI"), s3=S3Resource(region_name=region)),
+        SqlReportStore(url=dg.EnvVar("SALES_ANALYTICS_RDS_URL"), schema_name="reports"),
+        DynamoDBServingStore(region_name=region, create_tables=False),
+    )
+
+
+def local_resources(home: Path) -> dict[str, Any]:
+    return _resource_set(
+        LakeResource(root=str(home / "lake"), s3=S3Resource()),
+        SqlReportStore(url=f"sqlite:///{home / 'reports.db'}"),
+        EmbeddedServingStore(path=str(home / "serving.db")),
+    )
+
+
+def stack_resources(stack: StackSettings, *, bucket: str | None = None, sql_schema: str | None = None,
+                    table_prefix: str = "sales_analytics_") -> dict[str, Any]:
+    """The ``stack`` servers; tests isolate themselves with their own bucket, schema and prefix."""
+    credentials = {"aws_access_key_id": stack.access_key, "aws_secret_access_key": stack.secret_key}
+    return _resource_set(
+        LakeResource(root=f"s3://{bucket or stack.bucket}",
+                     s3=S3Resource(endpoint_url=stack.s3_endpoint, region_name=stack.region, **credentials)),
+        SqlReportStore(url=stack.postgres_url(), schema_name=sql_schema),
+        DynamoDBServingStore(endpoint_url=stack.dynamodb_endpoint, region_name=stack.region,
+                             table_prefix=table_prefix, **credentials),
+    )
+
+
+def _resource_set(lake: LakeResource, report_db: SqlReportStore, serving: ServingStore) -> dict[str, Any]:
+    return {"lake": lake, "io_manager": ParquetLakeIOManager(lake=lake), "report_db": report_db,
+            "serving_store": serving}
 
 
 @contextmanager

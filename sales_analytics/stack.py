@@ -36,11 +36,12 @@ class StackError(RuntimeError):
 
 @dataclass(frozen=True)
 class StackPaths:
-    root: Path
+    root: Path  # pid files, logs and server data
+    tools: Path  # npm-installed DynamoDB Local, shared by every stack on this checkout
 
     @classmethod
     def default(cls) -> StackPaths:
-        return cls(data_home() / "stack")
+        return cls(data_home() / "stack", data_home() / "tools")
 
     def pidfile(self, service: str) -> Path:
         return self.root / "pids" / f"{service}.pid"
@@ -50,10 +51,6 @@ class StackPaths:
 
     def data(self, service: str) -> Path:
         return self.root / service
-
-    @property
-    def tools(self) -> Path:
-        return self.root.parent / "tools"
 
 
 # -- process helpers ------------------------------------------------------------------------
@@ -120,6 +117,10 @@ def _claim_port(port: int, service: str, env_var: str) -> None:
                          f"stop it or choose another port with {env_var}=<port>")
 
 
+def _port_env(settings: StackSettings, name: str) -> str:
+    return f"{settings.port_env_prefix}{name}_PORT"
+
+
 def _terminate(pid: int, timeout: float = 15.0) -> None:
     try:
         os.killpg(pid, signal.SIGTERM)
@@ -143,15 +144,18 @@ def weed_binary() -> str:
 def start_seaweedfs(settings: StackSettings, paths: StackPaths) -> bool:
     if _running_pid(paths, "seaweedfs") and port_open(settings.s3_port):
         return False
-    _claim_port(settings.s3_port, "SeaweedFS S3", "SALES_ANALYTICS_S3_PORT")
-    base = settings.s3_port  # every internal SeaweedFS port is derived, so two stacks can coexist
+    _claim_port(settings.s3_port, "SeaweedFS S3", _port_env(settings, "S3"))
+    # Every internal port is derived (base..base+4, and +10000 for gRPC), so two stacks can coexist.
+    base = settings.s3_port
     data = paths.data("seaweedfs")
     data.mkdir(parents=True, exist_ok=True)
     argv = [weed_binary(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-s3.port={base}", f"-master.port={base + 1}", f"-volume.port={base + 2}", f"-filer.port={base + 3}",
             f"-admin.port={base + 4}", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
             "-master.telemetry=false", "-master.volumeSizeLimitMB=64"]
-    pid = _spawn(paths, "seaweedfs", argv)
+    # weed mini turns auth on for the credentials in its environment: make them the stack's own.
+    credentials = {"AWS_ACCESS_KEY_ID": settings.access_key, "AWS_SECRET_ACCESS_KEY": settings.secret_key}
+    pid = _spawn(paths, "seaweedfs", argv, env=credentials)
     _wait_until(lambda: _s3_ready(settings), "SeaweedFS", paths.log("seaweedfs"), pid)
     return True
 
@@ -193,7 +197,7 @@ def dynamodb_jar(paths: StackPaths) -> Path:
 def start_dynamodb(settings: StackSettings, paths: StackPaths) -> bool:
     if _running_pid(paths, "dynamodb") and port_open(settings.dynamodb_port):
         return False
-    _claim_port(settings.dynamodb_port, "DynamoDB Local", "SALES_ANALYTICS_DYNAMODB_PORT")
+    _claim_port(settings.dynamodb_port, "DynamoDB Local", _port_env(settings, "DYNAMODB"))
     java = shutil.which("java")
     if java is None:
         raise StackError("java not found: DynamoDB Local needs Java 17 (apt-get install openjdk-17-jre-headless)")
@@ -246,7 +250,7 @@ def start_postgres(settings: StackSettings, paths: StackPaths) -> bool:
     if _postgres_ready(settings):
         _ensure_database(settings)
         return False
-    _claim_port(settings.postgres_port, "PostgreSQL", "SALES_ANALYTICS_POSTGRES_PORT")
+    _claim_port(settings.postgres_port, "PostgreSQL", _port_env(settings, "POSTGRES"))
     data = paths.data("postgres")
     if not (data / "PG_VERSION").exists():
         data.mkdir(parents=True, exist_ok=True)

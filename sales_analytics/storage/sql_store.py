@@ -7,6 +7,7 @@ write leaves the previous rows in place.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -37,7 +38,10 @@ class SqlReportStore(dg.ConfigurableResource):
 
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            self._engine = sa.create_engine(self.url, pool_pre_ping=True)
+            url = sa.make_url(self.url)
+            if url.get_backend_name() == "sqlite" and url.database:
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            self._engine = sa.create_engine(url, pool_pre_ping=True)
             self._metadata = sa.MetaData(schema=self.schema_name)
         return self._engine
 

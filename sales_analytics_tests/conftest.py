@@ -1,0 +1,79 @@
+"""Test fixtures: isolated local resources, and the real ``stack`` servers for the session.
+
+The session starts SeaweedFS and DynamoDB Local on test ports (so a developer's own stack keeps
+running), reuses a PostgreSQL answering on 127.0.0.1:5432 or starts a private cluster, and stops
+exactly what it started. Each test gets its own bucket, SQL schema and DynamoDB table prefix.
+"""
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Never reach a real AWS account or the EC2 metadata endpoint from tests.
+os.environ.update({
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+})
+os.environ.pop("AWS_PROFILE", None)
+
+import sqlalchemy as sa  # noqa: E402
+
+from sales_analytics import stack  # noqa: E402
+from sales_analytics.profiles import StackSettings, data_home, initialized, local_resources, stack_resources  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Iterator[StackSettings]:
+    defaults = {"SALES_ANALYTICS_TEST_S3_PORT": "18433", "SALES_ANALYTICS_TEST_DYNAMODB_PORT": "18000"}
+    for name, port in defaults.items():
+        os.environ.setdefault(name, port)
+    settings = StackSettings.from_env("SALES_ANALYTICS_TEST_", database="sales_analytics_test")
+    # Under the checkout, not /tmp/pytest-of-root: a private PostgreSQL runs as the postgres user.
+    paths = stack.StackPaths(root=data_home() / "test-stack", tools=data_home() / "tools")
+    for service in ("seaweedfs", "dynamodb"):
+        shutil.rmtree(paths.data(service), ignore_errors=True)
+    started = stack.start(settings, paths)
+    yield settings
+    stack.stop(started, paths)
+
+
+@pytest.fixture
+def stack_env(stack_settings: StackSettings) -> Iterator[dict[str, Any]]:
+    """Resources on the real servers, isolated by a bucket, SQL schema and table prefix of their own."""
+    tag = uuid.uuid4().hex[:10]
+    resources = stack_resources(stack_settings, bucket=f"test-{tag}", sql_schema=f"t_{tag}", table_prefix=f"t{tag}_")
+    with initialized(resources["lake"]) as lake:
+        lake.ensure_bucket()
+    yield resources
+    with initialized(resources["report_db"]) as report_db:
+        with report_db.engine().begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "t_{tag}" CASCADE'))
+        report_db.engine().dispose()
+    with initialized(resources["serving_store"]) as serving:
+        client = serving.client()
+        for name in client.list_tables()["TableNames"]:
+            if name.startswith(f"t{tag}_"):
+                client.delete_table(TableName=name)
+
+
+@pytest.fixture
+def local_env(tmp_path: Path) -> dict[str, Any]:
+    return local_resources(tmp_path / "local")
+
+
+@pytest.fixture(params=["local", "stack"])
+def any_env(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The same test on the embedded profile and on the real servers."""
+    if request.param == "local":
+        return request.getfixturevalue("local_env")
+    return request.getfixturevalue("stack_env")

@@ -1,0 +1,269 @@
+"""The storage layer on the embedded profile and on the real stack servers."""
+
+import datetime as dt
+import io
+import os
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+
+from sales_analytics.profiles import initialized
+from sales_analytics.schema import DAILY_STORE_SALES
+from sales_analytics.storage import parquet_io
+from sales_analytics.storage.lake import UnsafeKeyError
+from sales_analytics.storage.parquet_io import PARTITION_COLUMN, partition_object_key
+from sales_analytics.storage.serving_store import BATCH_WRITE_LIMIT, PARTITION_INDEX
+from sales_analytics_tests.helpers import failure_text
+
+DAY = "2026-03-02"
+
+
+def report_rows(day: str, stores: range, net: float = 100.0) -> pa.Table:
+    rows = [{
+        "sale_date": dt.date.fromisoformat(day), "store_id": f"S{i:03d}", "currency": "EUR", "orders": i,
+        "units_sold": 10 * i, "units_returned": i % 2, "gross_sales": net + 10.25, "discounts": 5.0,
+        "returns_value": 5.25, "net_sales": net,
+    } for i in stores]
+    return pa.Table.from_pylist(rows, schema=DAILY_STORE_SALES.arrow_schema())
+
+
+# -- lake object store ----------------------------------------------------------------------
+def test_lake_round_trip_listing_and_delete(any_env: dict[str, Any]) -> None:
+    with initialized(any_env["lake"]) as lake:
+        lake.ensure_bucket()
+        keys = [f"clean/t/order_date=2026-01-{d:02d}/data.parquet" for d in range(1, 4)]
+        for i, key in enumerate(keys):
+            lake.put_bytes(key, f"v{i}".encode())
+        assert [o.key for o in lake.list("clean/t/")] == keys
+        assert lake.get_bytes(keys[1]) == b"v1"
+        first_version = next(iter(lake.list("clean/t/"))).version
+        lake.put_bytes(keys[0], b"changed")
+        assert next(iter(lake.list("clean/t/"))).version != first_version
+        lake.delete(keys[2])
+        assert not lake.exists(keys[2]) and lake.exists(keys[0])
+
+
+def test_lake_lists_past_one_thousand_keys(stack_env: dict[str, Any]) -> None:
+    with initialized(stack_env["lake"]) as lake:
+        for i in range(1005):
+            lake.put_bytes(f"landing/many/{i:05d}.csv", b"x")
+        assert sum(1 for _ in lake.list("landing/many/")) == 1005
+
+
+@pytest.mark.parametrize("key", ["../escape", "/etc/passwd", "a/../../b", "a//b", "a\\b", ""])
+def test_lake_rejects_keys_that_escape(local_env: dict[str, Any], key: str) -> None:
+    with initialized(local_env["lake"]) as lake, pytest.raises(UnsafeKeyError):
+        lake.put_bytes(key, b"x")
+
+
+def test_local_write_failing_midway_keeps_previous_object(local_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    with initialized(local_env["lake"]) as lake:
+        lake.put_bytes("clean/t/data.parquet", b"previous")
+
+        def crash(_fd: int) -> None:
+            raise OSError("disk gone")
+
+        monkeypatch.setattr(os, "fsync", crash)
+        with pytest.raises(OSError, match="disk gone"):
+            lake.put_bytes("clean/t/data.parquet", b"new version, half written")
+        assert lake.get_bytes("clean/t/data.parquet") == b"previous"
+        assert [o.key for o in lake.list("clean/t/")] == ["clean/t/data.parquet"]  # no temp left behind
+
+
+def test_s3_upload_breaking_midway_keeps_previous_object(stack_env: dict[str, Any]) -> None:
+    """The property put_bytes relies on, against the real server: a broken upload never lands."""
+    with initialized(stack_env["lake"]) as lake:
+        lake.put_bytes("clean/t/data.parquet", b"previous")
+
+        class BrokenStream(io.RawIOBase):
+            sent = 0
+
+            def readable(self) -> bool:
+                return True
+
+            def readinto(self, buffer: Any) -> int:
+                if self.sent > 64 * 1024:
+                    raise ConnectionResetError("network dropped mid-upload")
+                n = min(len(buffer), 16 * 1024)
+                buffer[:n] = b"x" * n
+                self.sent += n
+                return n
+
+        with pytest.raises(Exception):
+            lake._s3_client().put_object(Bucket=lake.bucket, Key="clean/t/data.parquet", Body=BrokenStream(),
+                                         ContentLength=1024 * 1024)
+        assert lake.get_bytes("clean/t/data.parquet") == b"previous"
+
+
+# -- Parquet IO manager ---------------------------------------------------------------------
+def _report_asset(fail_serialising: bool = False) -> dg.AssetsDefinition:
+    partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01")
+
+    @dg.asset(key=["reports", "t"], partitions_def=partitions,
+              metadata={PARTITION_COLUMN: DAILY_STORE_SALES.partition_column})
+    def report(context: dg.AssetExecutionContext) -> pa.Table:
+        return report_rows(context.partition_key, range(3 if not fail_serialising else 5))
+
+    return report
+
+
+def test_io_manager_writes_one_object_per_partition_and_loads_ranges(any_env: dict[str, Any]) -> None:
+    report = _report_asset()
+    for day in ("2026-03-01", "2026-03-02"):
+        assert dg.materialize([report], resources=any_env, partition_key=day).success
+
+    loaded: list[int] = []
+
+    @dg.asset(partitions_def=report.partitions_def,
+              ins={"rows": dg.AssetIn(report.key, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1))})
+    def two_days(rows: pa.Table) -> None:
+        loaded.append(rows.num_rows)
+
+    with initialized(any_env["lake"]) as lake:
+        keys = [o.key for o in lake.list("reports/t/")]
+        assert keys == [partition_object_key(report.key, "sale_date", d) for d in ("2026-03-01", "2026-03-02")]
+        table = pq.read_table(io.BytesIO(lake.get_bytes(keys[0])))
+        assert table.schema.equals(DAILY_STORE_SALES.arrow_schema()) and table.num_rows == 3
+    upstream = report.to_source_asset()
+    assert dg.materialize([upstream, two_days], resources=any_env, partition_key="2026-03-02", selection=[two_days.key]).success
+    assert loaded == [6]
+    missing = dg.materialize([upstream, two_days], resources=any_env, partition_key="2026-03-01",
+                             selection=[two_days.key], raise_on_error=False)
+    assert not missing.success  # 2026-02-28 was never written: a clear error, not an empty frame
+    assert "sale_date=2026-02-28/data.parquet does not exist" in failure_text(missing)
+
+
+def test_failed_partition_write_leaves_previous_partition_intact(any_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert dg.materialize([_report_asset()], resources=any_env, partition_key=DAY).success
+    with initialized(any_env["lake"]) as lake:
+        before = lake.get_bytes(partition_object_key(dg.AssetKey(["reports", "t"]), "sale_date", DAY))
+
+    def write_half_then_fail(table: pa.Table, where: Any, **_: Any) -> None:
+        where.write(b"PAR1 half a file")
+        raise OSError("killed while serialising")
+
+    monkeypatch.setattr(parquet_io.pq, "write_table", write_half_then_fail)
+    result = dg.materialize([_report_asset(fail_serialising=True)], resources=any_env, partition_key=DAY, raise_on_error=False)
+    assert not result.success
+    monkeypatch.undo()
+    with initialized(any_env["lake"]) as lake:
+        after = lake.get_bytes(partition_object_key(dg.AssetKey(["reports", "t"]), "sale_date", DAY))
+    assert after == before
+    assert pq.read_table(io.BytesIO(after)).num_rows == 3
+
+
+def test_io_manager_refuses_non_arrow_outputs(local_env: dict[str, Any]) -> None:
+    @dg.asset
+    def not_a_table() -> dict:
+        return {"a": 1}
+
+    result = dg.materialize([not_a_table], resources=local_env, raise_on_error=False)
+    assert not result.success
+    assert "stores pyarrow.Table outputs, got dict" in failure_text(result)
+
+
+# -- SQL report store -----------------------------------------------------------------------
+def test_sql_table_created_from_spec(any_env: dict[str, Any]) -> None:
+    with initialized(any_env["report_db"]) as db:
+        db.ensure_table(DAILY_STORE_SALES)
+        inspector = sa.inspect(db.engine())
+        columns = {c["name"] for c in inspector.get_columns(DAILY_STORE_SALES.name, schema=db.schema_name)}
+        assert columns == set(DAILY_STORE_SALES.column_names)
+        assert inspector.get_pk_constraint(DAILY_STORE_SALES.name, schema=db.schema_name)["constrained_columns"] == ["sale_date", "store_id"]
+        indexed = [i["column_names"] for i in inspector.get_indexes(DAILY_STORE_SALES.name, schema=db.schema_name)]
+        assert ["sale_date"] in indexed
+
+
+def test_sql_replace_partition_is_idempotent_and_drops_stale_rows(any_env: dict[str, Any]) -> None:
+    with initialized(any_env["report_db"]) as db:
+        db.replace_partition(DAILY_STORE_SALES, "2026-03-01", report_rows("2026-03-01", range(4)))
+        db.replace_partition(DAILY_STORE_SALES, DAY, report_rows(DAY, range(5)))
+        db.replace_partition(DAILY_STORE_SALES, DAY, report_rows(DAY, range(5)))
+        assert len(db.read(DAILY_STORE_SALES, DAY)) == 5
+        db.replace_partition(DAILY_STORE_SALES, DAY, report_rows(DAY, range(2), net=7.5))
+        rows = db.read(DAILY_STORE_SALES, DAY)
+        assert [r["store_id"] for r in rows] == ["S000", "S001"] and {r["net_sales"] for r in rows} == {7.5}
+        assert len(db.read(DAILY_STORE_SALES, "2026-03-01")) == 4  # other partitions untouched
+
+
+def test_sql_failed_replace_rolls_back(any_env: dict[str, Any]) -> None:
+    with initialized(any_env["report_db"]) as db:
+        db.replace_partition(DAILY_STORE_SALES, DAY, report_rows(DAY, range(3)))
+        broken = report_rows(DAY, range(3)).to_pylist()
+        broken[2]["currency"] = None  # NOT NULL: the insert fails after the delete ran
+        with pytest.raises(sa.exc.IntegrityError):
+            db.replace_partition(DAILY_STORE_SALES, DAY, pa.Table.from_pylist(broken))
+        assert len(db.read(DAILY_STORE_SALES, DAY)) == 3
+
+
+def test_sql_values_are_bound_not_spliced(any_env: dict[str, Any]) -> None:
+    hostile = "S1'); DROP TABLE daily_store_sales; --"
+    rows = report_rows(DAY, range(1)).to_pylist()
+    rows[0]["store_id"] = hostile
+    with initialized(any_env["report_db"]) as db:
+        db.replace_partition(DAILY_STORE_SALES, DAY, pa.Table.from_pylist(rows, schema=DAILY_STORE_SALES.arrow_schema()))
+        assert [r["store_id"] for r in db.read(DAILY_STORE_SALES, DAY)] == [hostile]
+
+
+# -- serving store --------------------------------------------------------------------------
+def test_serving_replace_partition_leaves_no_stale_items(any_env: dict[str, Any]) -> None:
+    with initialized(any_env["serving_store"]) as store:
+        store.replace_partition(DAILY_STORE_SALES, "2026-03-01", report_rows("2026-03-01", range(3)))
+        first = store.replace_partition(DAILY_STORE_SALES, DAY, report_rows(DAY, range(60)))
+        again = store.replace_partition(DAILY_STORE_SALES, DAY, report_rows(DAY, range(60)))
+        assert (first.written, first.deleted, again.deleted) == (60, 0, 0)
+        shrunk = store.replace_partition(DAILY_STORE_SALES, DAY, report_rows(DAY, range(10), net=1.5))
+        assert shrunk.deleted == 50
+        assert len(store.partition_keys(DAILY_STORE_SALES, DAY)) == 10
+        items = store.query(DAILY_STORE_SALES, "S001")
+        assert [i["sale_date"] for i in items] == ["2026-03-01", DAY]  # sort key order
+        assert float(items[1]["net_sales"]) == 1.5 and items[1]["units_sold"] == 10
+        assert store.query(DAILY_STORE_SALES, "S042") == []  # deleted with the shrink
+        assert [i["sale_date"] for i in store.query(DAILY_STORE_SALES, "S001", sort_from=DAY)] == [DAY]
+        assert [i["sale_date"] for i in store.query(DAILY_STORE_SALES, "S001", sort_to="2026-03-01")] == ["2026-03-01"]
+
+
+def test_dynamodb_table_key_schema_from_spec(stack_env: dict[str, Any]) -> None:
+    with initialized(stack_env["serving_store"]) as store:
+        store.ensure_table(DAILY_STORE_SALES)
+        table = store.client().describe_table(TableName=store.table_name(DAILY_STORE_SALES))["Table"]
+        assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"store_id": "HASH", "sale_date": "RANGE"}
+        index = table["GlobalSecondaryIndexes"][0]
+        assert index["IndexName"] == PARTITION_INDEX
+        assert {k["AttributeName"]: k["KeyType"] for k in index["KeySchema"]} == {"sale_date": "HASH", "store_id": "RANGE"}
+
+
+def test_dynamodb_batches_of_25_and_unprocessed_items_retried(stack_env: dict[str, Any]) -> None:
+    """Throttling cannot be provoked on DynamoDB Local, so the first answers are doctored in-process."""
+    with initialized(stack_env["serving_store"]) as store:
+        client = store.client()
+        real_batch_write = client.batch_write_item
+        sizes: list[int] = []
+
+        def flaky_batch_write(RequestItems: dict) -> dict:
+            (table, requests), = RequestItems.items()
+            sizes.append(len(requests))
+            if len(sizes) <= 2 and len(requests) > 3:  # throttle: only part of the batch is processed
+                real_batch_write(RequestItems={table: requests[:3]})
+                return {"UnprocessedItems": {table: requests[3:]}}
+            return real_batch_write(RequestItems=RequestItems)
+
+        client.batch_write_item = flaky_batch_write
+        stats = store.replace_partition(DAILY_STORE_SALES, DAY, report_rows(DAY, range(60)))
+        assert stats.written == 60
+        assert max(sizes) == BATCH_WRITE_LIMIT
+        assert sizes[:3] == [25, 22, 19]  # retries shrink as items get through
+        assert len(store.partition_keys(DAILY_STORE_SALES, DAY)) == 60
+
+
+def test_dynamodb_gives_up_after_bounded_retries(stack_env: dict[str, Any]) -> None:
+    with initialized(stack_env["serving_store"]) as store:
+        store.ensure_table(DAILY_STORE_SALES)
+        store.client().batch_write_item = lambda RequestItems: {"UnprocessedItems": RequestItems}
+        object.__setattr__(store, "max_batch_attempts", 3)
+        with pytest.raises(RuntimeError, match="still unprocessed after 3 attempts"):
+            store.replace_partition(DAILY_STORE_SALES, DAY, report_rows(DAY, range(2)))
