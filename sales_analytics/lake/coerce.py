@@ -42,7 +42,16 @@ class CoercionResult:
 
 def parse_timestamps(text: pa.ChunkedArray | pa.Array) -> pa.Array:
     """ISO 8601 timestamps with a zone to UTC; anything else becomes null."""
-    return pc.strptime(text, format=TIMESTAMP_FORMAT, unit="us", error_is_null=True).cast(pa.timestamp("us", tz="UTC"))
+    parsed = pc.strptime(text, format=TIMESTAMP_FORMAT, unit="us", error_is_null=True)
+    valid_day = pc.is_valid(parse_dates(pc.utf8_slice_codeunits(text, 0, 10)))
+    return pc.if_else(valid_day, parsed, pa.scalar(None, parsed.type)).cast(pa.timestamp("us", tz="UTC"))
+
+
+def parse_dates(text: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """``YYYY-MM-DD`` to dates; impossible dates (Feb 31st), which strptime rolls over, become null."""
+    parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+    round_trip = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text)
+    return pc.if_else(pc.fill_null(round_trip, False), parsed, pa.scalar(None, parsed.type)).cast(pa.date32())
 
 
 def _parse(text: pa.ChunkedArray, logical_type: str) -> tuple[pa.ChunkedArray | pa.Array, str]:
@@ -59,7 +68,7 @@ def _parse(text: pa.ChunkedArray, logical_type: str) -> tuple[pa.ChunkedArray | 
     if logical_type == "timestamp":
         return parse_timestamps(stripped), "not an ISO 8601 timestamp with zone"
     if logical_type == "date":
-        return pc.strptime(stripped, format="%Y-%m-%d", unit="s", error_is_null=True).cast(pa.date32()), "not a YYYY-MM-DD date"
+        return parse_dates(stripped), "not a YYYY-MM-DD date"
     raise ValueError(f"no parser for {logical_type}")
 
 

@@ -1,0 +1,28 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Everything else is optional.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test ui stack-start stack-stop stack-status
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py pyproject.toml scripts/install-system-deps.sh
+	bash scripts/install-system-deps.sh
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+demo: setup  ## generate sample data and materialize every asset on the embedded `local` profile
+	$(BIN)/sales-analytics demo
+
+test: setup  ## the whole suite; starts (and stops) the stack servers it needs
+	$(BIN)/pytest
+
+ui: setup  ## the Dagster UI over the same data and runs as `make demo`
+	mkdir -p .data/dagster
+	DAGSTER_HOME=$(CURDIR)/.data/dagster $(BIN)/dagster dev -w workspace.yaml
+
+stack-start stack-stop stack-status: setup
+	$(BIN)/sales-analytics stack $(@:stack-%=%)

@@ -1,0 +1,59 @@
+"""The code location loads, and its lineage reads like the architecture."""
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from sales_analytics.definitions import build_defs, defs
+from sales_analytics.profiles import build_resources
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_definitions_load_for_every_profile() -> None:
+    dg.Definitions.validate_loadable(defs)
+    for profile in ("local", "stack", "aws"):
+        dg.Definitions.validate_loadable(build_defs(build_resources(profile)))
+
+
+def test_dagster_cli_validates_the_workspace() -> None:
+    dagster = Path(sys.executable).parent / "dagster"
+    result = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_lineage_runs_landing_raw_clean_report_stores() -> None:
+    graph = defs.resolve_asset_graph()
+    key = dg.AssetKey.from_user_string
+    assert graph.get(key("raw/order_lines")).parent_keys == {key("landing/orders_pos"), key("landing/orders_web")}
+    assert graph.get(key("clean/order_lines")).parent_keys == {key("raw/order_lines")}
+    assert graph.get(key("reports/daily_store_sales")).parent_keys == {key("clean/order_lines")}
+    assert graph.get(key("reports/daily_store_sales")).child_keys == {key("reports/rds/daily_store_sales"),
+                                                                      key("reports/dynamodb/daily_store_sales")}
+    groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert groups == {"sources", "raw", "clean", "reports"}
+
+
+def test_checks_guard_clean_table_and_report() -> None:
+    checks = {(c.asset_key.to_user_string(), c.name) for c in defs.resolve_asset_graph().asset_check_keys}
+    assert {("clean/order_lines", n) for n in ("matches_canonical_schema", "unique_key",
+                                               "non_negative_quantity_and_price", "reconciles_with_raw")} <= checks
+    assert ("reports/daily_store_sales", "units_reconcile_with_clean") in checks
+
+
+def test_daily_job_selects_clean_and_reports_and_schedule_targets_it() -> None:
+    job = defs.resolve_job_def("daily_sales")
+    selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert selected == {"clean/order_lines", "reports/daily_store_sales", "reports/rds/daily_store_sales",
+                        "reports/dynamodb/daily_store_sales"}
+    schedule = defs.resolve_schedule_def("daily_sales_schedule")
+    assert schedule.cron_schedule == "0 3 * * *"
+    tick = dt.datetime(2026, 3, 5, 3, 0, tzinfo=dt.timezone.utc)
+    context = dg.build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def())
+    (request,) = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2026-03-04"  # yesterday's order date, complete by 03:00

@@ -1,0 +1,112 @@
+"""Through the real dagster-webserver and its GraphQL API, as the UI does it."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sales_analytics.generator import GeneratorConfig, generate
+from sales_analytics.profiles import initialized, local_resources
+from sales_analytics.schema import DAILY_STORE_SALES
+
+REPO = Path(__file__).resolve().parents[1]
+LOCATION = {"repositoryLocationName": "sales_analytics", "repositoryName": "__repository__"}
+
+pytestmark = pytest.mark.webserver
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    home = tmp_path_factory.mktemp("web")
+    (home / "dagster").mkdir()
+    (home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "SALES_ANALYTICS_HOME": str(home), "SALES_ANALYTICS_PROFILE": "local",
+           "DAGSTER_HOME": str(home / "dagster")}
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    # The daemon dequeues launched runs (the default run coordinator queues them), as in `dagster dev`.
+    commands = [[str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+                [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"]]
+    processes = [subprocess.Popen(c, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True) for c in commands]
+    url = f"http://127.0.0.1:{port}/graphql"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if graphql(url, "{ version }").get("version"):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("dagster-webserver did not come up in 120s")
+        yield {"url": url, "home": home}
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=60)
+
+
+def graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        payload = json.loads(response.read())
+    assert "errors" not in payload, payload["errors"]
+    return payload["data"]
+
+
+def launch_and_wait(url: str, job: str, tags: dict[str, str] | None = None) -> str:
+    mutation = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+        __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+    params = {"selector": {**LOCATION, "jobName": job},
+              "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}}
+    launched = graphql(url, mutation, {"p": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        status = graphql(url, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})
+        if status["runOrError"]["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            return status["runOrError"]["status"]
+        time.sleep(1)
+    pytest.fail(f"run {run_id} of {job} did not finish")
+
+
+def test_ui_shows_the_lineage_with_checks_sensors_and_schedule(webserver: dict[str, Any]) -> None:
+    data = graphql(webserver["url"], """{ assetNodes { assetKey { path } groupName dependencyKeys { path }
+        assetChecksOrError { ... on AssetChecks { checks { name } } } } }""")
+    nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
+    assert [d["path"] for d in nodes["clean/order_lines"]["dependencyKeys"]] == [["raw", "order_lines"]]
+    assert nodes["reports/daily_store_sales"]["groupName"] == "reports"
+    checks = {c["name"] for c in nodes["clean/order_lines"]["assetChecksOrError"]["checks"]}
+    assert {"unique_key", "reconciles_with_raw"} <= checks
+    repository = graphql(webserver["url"], """query($s: RepositorySelector!) { repositoryOrError(repositorySelector: $s) {
+        ... on Repository { sensors { name } schedules { name } } } }""", {"s": LOCATION})["repositoryOrError"]
+    assert {s["name"] for s in repository["sensors"]} == {"landing_sensor", "touched_partitions_sensor"}
+    assert [s["name"] for s in repository["schedules"]] == ["daily_sales_schedule"]
+
+
+def test_runs_launched_from_the_ui_materialize_the_slice(webserver: dict[str, Any]) -> None:
+    with initialized(local_resources(webserver["home"] / "local")["lake"]) as lake:
+        generate(lake, GeneratorConfig(days=3, stores=2, products=20), progress=False)
+    assert launch_and_wait(webserver["url"], "ingest_landing") == "SUCCESS"
+    assert launch_and_wait(webserver["url"], "daily_sales", {"dagster/partition": "2026-01-02"}) == "SUCCESS"
+    with initialized(local_resources(webserver["home"] / "local")["report_db"]) as db:
+        rows = db.read(DAILY_STORE_SALES, "2026-01-02")
+    assert len(rows) == 2 + 4 and all(r["net_sales"] > 0 for r in rows)  # 2 stores + 4 online stores
