@@ -132,7 +132,7 @@ class SalesGenerator:
         seconds = rng.integers(8 * 3600, 21 * 3600, size=n_orders)
         for o in range(n_orders):
             order_id = f"{prefix}{day:%Y%m%d}-{store['store_id']}-{o:05d}"
-            ts = dt.datetime.combine(day, dt.time(), dt.timezone.utc) + dt.timedelta(seconds=int(seconds[o]))
+            ts = dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(seconds=int(seconds[o]))
             customer = self.customers[int(rng.integers(len(self.customers)))] if online or rng.random() < 0.4 else ""
             cancelled = rng.random() < CANCEL_SHARE
             for line in range(1, int(lines_per_order[o]) + 1):
@@ -176,7 +176,7 @@ class SalesGenerator:
         """Returns of earlier sold lines, re-delivered with a later ``updated_at``."""
         chosen = _take(lines, (self.rng.random(len(lines["order_id"])) < CORRECTION_SHARE) & (lines["status"] == "sold"))
         chosen["status"] = np.full(len(chosen["status"]), "returned", dtype=object)
-        later = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(9), dt.timezone.utc)
+        later = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(9), dt.UTC)
         chosen["updated_at"] = np.full(len(chosen["status"]), _iso(later), dtype=object)
         return chosen
 

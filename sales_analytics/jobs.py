@@ -2,8 +2,6 @@
 
 import dagster as dg
 
-from sales_analytics.partitions import daily_partitions
-
 ingest_job = dg.define_asset_job(
     "ingest_landing",
     selection=dg.AssetSelection.groups("raw"),
@@ -13,7 +11,6 @@ ingest_job = dg.define_asset_job(
 daily_sales_job = dg.define_asset_job(
     "daily_sales",
     selection=dg.AssetSelection.groups("clean", "reports"),
-    partitions_def=daily_partitions,
     description="Clean order lines and the daily sales reports (lake, SQL, serving) for order-date partitions.",
 )
 

@@ -1,5 +1,6 @@
 """Partitioning: facts and reports are partitioned by order date (UTC days)."""
 
+import datetime as dt
 import warnings
 
 import dagster as dg
@@ -10,4 +11,33 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_p
 daily_partitions = dg.DailyPartitionsDefinition(start_date="2015-01-01")
 
 # Backfills run in chunks of a month per run: memory stays bounded by the chunk, not by history.
-monthly_chunks = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+MAX_DAYS_PER_RUN = 31
+monthly_chunks = dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_DAYS_PER_RUN)
+
+# Dagster's tags for one run over a partition range (as a single-run backfill sets them).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def day_ranges(days: list[str], max_len: int = MAX_DAYS_PER_RUN) -> list[tuple[str, str]]:
+    """Contiguous runs of the given days, each at most ``max_len`` long."""
+    ranges: list[tuple[dt.date, dt.date]] = []
+    for day in sorted({dt.date.fromisoformat(d) for d in days}):
+        if ranges and (day - ranges[-1][1]).days == 1 and (day - ranges[-1][0]).days < max_len:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return [(first.isoformat(), last.isoformat()) for first, last in ranges]
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    return {RANGE_START_TAG: first, RANGE_END_TAG: last}
+
+
+def row_count_metadata(context: dg.AssetExecutionContext, rows: int) -> dict[str, int | str]:
+    """``dagster/row_count`` is per partition; a run over a range would repeat its total on each
+    partition, so a range reports the total under its own name instead."""
+    keys = context.partition_keys
+    if len(keys) == 1:
+        return {"dagster/row_count": rows}
+    return {"rows_in_run": rows, "run_partition_range": f"{keys[0]}..{keys[-1]}"}

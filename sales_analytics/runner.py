@@ -6,17 +6,12 @@ up in the UI when that instance is the one ``dagster dev`` uses.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 import dagster as dg
 
 from sales_analytics.jobs import daily_sales_job, ingest_job
-
-# Dagster's tags for a run over a partition range (as a single-run backfill sets them).
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-MAX_DAYS_PER_RUN = 31
+from sales_analytics.partitions import day_ranges, range_tags
 
 
 @dataclass
@@ -28,18 +23,6 @@ class BuildSummary:
     checks: dict[str, bool] = field(default_factory=dict)  # "asset:check" -> all passed
 
 
-def day_ranges(days: list[str], max_len: int = MAX_DAYS_PER_RUN) -> list[tuple[str, str]]:
-    """Contiguous runs of days, each at most ``max_len`` long."""
-    dates = sorted(dt.date.fromisoformat(d) for d in set(days))
-    ranges: list[tuple[dt.date, dt.date]] = []
-    for day in dates:
-        if ranges and (day - ranges[-1][1]).days == 1 and (day - ranges[-1][0]).days < max_len:
-            ranges[-1] = (ranges[-1][0], day)
-        else:
-            ranges.append((day, day))
-    return [(a.isoformat(), b.isoformat()) for a, b in ranges]
-
-
 def ingest_and_build(defs: dg.Definitions, instance: dg.DagsterInstance) -> BuildSummary:
     summary = BuildSummary()
     ingest = defs.resolve_job_def(ingest_job.name).execute_in_process(instance=instance)
@@ -48,7 +31,7 @@ def ingest_and_build(defs: dg.Definitions, instance: dg.DagsterInstance) -> Buil
     summary.touched_days = list(raw.metadata["touched_partitions"].value)
     job = defs.resolve_job_def(daily_sales_job.name)
     for first, last in day_ranges(summary.touched_days):
-        result = job.execute_in_process(instance=instance, tags={RANGE_START_TAG: first, RANGE_END_TAG: last})
+        result = job.execute_in_process(instance=instance, tags=range_tags(first, last))
         _collect(result, summary)
     return summary
 
@@ -59,7 +42,8 @@ def _collect(result: dg.ExecuteInProcessResult, summary: BuildSummary) -> None:
     for event in result.get_asset_materialization_events():
         name = event.asset_key.to_user_string()
         summary.partitions[name] = summary.partitions.get(name, 0) + 1
-        rows = event.materialization.metadata.get("dagster/row_count")
+        metadata = event.materialization.metadata
+        rows = metadata.get("dagster/row_count") or metadata.get("rows_in_run")
         if rows is not None and name not in counted:  # a range run repeats its metadata on every partition
             summary.rows[name] = summary.rows.get(name, 0) + int(rows.value)
             counted.add(name)

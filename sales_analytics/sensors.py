@@ -2,7 +2,6 @@
 
 
 import hashlib
-import json
 
 import dagster as dg
 
@@ -10,6 +9,7 @@ from sales_analytics.ingest.assets import raw_order_lines
 from sales_analytics.ingest.raw import pending_objects
 from sales_analytics.ingest.sources import ORDER_SOURCES
 from sales_analytics.jobs import daily_sales_job, ingest_job
+from sales_analytics.partitions import day_ranges, range_tags
 from sales_analytics.storage.lake import LakeResource
 
 MAX_OBJECTS_PER_TICK = 500
@@ -35,7 +35,9 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> d
 def touched_partitions_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry) -> dg.SensorResult:
     materialization = asset_event.asset_materialization
     touched = materialization.metadata.get("touched_partitions") if materialization else None
-    days = json.loads(json.dumps(touched.value)) if touched is not None else []
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=day, run_key=f"{asset_event.run_id}:{day}") for day in days]
-    )
+    days = list(touched.value) if touched is not None else []
+    # One run per contiguous range of days (at most a month), not one per day.
+    return dg.SensorResult(run_requests=[
+        dg.RunRequest(run_key=f"{asset_event.run_id}:{first}..{last}", tags=range_tags(first, last))
+        for first, last in day_ranges(days)
+    ])

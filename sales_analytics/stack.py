@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import psycopg
 from psycopg import sql
 
@@ -163,8 +164,6 @@ def start_seaweedfs(settings: StackSettings, paths: StackPaths) -> bool:
 def _s3_ready(settings: StackSettings) -> bool:
     if not port_open(settings.s3_port):
         return False
-    import boto3
-
     client = boto3.client("s3", endpoint_url=settings.s3_endpoint, region_name=settings.region,
                           aws_access_key_id=settings.access_key, aws_secret_access_key=settings.secret_key)
     try:

@@ -24,10 +24,10 @@ os.environ.update({
 })
 os.environ.pop("AWS_PROFILE", None)
 
-import sqlalchemy as sa  # noqa: E402
+import sqlalchemy as sa
 
-from sales_analytics import stack  # noqa: E402
-from sales_analytics.profiles import StackSettings, data_home, initialized, local_resources, stack_resources  # noqa: E402
+from sales_analytics import stack
+from sales_analytics.profiles import StackSettings, data_home, initialized, local_resources, stack_resources
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,9 +6,8 @@ from typing import Any
 import pyarrow as pa
 
 from sales_analytics.generator import GeneratorConfig, generate
-from sales_analytics.ingest.raw import read_day, read_unroutable
+from sales_analytics.ingest.raw import ingest_object, pending_objects, read_day, read_unroutable
 from sales_analytics.ingest.sources import ORDER_SOURCES
-from sales_analytics.ingest.raw import ingest_object, pending_objects
 from sales_analytics.lake.order_lines import clean_day
 from sales_analytics.profiles import initialized
 

@@ -7,6 +7,7 @@ import dagster as dg
 from sales_analytics.definitions import build_defs
 from sales_analytics.ingest.raw import ingest_object, pending_objects
 from sales_analytics.ingest.sources import ORDER_SOURCES
+from sales_analytics.partitions import RANGE_END_TAG, RANGE_START_TAG
 from sales_analytics.profiles import initialized
 from sales_analytics.sensors import landing_sensor, touched_partitions_sensor
 
@@ -34,9 +35,16 @@ def test_ingest_triggers_runs_for_exactly_the_touched_days(local_env: dict[str, 
     with initialized(local_env["lake"]) as lake:
         lake.put_bytes("landing/orders/pos/2026-02-03/a.csv", CSV.encode())
         lake.put_bytes("landing/orders/web/2026-02-09/b.csv", CSV.replace("2026-02-03", "2026-01-15").encode())
+        lake.put_bytes("landing/orders/web/2026-02-09/c.csv", CSV.replace("2026-02-03", "2026-02-04").encode())
     defs = build_defs(local_env)
     with dg.instance_for_test() as instance:
         assert defs.resolve_job_def("ingest_landing").execute_in_process(instance=instance).success
         context = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
-        result = touched_partitions_sensor.evaluate_tick(context)
-        assert sorted(r.partition_key for r in result.run_requests) == ["2026-01-15", "2026-02-03"]
+        requests = touched_partitions_sensor.evaluate_tick(context).run_requests
+        ranges = sorted((r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests)
+        assert ranges == [("2026-01-15", "2026-01-15"), ("2026-02-03", "2026-02-04")]
+        job = defs.resolve_job_def("daily_sales")
+        for request in requests:  # what the daemon would launch
+            assert job.execute_in_process(instance=instance, tags=request.tags).success
+        built = instance.get_materialized_partitions(dg.AssetKey(["reports", "daily_store_sales"]))
+        assert built == {"2026-01-15", "2026-02-03", "2026-02-04"}

@@ -29,8 +29,8 @@ def expected_report(files: dict[str, bytes]) -> dict[tuple[str, str], dict[str, 
         source = key.split("/")[2]
         for row in csv.DictReader(io.StringIO(files[key].decode())):
             try:
-                ts = dt.datetime.fromisoformat(row["order_ts"].replace("Z", "+00:00"))
-                updated = dt.datetime.fromisoformat(row["updated_at"].replace("Z", "+00:00"))
+                ts = dt.datetime.fromisoformat(row["order_ts"])
+                updated = dt.datetime.fromisoformat(row["updated_at"])
                 quantity, price, discount = int(row["quantity"]), float(row["unit_price"]), float(row["discount"])
                 assert row["order_id"] and row["store_id"] and row["status"] in ORDER_STATUSES
                 assert quantity >= 0 and price >= 0 and 0 <= discount <= 1
@@ -99,7 +99,7 @@ def test_report_in_every_store_equals_an_independent_computation(built: dict[str
 
 
 def test_malformed_rows_are_counted_in_metadata_not_lost(built: dict[str, Any]) -> None:
-    instance, summary = built["instance"], built["summary"]
+    instance = built["instance"]
     raw = instance.get_latest_materialization_event(dg.AssetKey(["raw", "order_lines"])).asset_materialization
     landed_rows = sum(len(list(csv.DictReader(io.StringIO(v.decode())))) for v in built["files"].values())
     assert raw.metadata["dagster/row_count"].value == landed_rows
@@ -107,7 +107,7 @@ def test_malformed_rows_are_counted_in_metadata_not_lost(built: dict[str, Any]) 
     runs = {r.event_log_entry.run_id: r.asset_materialization.metadata for r in records}
     rejected = sum(m["rows_rejected"].value for m in runs.values())
     collapsed = sum(m["duplicates_collapsed"].value for m in runs.values())
-    clean = sum(m["dagster/row_count"].value for m in runs.values())
+    clean = sum((m.get("dagster/row_count") or m["rows_in_run"]).value for m in runs.values())
     assert rejected > 0 and "not an integer" in "".join(m["rejected_rows"].value for m in runs.values())
     assert clean + rejected + collapsed + raw.metadata["rows_unroutable"].value == landed_rows
 

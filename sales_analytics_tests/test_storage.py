@@ -1,9 +1,12 @@
 """The storage layer on the embedded profile and on the real stack servers."""
 
 import datetime as dt
+import http.client
 import io
 import os
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
 import pyarrow as pa
@@ -75,28 +78,29 @@ def test_local_write_failing_midway_keeps_previous_object(local_env: dict[str, A
 
 
 def test_s3_upload_breaking_midway_keeps_previous_object(stack_env: dict[str, Any]) -> None:
-    """The property put_bytes relies on, against the real server: a broken upload never lands."""
+    """The property put_bytes relies on, against the real server: a connection that drops
+    mid-upload never replaces the object."""
+    key = "clean/t/data.parquet"
     with initialized(stack_env["lake"]) as lake:
-        lake.put_bytes("clean/t/data.parquet", b"previous")
+        lake.put_bytes(key, b"previous")
+        url = urlsplit(lake._s3_client().generate_presigned_url(
+            "put_object", Params={"Bucket": lake.bucket, "Key": key}, ExpiresIn=60))
 
-        class BrokenStream(io.RawIOBase):
-            sent = 0
+        def upload(body: bytes, declared_length: int) -> None:
+            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+            conn.putrequest("PUT", f"{url.path}?{url.query}", skip_accept_encoding=True)
+            conn.putheader("Content-Length", str(declared_length))
+            conn.endheaders()
+            conn.send(body)
+            if len(body) == declared_length:
+                assert conn.getresponse().status == 200
+            conn.close()
 
-            def readable(self) -> bool:
-                return True
-
-            def readinto(self, buffer: Any) -> int:
-                if self.sent > 64 * 1024:
-                    raise ConnectionResetError("network dropped mid-upload")
-                n = min(len(buffer), 16 * 1024)
-                buffer[:n] = b"x" * n
-                self.sent += n
-                return n
-
-        with pytest.raises(Exception):
-            lake._s3_client().put_object(Bucket=lake.bucket, Key="clean/t/data.parquet", Body=BrokenStream(),
-                                         ContentLength=1024 * 1024)
-        assert lake.get_bytes("clean/t/data.parquet") == b"previous"
+        upload(b"x" * 64 * 1024, declared_length=1024 * 1024)  # the client dies a sixteenth of the way in
+        time.sleep(1)
+        assert lake.get_bytes(key) == b"previous"
+        upload(b"complete", declared_length=8)  # the same path does replace the object when it completes
+        assert lake.get_bytes(key) == b"complete"
 
 
 # -- Parquet IO manager ---------------------------------------------------------------------

@@ -6,8 +6,9 @@ A landed file is kept as landed (every column as text) plus lineage (``source``,
 own day's shards, so its cost is bounded by the day, not by history, and a late line for an old
 day lands in that day's folder. Rows whose order date cannot be read go to ``_unroutable/``.
 
-A manifest object per landed file records the version ingested and the days it touched; it is
-written last, so a crash mid-ingest just re-ingests the file (shard names are deterministic).
+A manifest object per ingested file version, ``_manifest/<file id>/<version>.json``, records the
+days it touched. It is written last, so a crash mid-ingest just re-ingests the file (shard names
+are deterministic), and finding what is pending costs two listings, not a read per file.
 """
 
 from __future__ import annotations
@@ -54,24 +55,31 @@ def unroutable_key(landing_key: str) -> str:
     return f"{RAW_PREFIX}/{UNROUTABLE}/{file_id(landing_key)}.parquet"
 
 
-def manifest_key(landing_key: str) -> str:
-    return f"{MANIFEST_PREFIX}/{file_id(landing_key)}.json"
+def manifest_key(landing_key: str, version: str) -> str:
+    return f"{MANIFEST_PREFIX}/{file_id(landing_key)}/{version}.json"
 
 
-def read_manifest(lake: LakeResource, landing_key: str) -> FileIngest | None:
-    key = manifest_key(landing_key)
-    if not lake.exists(key):
-        return None
-    return FileIngest(**json.loads(lake.get_bytes(key)))
+def ingested_versions(lake: LakeResource) -> dict[str, set[str]]:
+    """file id -> object versions already ingested, from one listing of the manifests."""
+    versions: dict[str, set[str]] = {}
+    for info in lake.list(f"{MANIFEST_PREFIX}/"):
+        fid, version = info.key.removeprefix(f"{MANIFEST_PREFIX}/").removesuffix(".json").split("/", 1)
+        versions.setdefault(fid, set()).add(version)
+    return versions
 
 
 def pending_objects(lake: LakeResource, sources: tuple[LandingSource, ...]) -> Iterator[tuple[LandingSource, ObjectInfo]]:
     """Landed objects whose current version has not been ingested yet."""
+    done = ingested_versions(lake)
     for source in sources:
         for info in lake.list(source.prefix):
-            done = read_manifest(lake, info.key)
-            if done is None or done.version != info.version:
+            if info.version not in done.get(file_id(info.key), ()):
                 yield source, info
+
+
+def _previous_manifests(lake: LakeResource, landing_key: str) -> list[tuple[str, FileIngest]]:
+    return [(o.key, FileIngest(**json.loads(lake.get_bytes(o.key))))
+            for o in lake.list(f"{MANIFEST_PREFIX}/{file_id(landing_key)}/")]
 
 
 def read_landed_csv(data: bytes, landing_key: str) -> pa.Table:
@@ -110,15 +118,19 @@ def ingest_object(lake: LakeResource, source: LandingSource, info: ObjectInfo) -
     result.unroutable = unroutable.num_rows
     if unroutable.num_rows:
         lake.put_bytes(unroutable_key(info.key), table_to_parquet_bytes(unroutable))
-    _drop_superseded_shards(lake, read_manifest(lake, info.key), result)
-    lake.put_bytes(manifest_key(info.key), json.dumps(result.__dict__, sort_keys=True).encode())
+    # Order matters for crash safety: superseded shards go before the new manifest marks the
+    # version done; the old manifest goes last, once nothing it describes is left.
+    superseded = [(key, m) for key, m in _previous_manifests(lake, info.key) if m.version != info.version]
+    for _, manifest in superseded:
+        _drop_superseded_shards(lake, manifest, result)
+    lake.put_bytes(manifest_key(info.key, info.version), json.dumps(result.__dict__, sort_keys=True).encode())
+    for key, _ in superseded:
+        lake.delete(key)
     return result
 
 
-def _drop_superseded_shards(lake: LakeResource, previous: FileIngest | None, current: FileIngest) -> None:
+def _drop_superseded_shards(lake: LakeResource, previous: FileIngest, current: FileIngest) -> None:
     """A re-delivered file replaces its earlier version, including days it no longer touches."""
-    if previous is None:
-        return
     for day in set(previous.days) - set(current.days):
         lake.delete(shard_key(day, current.key))
     if previous.unroutable and not current.unroutable:

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 from sales_analytics.ingest.assets import raw_order_lines
 from sales_analytics.ingest.raw import read_day
 from sales_analytics.lake.order_lines import CleanDay, clean_day
-from sales_analytics.partitions import daily_partitions, monthly_chunks
+from sales_analytics.partitions import daily_partitions, monthly_chunks, row_count_metadata
 from sales_analytics.schema import ORDER_LINES, TableSpec
 from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.parquet_io import PARTITION_COLUMN
@@ -57,7 +57,7 @@ def clean_order_lines(context: dg.AssetExecutionContext, lake: LakeResource) -> 
     yield dg.Output(
         lines,
         metadata={
-            "dagster/row_count": lines.num_rows,
+            **row_count_metadata(context, lines.num_rows),
             "rows_in": rows_in,
             "rows_rejected": rejects.num_rows,
             "duplicates_collapsed": duplicates,

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from sales_analytics.schema import CHANNELS, ORDER_STATUSES, TableSpec
 
+Arrays = pa.Array | pa.ChunkedArray
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%z"  # ISO 8601 with a zone (Z or ±hh:mm)
 _INT = r"^\s*[+-]?\d+\s*$"
 _FLOAT = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
@@ -122,7 +123,8 @@ def _arrow_type(spec: TableSpec, name: str) -> pa.DataType:
     return spec.arrow_schema().field(name).type
 
 
-def _record(reason, column, value, mask, why: str, name: str, text, parsed):
+def _record(reason: Arrays, column: Arrays, value: Arrays, mask: Arrays, why: str, name: str, text: Arrays,
+            parsed: Arrays) -> tuple[Arrays, Arrays, Arrays]:
     """Note the first failure per row: later columns do not overwrite an earlier verdict."""
     new = pc.and_(pc.fill_null(mask, False), pc.is_null(reason))
     shown = pc.if_else(pc.is_valid(text), text, pc.cast(parsed, pa.string()))

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sales_analytics.lake.assets import CLEAN_ORDER_LINES, column_schema
-from sales_analytics.partitions import daily_partitions, monthly_chunks
+from sales_analytics.partitions import daily_partitions, monthly_chunks, row_count_metadata
 from sales_analytics.schema import DAILY_STORE_SALES
 from sales_analytics.storage.parquet_io import PARTITION_COLUMN
 
@@ -81,10 +81,10 @@ def _money(values: pa.Array) -> pa.Array:
                           description="net_sales <= gross_sales and no negative amounts per store-day."),
     ],
 )
-def daily_store_sales(order_lines: pa.Table) -> Iterator[dg.Output | dg.AssetCheckResult]:
+def daily_store_sales(context: dg.AssetExecutionContext, order_lines: pa.Table) -> Iterator[dg.Output | dg.AssetCheckResult]:
     report = compute_daily_store_sales(order_lines)
     yield dg.Output(report, metadata={
-        "dagster/row_count": report.num_rows,
+        **row_count_metadata(context, report.num_rows),
         "net_sales_total": float(pc.sum(report["net_sales"]).as_py() or 0.0),
         "preview": dg.MetadataValue.md(_preview(report)),
     })

@@ -9,7 +9,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sales_analytics.partitions import daily_partitions, monthly_chunks
+from sales_analytics.partitions import daily_partitions, monthly_chunks, row_count_metadata
 from sales_analytics.schema import TableSpec
 from sales_analytics.storage.serving_store import ServingStore
 from sales_analytics.storage.sql_store import SqlReportStore
@@ -21,13 +21,13 @@ def _partitions(report: pa.Table, spec: TableSpec, keys: list[str]) -> list[tupl
 
 
 def publish_assets(spec: TableSpec, report_key: dg.AssetKey) -> list[dg.AssetsDefinition]:
-    common = dict(
-        ins={"report": dg.AssetIn(report_key)},
-        partitions_def=daily_partitions,
-        backfill_policy=monthly_chunks,
-        group_name="reports",
-        owners=["team:analytics"],
-    )
+    common = {
+        "ins": {"report": dg.AssetIn(report_key)},
+        "partitions_def": daily_partitions,
+        "backfill_policy": monthly_chunks,
+        "group_name": "reports",
+        "owners": ["team:analytics"],
+    }
 
     @dg.asset(key=["reports", "rds", spec.name], kinds={"postgres", "sql"},
               description=f"`{spec.name}` in the SQL report store (RDS PostgreSQL; SQLite locally), for BI.", **common)
@@ -35,7 +35,7 @@ def publish_assets(spec: TableSpec, report_key: dg.AssetKey) -> list[dg.AssetsDe
         written = 0
         for key, rows in _partitions(report, spec, context.partition_keys):
             written += report_db.replace_partition(spec, key, rows)
-        return dg.MaterializeResult(metadata={"dagster/row_count": written, "table": spec.name})
+        return dg.MaterializeResult(metadata={**row_count_metadata(context, written), "table": spec.name})
 
     @dg.asset(key=["reports", "dynamodb", spec.name], kinds={"dynamodb"},
               description=f"`{spec.name}` items in the serving store (DynamoDB; embedded locally), for the API.", **common)
@@ -44,7 +44,7 @@ def publish_assets(spec: TableSpec, report_key: dg.AssetKey) -> list[dg.AssetsDe
         for key, rows in _partitions(report, spec, context.partition_keys):
             stats = serving_store.replace_partition(spec, key, rows)
             written, deleted = written + stats.written, deleted + stats.deleted
-        return dg.MaterializeResult(metadata={"dagster/row_count": written, "stale_items_deleted": deleted,
+        return dg.MaterializeResult(metadata={**row_count_metadata(context, written), "stale_items_deleted": deleted,
                                               "table": serving_store.table_name(spec)})
 
     return [publish_sql, publish_serving]

@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import boto3
 import dagster as dg
 import pyarrow as pa
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -117,9 +118,7 @@ class DynamoDBServingStore(ServingStore, ResourceWithBoto3Configuration):
             self._client = session.client("dynamodb", endpoint_url=self.endpoint_url, use_ssl=self.use_ssl, verify=self.verify)
         return self._client
 
-    def _session(self) -> Any:
-        import boto3
-
+    def _session(self) -> boto3.session.Session:
         return boto3.session.Session(
             region_name=self.region_name,
             profile_name=self.profile_name,
