@@ -14,24 +14,30 @@ from sales_analytics.jobs import daily_sales_job, ingest_job
 from sales_analytics.partitions import day_ranges, range_tags
 
 
+COUNTED = ("rows_rejected", "rows_unroutable", "duplicates_collapsed")
+
+
 @dataclass
 class BuildSummary:
     touched_days: list[str] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
     partitions: dict[str, int] = field(default_factory=dict)  # asset -> partitions materialized
     rows: dict[str, int] = field(default_factory=dict)  # asset -> rows written, over all runs
+    counts: dict[str, int] = field(default_factory=dict)  # COUNTED metadata, summed over runs
     checks: dict[str, bool] = field(default_factory=dict)  # "asset:check" -> all passed
 
 
-def ingest_and_build(defs: dg.Definitions, instance: dg.DagsterInstance) -> BuildSummary:
+def ingest_and_build(defs: dg.Definitions, instance: dg.DagsterInstance, console_log_level: str = "WARNING") -> BuildSummary:
+    """Every event is still recorded in the instance; ``console_log_level`` only quiets the terminal."""
     summary = BuildSummary()
-    ingest = defs.resolve_job_def(ingest_job.name).execute_in_process(instance=instance)
+    run_config = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
+    ingest = defs.resolve_job_def(ingest_job.name).execute_in_process(instance=instance, run_config=run_config)
     _collect(ingest, summary)
     raw = ingest.get_asset_materialization_events()[0].materialization
     summary.touched_days = list(raw.metadata["touched_partitions"].value)
     job = defs.resolve_job_def(daily_sales_job.name)
     for first, last in day_ranges(summary.touched_days):
-        result = job.execute_in_process(instance=instance, tags=range_tags(first, last))
+        result = job.execute_in_process(instance=instance, tags=range_tags(first, last), run_config=run_config)
         _collect(result, summary)
     return summary
 
@@ -44,9 +50,14 @@ def _collect(result: dg.ExecuteInProcessResult, summary: BuildSummary) -> None:
         summary.partitions[name] = summary.partitions.get(name, 0) + 1
         metadata = event.materialization.metadata
         rows = metadata.get("dagster/row_count") or metadata.get("rows_in_run")
-        if rows is not None and name not in counted:  # a range run repeats its metadata on every partition
+        if name in counted:  # a range run repeats its metadata on every partition
+            continue
+        counted.add(name)
+        if rows is not None:
             summary.rows[name] = summary.rows.get(name, 0) + int(rows.value)
-            counted.add(name)
+        for key in COUNTED:
+            if key in metadata:
+                summary.counts[key] = summary.counts.get(key, 0) + int(metadata[key].value)
     for evaluation in result.get_asset_check_evaluations():
         name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         summary.checks[name] = summary.checks.get(name, True) and evaluation.passed
