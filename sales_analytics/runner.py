@@ -13,7 +13,6 @@ import dagster as dg
 from sales_analytics.jobs import daily_sales_job, ingest_job
 from sales_analytics.partitions import day_ranges, range_tags
 
-
 COUNTED = ("rows_rejected", "rows_unroutable", "duplicates_collapsed")
 
 
