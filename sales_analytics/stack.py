@@ -235,6 +235,13 @@ def _as_postgres_user(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
 
 
+def _check_reachable_by_postgres(folder: Path) -> None:
+    probe = subprocess.run(_as_postgres_user(["test", "-w", str(folder)]), check=False)
+    if probe.returncode != 0:
+        raise StackError(f"the postgres user cannot write {folder} (a parent folder is not traversable); "
+                         "point SALES_ANALYTICS_HOME at a folder it can reach")
+
+
 def _postgres_ready(settings: StackSettings) -> bool:
     try:
         with psycopg.connect(host="127.0.0.1", port=settings.postgres_port, user=settings.postgres_user,
@@ -255,6 +262,7 @@ def start_postgres(settings: StackSettings, paths: StackPaths) -> bool:
         data.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(data, "postgres", "postgres")
+            _check_reachable_by_postgres(data)
         subprocess.run(_as_postgres_user([_pg_bin("initdb"), "-D", str(data), "-U", settings.postgres_user,
                                           "-A", "trust", "-E", "UTF8"]), check=True, stdout=subprocess.DEVNULL)
     log = paths.log("postgres")

@@ -4,6 +4,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def free_port() -> int:
 @pytest.mark.skipif(os.geteuid() == 0 and shutil.which("runuser") is None, reason="needs runuser to drop root")
 def test_private_postgres_cluster_when_none_answers() -> None:
     settings = StackSettings(s3_port=1, dynamodb_port=1, postgres_port=free_port(), database="private_check")
-    paths = stack.StackPaths(data_home() / "test-private-pg", data_home() / "tools")
+    root = Path(tempfile.mkdtemp(prefix="sales-analytics-pg-", dir="/tmp"))
+    root.chmod(0o755)  # reachable by the postgres user the cluster runs as
+    paths = stack.StackPaths(root, data_home() / "tools")
     try:
         assert stack.start_postgres(settings, paths) is True
         with psycopg.connect(host="127.0.0.1", port=settings.postgres_port, user="postgres", dbname="private_check") as conn:
@@ -65,4 +68,5 @@ def test_private_postgres_cluster_when_none_answers() -> None:
         assert stack.start_postgres(settings, paths) is False  # answering now: reused, not started twice
     finally:
         stack.stop(["postgres"], paths)
+        shutil.rmtree(root, ignore_errors=True)
     assert not stack.port_open(settings.postgres_port)
