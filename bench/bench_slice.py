@@ -28,11 +28,11 @@ import pyarrow.parquet as pq
 # Imported here, not in the stages, so import time is not counted against any stage.
 from sales_analytics.generator import GeneratorConfig
 from sales_analytics.generator import generate as run_generator
-from sales_analytics.ingest.raw import ingest_object, pending_objects, read_day
-from sales_analytics.ingest.sources import ORDER_SOURCES
+from sales_analytics.ingest.raw import ingest_object, pending_objects, read_day_shards
 from sales_analytics.lake.order_lines import clean_day
 from sales_analytics.profiles import local_resources
 from sales_analytics.reports.daily_store_sales import compute_daily_store_sales
+from sales_analytics.sources.spec import file_sources
 from sales_analytics.storage.lake import LakeResource
 
 
@@ -72,13 +72,14 @@ def baseline_csv_to_parquet(home: str) -> int:
 
 def ingest(home: str) -> int:
     lake = _lake(home)
-    return sum(ingest_object(lake, s, i).rows for s, i in list(pending_objects(lake, ORDER_SOURCES)))
+    return sum(ingest_object(lake, s, i).rows for s, i in list(pending_objects(lake, file_sources())))
 
 
 def clean_and_report(home: str, days: list[str]) -> int:
+    specs = {s.name: s for s in file_sources()}
     lake, rows = _lake(home), 0
     for day in days:
-        cleaned = clean_day(read_day(lake, day), dt.date.fromisoformat(day))
+        cleaned = clean_day(read_day_shards(lake, day), dt.date.fromisoformat(day), specs)
         compute_daily_store_sales(cleaned.lines)
         rows += cleaned.rows_in
     return rows

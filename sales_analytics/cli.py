@@ -45,9 +45,10 @@ def _demo(args: argparse.Namespace) -> None:
           f"({len(summary.run_ids)} runs, {len(summary.touched_days)} order dates)")
     for asset, partitions in sorted(summary.partitions.items()):
         print(f"  {asset:<40} {partitions:>4} materializations  {summary.rows.get(asset, 0):>9,} rows")
-    landed, clean, counts = summary.rows.get("raw/order_lines", 0), summary.rows.get("clean/order_lines", 0), summary.counts
-    print(f"  reconciled: {landed:,} landed = {clean:,} clean + {counts.get('rows_rejected', 0):,} rejected + "
-          f"{counts.get('rows_unroutable', 0):,} unroutable + {counts.get('duplicates_collapsed', 0):,} duplicates collapsed")
+    rows, counts = summary.rows, summary.counts
+    print(f"  reconciled: {rows.get('raw/order_lines', 0):,} landed = {rows.get('clean/order_lines', 0):,} clean + "
+          f"{rows.get('quarantine/landing', 0) + counts.get('rows_rejected', 0):,} quarantined + "
+          f"{counts.get('duplicates_collapsed', 0):,} duplicates collapsed")
     failed = [name for name, ok in summary.checks.items() if not ok]
     print(f"  checks: {len(summary.checks) - len(failed)} passed, {len(failed)} failed {failed or ''}")
     print(f"  lake:      {lake_uri}")

@@ -165,6 +165,22 @@ CALENDAR = TableSpec(
     key=("date",),
 )
 
+QUARANTINE = TableSpec(
+    name="quarantine",
+    description="Every rejected row or file: where it came from, which column, what value, and why.",
+    columns=_cols(
+        ("order_date", "date", True, "the partition the row would have gone to, if known"),
+        ("source", "string", False),
+        ("source_file", "string", False),
+        ("source_row", "int64", False, "1-based record number in the file; 0 for a whole file"),
+        ("column", "string", True),
+        ("value", "string", True),
+        ("reason", "string", False),
+    ),
+    key=("source_file", "source_row"),
+    partition_column="order_date",
+)
+
 DAILY_STORE_SALES = TableSpec(
     name="daily_store_sales",
     description="Sales per store and day, from clean order lines (cancelled lines excluded).",

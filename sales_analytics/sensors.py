@@ -5,11 +5,11 @@ import hashlib
 
 import dagster as dg
 
-from sales_analytics.ingest.assets import raw_order_lines
+from sales_analytics.ingest.assets import RAW_ORDER_LINES
 from sales_analytics.ingest.raw import pending_objects
-from sales_analytics.ingest.sources import ORDER_SOURCES
 from sales_analytics.jobs import daily_sales_job, ingest_job
 from sales_analytics.partitions import day_ranges, range_tags
+from sales_analytics.sources.spec import file_sources
 from sales_analytics.storage.lake import LakeResource
 
 MAX_OBJECTS_PER_TICK = 500
@@ -19,7 +19,7 @@ MAX_OBJECTS_PER_TICK = 500
            description="Starts an ingest run when landed objects appear (or change) that were not ingested yet.")
 def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult | dg.SkipReason:
     pending = []
-    for _, info in pending_objects(lake, ORDER_SOURCES):
+    for _, info in pending_objects(lake, file_sources()):
         pending.append(f"{info.key}@{info.version}")
         if len(pending) >= MAX_OBJECTS_PER_TICK:
             break
@@ -30,7 +30,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> d
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=run_key, tags={"landed_objects": str(len(pending))})])
 
 
-@dg.asset_sensor(asset_key=raw_order_lines.key, job=daily_sales_job, default_status=dg.DefaultSensorStatus.STOPPED,
+@dg.asset_sensor(asset_key=RAW_ORDER_LINES, job=daily_sales_job, default_status=dg.DefaultSensorStatus.STOPPED,
                  description="After each raw ingest, re-runs the order-date partitions it touched, and only those.")
 def touched_partitions_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry) -> dg.SensorResult:
     materialization = asset_event.asset_materialization

@@ -30,7 +30,9 @@ def test_dagster_cli_validates_the_workspace() -> None:
 def test_lineage_runs_landing_raw_clean_report_stores() -> None:
     graph = defs.resolve_asset_graph()
     key = dg.AssetKey.from_user_string
-    assert graph.get(key("raw/order_lines")).parent_keys == {key("landing/orders_pos"), key("landing/orders_web")}
+    landing = {k for k in graph.get_all_asset_keys() if k.path[0] == "landing"}
+    assert {key("landing/pos"), key("landing/web"), key("landing/superstore")} <= landing
+    assert graph.get(key("raw/order_lines")).parent_keys == landing
     assert graph.get(key("clean/order_lines")).parent_keys == {key("raw/order_lines")}
     assert graph.get(key("reports/daily_store_sales")).parent_keys == {key("clean/order_lines")}
     assert graph.get(key("reports/daily_store_sales")).child_keys == {key("reports/rds/daily_store_sales"),
@@ -44,13 +46,14 @@ def test_checks_guard_clean_table_and_report() -> None:
     assert {("clean/order_lines", n) for n in ("matches_canonical_schema", "unique_key",
                                                "non_negative_quantity_and_price", "reconciles_with_raw")} <= checks
     assert ("reports/daily_store_sales", "units_reconcile_with_clean") in checks
+    assert ("raw/order_lines", "no_schema_drift") in checks
 
 
 def test_daily_job_selects_clean_and_reports_and_schedule_targets_it() -> None:
     job = defs.resolve_job_def("daily_sales")
     selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
-    assert selected == {"clean/order_lines", "reports/daily_store_sales", "reports/rds/daily_store_sales",
-                        "reports/dynamodb/daily_store_sales"}
+    assert selected == {"clean/order_lines", "quarantine/order_lines", "reports/daily_store_sales",
+                        "reports/rds/daily_store_sales", "reports/dynamodb/daily_store_sales"}
     schedule = defs.resolve_schedule_def("daily_sales_schedule")
     assert schedule.cron_schedule == "0 3 * * *"
     tick = dt.datetime(2026, 3, 5, 3, 0, tzinfo=dt.UTC)

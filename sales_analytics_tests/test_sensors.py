@@ -6,10 +6,10 @@ import dagster as dg
 
 from sales_analytics.definitions import build_defs
 from sales_analytics.ingest.raw import ingest_object, pending_objects
-from sales_analytics.ingest.sources import ORDER_SOURCES
 from sales_analytics.partitions import RANGE_END_TAG, RANGE_START_TAG
 from sales_analytics.profiles import initialized
 from sales_analytics.sensors import landing_sensor, touched_partitions_sensor
+from sales_analytics.sources.spec import file_sources
 
 CSV = ("order_id,line_no,order_ts,store_id,channel,product_id,customer_id,quantity,unit_price,discount,currency,status,updated_at\n"
        "A1,1,2026-02-03T10:00:00Z,S001,store,P1,,1,2.50,0,EUR,sold,2026-02-03T10:00:00Z\n")
@@ -26,7 +26,7 @@ def test_landing_sensor_requests_one_run_per_new_set_of_objects(local_env: dict[
         lake.put_bytes("landing/orders/pos/2026-02-03/a.csv", CSV.encode())
         first, again = tick(local_env).run_requests, tick(local_env).run_requests
         assert len(first) == 1 and first[0].run_key == again[0].run_key  # same objects: same run key, one run
-        for source, info in pending_objects(lake, ORDER_SOURCES):
+        for source, info in pending_objects(lake, file_sources()):
             ingest_object(lake, source, info)
     assert isinstance(tick(local_env), dg.SkipReason)
 

@@ -1,50 +1,71 @@
-"""Assets of the ``sources`` and ``raw`` groups."""
+"""Assets of the ``sources`` and ``raw`` groups: one landing spec per declared source."""
 
+from collections.abc import Iterator
 
 import dagster as dg
+from pydantic import Field
 
-from sales_analytics.ingest.raw import RAW_PREFIX, ingest_object, pending_objects
-from sales_analytics.ingest.sources import ORDER_SOURCES
+from sales_analytics.ingest.raw import LANDING_QUARANTINE_PREFIX, RAW_PREFIX, FileIngest, ingest_object, pending_objects
+from sales_analytics.sources.spec import file_sources
 from sales_analytics.storage.lake import LakeResource
+
+RAW_ORDER_LINES = dg.AssetKey(["raw", "order_lines"])
+LANDING_QUARANTINE = dg.AssetKey(["quarantine", "landing"])
 
 landing_specs = [
     dg.AssetSpec(
-        ["landing", f"orders_{source.name}"],
-        description=f"{source.description} Lands under `{source.prefix}`.",
+        ["landing", source.name],
+        description=f"{source.description.strip()}\n\nLands under `{source.prefix}` as {source.format.type}.",
         group_name="sources",
-        kinds={"s3", "csv"},
+        kinds={"s3", source.format.type},
         owners=["team:data-engineering"],
-        metadata={"prefix": source.prefix},
+        metadata={"prefix": source.prefix, "timezone": source.timezone},
     )
-    for source in ORDER_SOURCES
+    for source in file_sources()
 ]
 
 
-@dg.asset(
-    key=["raw", "order_lines"],
-    deps=landing_specs,
-    group_name="raw",
-    kinds={"s3", "parquet"},
-    owners=["team:data-engineering"],
-    description=(
-        "Every landed order line as landed (all text), with its source file and row, sharded by "
-        f"order date under `{RAW_PREFIX}/`. Ingests each landed object version exactly once."
-    ),
+class IngestConfig(dg.Config):
+    sources: list[str] = Field(default_factory=list, description="limit this run to these sources (empty: all)")
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(RAW_ORDER_LINES, deps=landing_specs, group_name="raw", kinds={"s3", "parquet"},
+                     owners=["team:data-engineering"],
+                     description=("Every landed order line as landed (all text), with its source, file and record "
+                                  f"number, sharded by business date under `{RAW_PREFIX}/`. Each landed object "
+                                  "version is ingested exactly once.")),
+        dg.AssetSpec(LANDING_QUARANTINE, deps=landing_specs, group_name="raw", kinds={"s3", "parquet"},
+                     owners=["team:data-engineering"],
+                     description=(f"Rejected at landing, under `{LANDING_QUARANTINE_PREFIX}/`: unreadable files, "
+                                  "records that do not split into columns, rows without a readable order time.")),
+    ],
+    check_specs=[dg.AssetCheckSpec("no_schema_drift", asset=RAW_ORDER_LINES,
+                                   description="Landed files carry no columns their source spec does not know.")],
 )
-def raw_order_lines(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    ingested = []
-    for source, info in pending_objects(lake, ORDER_SOURCES):
-        result = ingest_object(lake, source, info)
-        context.log.info(f"ingested {info.key}: {result.rows} rows over {len(result.days)} days, {result.unroutable} unroutable")
+def raw_order_lines(context: dg.AssetExecutionContext, config: IngestConfig, lake: LakeResource) -> Iterator:
+    sources = tuple(s for s in file_sources() if not config.sources or s.name in config.sources)
+    ingested: list[FileIngest] = []
+    for spec, info in pending_objects(lake, sources):
+        result = ingest_object(lake, spec, info)
         ingested.append(result)
+        if result.unreadable:
+            context.log.warning(f"{info.key} quarantined whole: {result.unreadable}")
+        else:
+            context.log.info(f"ingested {info.key}: {result.rows} rows over {len(result.days)} days, {result.quarantined} quarantined")
     touched = sorted({day for r in ingested for day in r.days})
-    unroutable = sum(r.unroutable for r in ingested)
-    return dg.MaterializeResult(
-        metadata={
-            "files_ingested": len(ingested),
-            "dagster/row_count": sum(r.rows for r in ingested),
-            "rows_unroutable": dg.MetadataValue.int(unroutable),
-            "touched_partitions": dg.MetadataValue.json(touched),
-            "files": dg.MetadataValue.md("\n".join(f"- `{r.key}` ({r.rows} rows)" for r in ingested[:50]) or "none new"),
-        }
-    )
+    yield dg.MaterializeResult(asset_key=RAW_ORDER_LINES, metadata={
+        "files_ingested": len(ingested),
+        "dagster/row_count": sum(r.rows for r in ingested),
+        "touched_partitions": dg.MetadataValue.json(touched),
+        "files": dg.MetadataValue.md("\n".join(f"- `{r.key}` ({r.rows} rows)" for r in ingested[:50]) or "none new"),
+    })
+    yield dg.MaterializeResult(asset_key=LANDING_QUARANTINE, metadata={
+        "dagster/row_count": sum(r.quarantined for r in ingested),
+        "files_unreadable": dg.MetadataValue.md(
+            "\n".join(f"- `{r.key}`: {r.unreadable}" for r in ingested if r.unreadable) or "none"),
+    })
+    drift = {r.key: r.new_columns for r in ingested if r.new_columns}
+    yield dg.AssetCheckResult(check_name="no_schema_drift", asset_key=RAW_ORDER_LINES, passed=not drift,
+                              severity=dg.AssetCheckSeverity.WARN, metadata={"new_columns": dg.MetadataValue.json(drift)})

@@ -1,45 +1,50 @@
-"""Landing objects → raw shards, exactly once per object version.
+"""Landing objects → raw shards, exactly once per object version, nothing lost.
 
-A landed file is kept as landed (every column as text) plus lineage (``source``,
-``source_file``, ``source_row``), and sharded by order date into
-``raw/order_lines/order_date=<day>/<file id>.parquet``. A clean partition then reads only its
-own day's shards, so its cost is bounded by the day, not by history, and a late line for an old
-day lands in that day's folder. Rows whose order date cannot be read go to ``_unroutable/``.
+A landed file is read as declared by its source spec and kept as landed (every column as text)
+plus lineage (``source``, ``source_file``, ``source_row``), sharded by business date into
+``raw/order_lines/order_date=<day>/<file id>.parquet``. A clean partition then reads only its own
+day's shards, so its cost is bounded by the day, not by history, and a late line for an old day
+lands in that day's folder.
 
-A manifest object per ingested file version, ``_manifest/<file id>/<version>.json``, records the
-days it touched. It is written last, so a crash mid-ingest just re-ingests the file (shard names
-are deterministic), and finding what is pending costs two listings, not a read per file.
+What cannot be sharded goes to ``quarantine/landing/<file id>.parquet`` with its reason: records
+that do not split into the header's columns, rows without a readable order time, and whole files
+that cannot be read (wrong format, truncated gzip, missing required columns). Other files go on.
+
+A manifest per ingested file version, ``_manifest/<file id>/<version>.json``, records the days it
+touched. It is written last, so a crash mid-ingest just re-ingests the file (shard names are
+deterministic), and finding what is pending costs two listings, not a read per file.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
-from sales_analytics.ingest.sources import LandingSource
-from sales_analytics.lake.coerce import parse_timestamps
+from sales_analytics.schema import QUARANTINE
+from sales_analytics.sources.mapping import order_days
+from sales_analytics.sources.readers import UnreadableFile, read_landed
+from sales_analytics.sources.spec import ROW_NUMBER, SourceSpec
 from sales_analytics.storage.lake import LakeResource, ObjectInfo
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, table_to_parquet_bytes
 
 RAW_PREFIX = "raw/order_lines"
-UNROUTABLE = "_unroutable"
 MANIFEST_PREFIX = f"{RAW_PREFIX}/_manifest"
-LINEAGE_COLUMNS = ("source", "source_file", "source_row")
+LANDING_QUARANTINE_PREFIX = "quarantine/landing"
 
 
 @dataclass
 class FileIngest:
     key: str
     version: str
-    rows: int = 0
-    unroutable: int = 0
+    source: str = ""
+    rows: int = 0  # records in the file, good or bad
+    quarantined: int = 0  # records quarantined at landing (unsplittable, no order time, unreadable file)
+    unreadable: str | None = None  # the reason, when the whole file was quarantined
+    new_columns: list[str] = field(default_factory=list)  # schema drift: columns the spec does not know
     days: dict[str, int] = field(default_factory=dict)
 
 
@@ -51,8 +56,8 @@ def shard_key(day: str, landing_key: str) -> str:
     return f"{RAW_PREFIX}/order_date={day}/{file_id(landing_key)}.parquet"
 
 
-def unroutable_key(landing_key: str) -> str:
-    return f"{RAW_PREFIX}/{UNROUTABLE}/{file_id(landing_key)}.parquet"
+def landing_quarantine_key(landing_key: str) -> str:
+    return f"{LANDING_QUARANTINE_PREFIX}/{file_id(landing_key)}.parquet"
 
 
 def manifest_key(landing_key: str, version: str) -> str:
@@ -68,7 +73,7 @@ def ingested_versions(lake: LakeResource) -> dict[str, set[str]]:
     return versions
 
 
-def pending_objects(lake: LakeResource, sources: tuple[LandingSource, ...]) -> Iterator[tuple[LandingSource, ObjectInfo]]:
+def pending_objects(lake: LakeResource, sources: tuple[SourceSpec, ...]) -> Iterator[tuple[SourceSpec, ObjectInfo]]:
     """Landed objects whose current version has not been ingested yet."""
     done = ingested_versions(lake)
     for source in sources:
@@ -82,69 +87,86 @@ def _previous_manifests(lake: LakeResource, landing_key: str) -> list[tuple[str,
             for o in lake.list(f"{MANIFEST_PREFIX}/{file_id(landing_key)}/")]
 
 
-def read_landed_csv(data: bytes, landing_key: str) -> pa.Table:
-    """Every column as text, exactly as landed, with 1-based data-row numbers."""
-    header = next(csv.reader(io.StringIO(data[:65536].decode("utf-8-sig", errors="replace"))), [])
+def _quarantine_rows(spec: SourceSpec, key: str, rows: list[int], columns: list[str | None], values: list[str | None],
+                     reasons: list[str]) -> pa.Table:
+    n = len(rows)
+    return pa.table({
+        "order_date": pa.nulls(n, pa.date32()),
+        "source": pa.array([spec.name] * n, pa.string()),
+        "source_file": pa.array([key] * n, pa.string()),
+        "source_row": pa.array(rows, pa.int64()),
+        "column": pa.array(columns, pa.string()),
+        "value": pa.array(values, pa.string()),
+        "reason": pa.array(reasons, pa.string()),
+    }, schema=QUARANTINE.arrow_schema())
+
+
+def _read(lake: LakeResource, spec: SourceSpec, info: ObjectInfo, result: FileIngest) -> tuple[pa.Table | None, pa.Table]:
+    """(landed rows, or None for an unreadable file; quarantine rows so far)."""
     try:
-        table = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(encoding="utf8"),
-            convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in header}),
-        )
-    except pa.ArrowInvalid as err:
-        raise ValueError(f"{landing_key}: cannot be read as CSV: {err}") from err
-    return table.append_column("source_row", pa.array(range(1, table.num_rows + 1), pa.int64()))
+        landed = read_landed(lake.get_bytes(info.key), info.key, spec.format)
+        header = [c for c in landed.table.column_names if c != "source_row"]
+        missing = sorted(spec.required_source_columns() - set(header) - {ROW_NUMBER})
+        if missing:
+            raise UnreadableFile(f"missing required columns {missing}")
+    except UnreadableFile as err:
+        result.unreadable, result.quarantined = str(err), 1
+        return None, _quarantine_rows(spec, info.key, [0], [None], [None], [f"file not ingested: {err}"])
+    result.new_columns = [c for c in header if c not in spec.source_columns]
+    broken = landed.broken
+    quarantine = _quarantine_rows(spec, info.key, [b[0] for b in broken], [None] * len(broken), [None] * len(broken),
+                                  [b[1] for b in broken])
+    table = landed.table
+    table = table.append_column("source", pa.array([spec.name] * table.num_rows, pa.string()))
+    table = table.append_column("source_file", pa.array([info.key] * table.num_rows, pa.string()))
+    return table, quarantine
 
 
-def order_day(raw: pa.Table) -> pa.Array:
-    """UTC order date as ``YYYY-MM-DD`` text, null where order_ts does not parse."""
-    if "order_ts" not in raw.column_names:
-        return pa.nulls(raw.num_rows, pa.string())
-    return pc.strftime(parse_timestamps(raw["order_ts"]), format="%Y-%m-%d")
-
-
-def ingest_object(lake: LakeResource, source: LandingSource, info: ObjectInfo) -> FileIngest:
-    raw = read_landed_csv(lake.get_bytes(info.key), info.key)
-    raw = raw.append_column("source", pa.array([source.name] * raw.num_rows, pa.string()))
-    raw = raw.append_column("source_file", pa.array([info.key] * raw.num_rows, pa.string()))
-    days = order_day(raw)
-    result = FileIngest(key=info.key, version=info.version, rows=raw.num_rows)
-    routable = pc.is_valid(days)
-    for day in pc.unique(days.filter(routable)).to_pylist():
-        shard = raw.filter(pc.equal(days, day))
-        lake.put_bytes(shard_key(day, info.key), table_to_parquet_bytes(shard))
-        result.days[day] = shard.num_rows
-    unroutable = raw.filter(pc.invert(routable))
-    result.unroutable = unroutable.num_rows
-    if unroutable.num_rows:
-        lake.put_bytes(unroutable_key(info.key), table_to_parquet_bytes(unroutable))
-    # Order matters for crash safety: superseded shards go before the new manifest marks the
-    # version done; the old manifest goes last, once nothing it describes is left.
-    superseded = [(key, m) for key, m in _previous_manifests(lake, info.key) if m.version != info.version]
-    for _, manifest in superseded:
-        _drop_superseded_shards(lake, manifest, result)
-    lake.put_bytes(manifest_key(info.key, info.version), json.dumps(result.__dict__, sort_keys=True).encode())
-    for key, _ in superseded:
-        lake.delete(key)
+def ingest_object(lake: LakeResource, spec: SourceSpec, info: ObjectInfo) -> FileIngest:
+    result = FileIngest(key=info.key, version=info.version, source=spec.name)
+    table, quarantine = _read(lake, spec, info, result)
+    if table is not None:
+        result.rows = table.num_rows + quarantine.num_rows
+        days = order_days(table, spec)
+        routable = pc.is_valid(days)
+        for day in pc.unique(days.filter(routable)).to_pylist():
+            shard = table.filter(pc.equal(days, day))
+            lake.put_bytes(shard_key(day, info.key), table_to_parquet_bytes(shard))
+            result.days[day] = shard.num_rows
+        unroutable = table.filter(pc.invert(routable))
+        order_ts = spec.columns["order_ts"].source_columns()
+        shown = unroutable[order_ts[0]] if order_ts and order_ts[0] in unroutable.column_names else pa.nulls(unroutable.num_rows, pa.string())
+        quarantine = pa.concat_tables([quarantine, _quarantine_rows(
+            spec, info.key, unroutable["source_row"].to_pylist(), ["order_ts"] * unroutable.num_rows, shown.to_pylist(),
+            ["no readable order time: the row has no business date"] * unroutable.num_rows)])
+        result.quarantined = quarantine.num_rows
+    else:
+        result.rows = 1
+    if quarantine.num_rows:
+        lake.put_bytes(landing_quarantine_key(info.key), table_to_parquet_bytes(quarantine))
+    _finish(lake, info, result)
     return result
 
 
-def _drop_superseded_shards(lake: LakeResource, previous: FileIngest, current: FileIngest) -> None:
-    """A re-delivered file replaces its earlier version, including days it no longer touches."""
-    for day in set(previous.days) - set(current.days):
-        lake.delete(shard_key(day, current.key))
-    if previous.unroutable and not current.unroutable:
-        lake.delete(unroutable_key(current.key))
+def _finish(lake: LakeResource, info: ObjectInfo, result: FileIngest) -> None:
+    # Order matters for crash safety: superseded objects go before the new manifest marks the
+    # version done; the old manifest goes last, once nothing it describes is left.
+    superseded = [(key, m) for key, m in _previous_manifests(lake, info.key) if m.version != info.version]
+    for _, manifest in superseded:
+        for day in set(manifest.days) - set(result.days):
+            lake.delete(shard_key(day, info.key))
+        if manifest.quarantined and not result.quarantined:
+            lake.delete(landing_quarantine_key(info.key))
+    lake.put_bytes(manifest_key(info.key, info.version), json.dumps(asdict(result), sort_keys=True).encode())
+    for key, _ in superseded:
+        lake.delete(key)
 
 
-def read_day(lake: LakeResource, day: str) -> pa.Table | None:
-    """All raw rows landed so far for one order date (every version of every line)."""
-    shards = [parquet_bytes_to_table(lake.get_bytes(o.key)) for o in lake.list(f"{RAW_PREFIX}/order_date={day}/")]
-    if not shards:
-        return None
-    return pa.concat_tables(shards, promote_options="permissive")
+def read_day_shards(lake: LakeResource, day: str) -> list[pa.Table]:
+    """Every raw shard landed so far for one business date (every version of every line)."""
+    return [parquet_bytes_to_table(lake.get_bytes(o.key)) for o in lake.list(f"{RAW_PREFIX}/order_date={day}/")]
 
 
-def read_unroutable(lake: LakeResource) -> pa.Table | None:
-    shards = [parquet_bytes_to_table(lake.get_bytes(o.key)) for o in lake.list(f"{RAW_PREFIX}/{UNROUTABLE}/")]
-    return pa.concat_tables(shards, promote_options="permissive") if shards else None
+def read_landing_quarantine(lake: LakeResource) -> pa.Table:
+    parts = [parquet_bytes_to_table(lake.get_bytes(o.key)) for o in lake.list(f"{LANDING_QUARANTINE_PREFIX}/")]
+    return pa.concat_tables(parts) if parts else QUARANTINE.empty_table()

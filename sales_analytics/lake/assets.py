@@ -8,15 +8,17 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sales_analytics.ingest.assets import raw_order_lines
-from sales_analytics.ingest.raw import read_day
+from sales_analytics.ingest.assets import RAW_ORDER_LINES
+from sales_analytics.ingest.raw import read_day_shards
 from sales_analytics.lake.order_lines import CleanDay, clean_day
 from sales_analytics.partitions import daily_partitions, monthly_chunks, row_count_metadata
-from sales_analytics.schema import ORDER_LINES, TableSpec
+from sales_analytics.schema import ORDER_LINES, QUARANTINE, TableSpec
+from sales_analytics.sources.spec import file_sources
 from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.parquet_io import PARTITION_COLUMN
 
 CLEAN_ORDER_LINES = dg.AssetKey(["clean", "order_lines"])
+CLEAN_QUARANTINE = dg.AssetKey(["quarantine", "order_lines"])
 
 
 def column_schema(spec: TableSpec) -> dg.TableSchema:
@@ -29,41 +31,50 @@ def _check(name: str, description: str, blocking: bool = False) -> dg.AssetCheck
     return dg.AssetCheckSpec(name, asset=CLEAN_ORDER_LINES, description=description, blocking=blocking)
 
 
-@dg.asset(
-    key=CLEAN_ORDER_LINES,
-    deps=[raw_order_lines],
+def _partitioned_out(key: dg.AssetKey, spec: TableSpec, description: str) -> dg.AssetOut:
+    return dg.AssetOut(
+        key=key, group_name="clean", kinds={"parquet", "pyarrow"}, owners=["team:data-engineering"],
+        description=description,
+        metadata={PARTITION_COLUMN: spec.partition_column, "dagster/column_schema": column_schema(spec)},
+    )
+
+
+@dg.multi_asset(
+    outs={
+        "order_lines": _partitioned_out(CLEAN_ORDER_LINES, ORDER_LINES, (
+            "Order lines of every source mapped onto the canonical schema by its spec, validated, one row per "
+            "(source, order_id, line_no): the latest version wins.")),
+        "quarantine": _partitioned_out(CLEAN_QUARANTINE, QUARANTINE, (
+            "Rows of the day that failed mapping or validation, with source file, record number, column, "
+            "value and reason.")),
+    },
+    deps=[RAW_ORDER_LINES],
     partitions_def=daily_partitions,
     backfill_policy=monthly_chunks,
-    group_name="clean",
-    kinds={"parquet", "pyarrow"},
-    owners=["team:data-engineering"],
-    description="Order lines typed to the canonical schema, validated, one row per (source, order_id, line_no): the latest version wins.",
-    metadata={PARTITION_COLUMN: ORDER_LINES.partition_column, "dagster/column_schema": column_schema(ORDER_LINES)},
     check_specs=[
         _check("matches_canonical_schema", "Columns and types equal the canonical order_lines schema.", blocking=True),
         _check("unique_key", "No two rows share (source, order_id, line_no).", blocking=True),
         _check("non_negative_quantity_and_price", "quantity >= 0 and unit_price >= 0."),
-        _check("reconciles_with_raw", "rows landed = rows clean + rows rejected + duplicates collapsed."),
+        _check("reconciles_with_raw", "Per day: rows landed = rows clean + rows quarantined + duplicates collapsed."),
     ],
 )
 def clean_order_lines(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    days = [clean_day(read_day(lake, key), dt.date.fromisoformat(key)) for key in context.partition_keys]
+    specs = {s.name: s for s in file_sources()}
+    days = [clean_day(read_day_shards(lake, key), dt.date.fromisoformat(key), specs) for key in context.partition_keys]
     lines = pa.concat_tables([d.lines for d in days])
     rejects = pa.concat_tables([d.rejects for d in days])
-    rows_in = sum(d.rows_in for d in days)
-    duplicates = sum(d.duplicates_collapsed for d in days)
     if rejects.num_rows:
-        context.log.warning(f"{rejects.num_rows} malformed rows rejected; first: {_describe(rejects.slice(0, 1).to_pylist()[0])}")
-    yield dg.Output(
-        lines,
-        metadata={
-            **row_count_metadata(context, lines.num_rows),
-            "rows_in": rows_in,
-            "rows_rejected": rejects.num_rows,
-            "duplicates_collapsed": duplicates,
-            "rejected_rows": dg.MetadataValue.md(_rejects_markdown(rejects)),
-        },
-    )
+        context.log.warning(f"{rejects.num_rows} rows quarantined; first: {_describe(rejects.slice(0, 1).to_pylist()[0])}")
+    yield dg.Output(lines, output_name="order_lines", metadata={
+        **row_count_metadata(context, lines.num_rows),
+        "rows_in": sum(d.rows_in for d in days),
+        "rows_rejected": rejects.num_rows,
+        "duplicates_collapsed": sum(d.duplicates_collapsed for d in days),
+    })
+    yield dg.Output(rejects, output_name="quarantine", metadata={
+        **row_count_metadata(context, rejects.num_rows),
+        "preview": dg.MetadataValue.md(_rejects_markdown(rejects)),
+    })
     yield from _clean_checks(lines, days)
 
 

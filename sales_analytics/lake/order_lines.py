@@ -1,4 +1,4 @@
-"""Clean order lines for one order date: typed, validated, deduplicated to the latest version."""
+"""Clean order lines for one business date: mapped per source spec, validated, latest version only."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sales_analytics.lake.coerce import REJECT_SCHEMA, coerce, parse_timestamps
-from sales_analytics.schema import ORDER_LINES
+from sales_analytics.lake.coerce import validate
+from sales_analytics.schema import ORDER_LINES, QUARANTINE
+from sales_analytics.sources.mapping import map_rows
+from sales_analytics.sources.spec import SourceSpec
 
 
 @dataclass(frozen=True)
 class CleanDay:
     day: dt.date
     lines: pa.Table  # ORDER_LINES schema, one row per business key, sorted by key
-    rejects: pa.Table  # REJECT_SCHEMA
+    rejects: pa.Table  # QUARANTINE schema
     rows_in: int
     duplicates_collapsed: int
 
@@ -25,17 +27,23 @@ class CleanDay:
         return self.rows_in == self.lines.num_rows + self.rejects.num_rows + self.duplicates_collapsed
 
 
-def clean_day(raw: pa.Table | None, day: dt.date) -> CleanDay:
-    if raw is None or raw.num_rows == 0:
-        return CleanDay(day, ORDER_LINES.empty_table(), REJECT_SCHEMA.empty_table(), 0, 0)
-    order_date = parse_timestamps(raw["order_ts"]).cast(pa.date32()) if "order_ts" in raw.column_names else None
-    result = coerce(raw, ORDER_LINES, derived={"order_date": order_date} if order_date is not None else None)
-    lines, duplicates = latest_versions(result.valid)
-    return CleanDay(day, lines, result.rejects, raw.num_rows, duplicates)
+def clean_day(shards: list[pa.Table], day: dt.date, specs: dict[str, SourceSpec]) -> CleanDay:
+    """``shards``: the day's raw shards, each from one landed file of one source."""
+    valid, rejects = [ORDER_LINES.empty_table()], [QUARANTINE.empty_table()]
+    for shard in shards:
+        source = shard["source"][0].as_py()
+        if source not in specs:
+            raise KeyError(f"raw shard from {shard['source_file'][0]} names source {source!r}, which has no spec")
+        result = validate(map_rows(shard, specs[source]), ORDER_LINES, shard)
+        valid.append(result.valid)
+        rejects.append(result.rejects)
+    lines, duplicates = latest_versions(pa.concat_tables(valid))
+    rows_in = sum(s.num_rows for s in shards)
+    return CleanDay(day, lines, pa.concat_tables(rejects), rows_in, duplicates)
 
 
 def latest_versions(lines: pa.Table) -> tuple[pa.Table, int]:
-    """One row per business key: the latest ``updated_at`` wins; among equals, the last landed.
+    """One row per business key: the latest ``updated_at`` wins; among equals, the later landing key.
 
     Returns the deduplicated table (sorted by key) and how many rows were collapsed.
     """

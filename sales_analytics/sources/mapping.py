@@ -1,0 +1,249 @@
+"""Mapping landed text onto the canonical schema, as a source spec declares it (vectorised).
+
+For every canonical column the result holds the parsed values (null where parsing failed), the
+text they came from (what quarantine shows) and the reason a null means failure. Validation of
+those verdicts lives in ``sales_analytics.lake.coerce``.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sales_analytics.sources.spec import PLACEHOLDER, ROW_NUMBER, ColumnMapping, SourceSpec
+
+Arrays = pa.Array | pa.ChunkedArray
+ISO_ZONED = "%Y-%m-%dT%H:%M:%S%z"
+ISO_NAIVE = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+_INT = r"^\s*[+-]?\d+(\.0*)?\s*$"
+_FLOAT = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
+_LEADING_ZEROS = r"(^|\D)0+(\d)"
+
+
+@dataclass(frozen=True)
+class Mapped:
+    parsed: Arrays  # canonical type; null where the source gave nothing usable
+    text: Arrays  # what the source said, shown in quarantine
+    why: str  # the reason a null means failure
+
+
+def _nulls(n: int, kind: pa.DataType | None = None) -> pa.Array:
+    return pa.nulls(n, kind or pa.string())
+
+
+# -- text of a mapped column ------------------------------------------------------------------
+def _source_text(landed: pa.Table, name: str) -> Arrays | None:
+    if name == ROW_NUMBER:
+        return pc.cast(landed["source_row"], pa.string())
+    return landed[name] if name in landed.column_names else None
+
+
+def _text(landed: pa.Table, mapping: ColumnMapping) -> tuple[Arrays | None, str]:
+    """The column's text before typing, or None with the reason it is missing."""
+    n = landed.num_rows
+    if mapping.value is not None:
+        return pa.array([mapping.value] * n, pa.string()), ""
+    if mapping.from_ is not None:
+        text = _source_text(landed, mapping.from_)
+        if text is None:
+            return None, f"column {mapping.from_!r} missing from the file"
+    elif mapping.template is not None:
+        text = _template(landed, mapping.template)
+        if text is None:
+            return None, f"template {mapping.template!r} uses columns missing from the file"
+    else:
+        return None, ""  # expressions are numeric: see _expression
+    if mapping.map:
+        keys = pa.array(list(mapping.map), pa.string())
+        found = pc.index_in(text, value_set=keys)
+        text = pc.if_else(pc.is_valid(found), pc.take(pa.array(list(mapping.map.values()), pa.string()), found), text)
+    return text, ""
+
+
+def _template(landed: pa.Table, template: str) -> Arrays | None:
+    parts: list[Arrays | str] = []
+    last = 0
+    for match in PLACEHOLDER.finditer(template):
+        parts.append(template[last:match.start()])
+        column = _source_text(landed, match.group(1))
+        if column is None:
+            return None
+        parts.append(column)
+        last = match.end()
+    parts.append(template[last:])
+    arrays = [p if not isinstance(p, str) else pa.array([p] * landed.num_rows, pa.string()) for p in parts if p != ""]
+    return pc.binary_join_element_wise(*arrays, "") if len(arrays) > 1 else arrays[0]
+
+
+# -- typing -----------------------------------------------------------------------------------
+def parse_number(text: Arrays, decimal: str = ".") -> Arrays:
+    if decimal != ".":
+        text = pc.replace_substring(text, decimal, ".")
+    ok = pc.match_substring_regex(text, _FLOAT)
+    return pc.if_else(ok, pc.utf8_trim_whitespace(text), pa.scalar(None, pa.string())).cast(pa.float64())
+
+
+def parse_integer(text: Arrays, decimal: str = ".") -> Arrays:
+    """Whole numbers, also written as ``3.0`` (exports that store counts as floats)."""
+    if decimal != ".":
+        text = pc.replace_substring(text, decimal, ".")
+    ok = pc.match_substring_regex(text, _INT)
+    return pc.if_else(ok, pc.utf8_trim_whitespace(text), pa.scalar(None, pa.string())).cast(pa.float64()).cast(pa.int64())
+
+
+def _strict_strptime(text: Arrays, fmt: str) -> Arrays:
+    """strptime that refuses impossible dates (it rolls Feb 31st over to March)."""
+    parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
+    if "%z" in fmt:
+        return parsed
+    again = pc.strftime(parsed, format=fmt)
+    same = pc.equal(pc.replace_substring_regex(again, _LEADING_ZEROS, r"\1\2"),
+                    pc.replace_substring_regex(pc.utf8_trim_whitespace(text), _LEADING_ZEROS, r"\1\2"))
+    return pc.if_else(pc.fill_null(same, False), parsed, pa.scalar(None, parsed.type))
+
+
+def parse_timestamp(text: Arrays, fmt: str | None, zone: str) -> Arrays:
+    """To UTC. Values without a zone are read in the source's ``zone``."""
+    text = pc.utf8_trim_whitespace(text)
+    if fmt is not None and "%z" in fmt:
+        return _strict_strptime(text, fmt).cast(pa.timestamp("us", tz="UTC"))
+    if fmt is not None:
+        naive = _strict_strptime(text, fmt)
+        return _assume_zone(naive, zone)
+    zoned = _iso_with_zone(text)
+    naive = _strict_strptime(text, ISO_NAIVE[0])
+    for alternative in ISO_NAIVE[1:]:
+        naive = pc.coalesce(naive, _strict_strptime(text, alternative))
+    return pc.coalesce(zoned, _assume_zone(naive, zone))
+
+
+def _iso_with_zone(text: Arrays) -> Arrays:
+    parsed = pc.strptime(text, format=ISO_ZONED, unit="us", error_is_null=True)
+    valid_day = pc.is_valid(_strict_strptime(pc.utf8_slice_codeunits(text, 0, 10), "%Y-%m-%d"))
+    return pc.if_else(valid_day, parsed, pa.scalar(None, parsed.type)).cast(pa.timestamp("us", tz="UTC"))
+
+
+def _assume_zone(naive: Arrays, zone: str) -> Arrays:
+    # Nonexistent/ambiguous local times (DST changes) resolve to the earliest instant, not an error.
+    localized = pc.assume_timezone(naive, timezone=zone, ambiguous="earliest", nonexistent="earliest")
+    return localized.cast(pa.timestamp("us", tz="UTC"))
+
+
+def parse_date(text: Arrays, fmt: str | None) -> Arrays:
+    return _strict_strptime(pc.utf8_trim_whitespace(text), fmt or "%Y-%m-%d").cast(pa.date32())
+
+
+def local_date(utc: Arrays, zone: str) -> Arrays:
+    """The calendar date in the source's zone: the business date a store reports."""
+    return pc.local_timestamp(utc.cast(pa.timestamp("us", tz=zone))).cast(pa.date32())
+
+
+def _typed(text: Arrays, kind: str, mapping: ColumnMapping, zone: str) -> tuple[Arrays, str]:
+    if kind == "string":
+        trimmed = pc.utf8_trim_whitespace(text)
+        return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed), "missing value"
+    if kind == "int64":
+        return parse_integer(text, mapping.decimal), "not a whole number"
+    if kind == "float64":
+        return parse_number(text, mapping.decimal), "not a number"
+    if kind == "timestamp":
+        return parse_timestamp(text, mapping.format, zone), f"not a timestamp{f' ({mapping.format})' if mapping.format else ''}"
+    if kind == "date":
+        return parse_date(text, mapping.format), f"not a date ({mapping.format or '%Y-%m-%d'})"
+    raise ValueError(f"no parser for {kind}")
+
+
+# -- expressions ------------------------------------------------------------------------------
+_OPERATORS: dict[type, Callable] = {ast.Add: pc.add, ast.Sub: pc.subtract, ast.Mult: pc.multiply, ast.Div: pc.divide}
+
+
+def _expression(landed: pa.Table, mapping: ColumnMapping) -> tuple[Arrays | None, Arrays | None, str]:
+    """Evaluate ``{A} / {B} * (1 - {C})`` over numeric source columns; non-finite results are nulls."""
+    assert mapping.expr is not None
+    names = PLACEHOLDER.findall(mapping.expr)
+    source = PLACEHOLDER.sub(lambda m: f"_c{names.index(m.group(1))}", mapping.expr)
+    columns = [_source_text(landed, name) for name in names]
+    if any(c is None for c in columns):
+        return None, None, f"expression {mapping.expr!r} uses columns missing from the file"
+    values = {f"_c{i}": parse_number(c, mapping.decimal) for i, c in enumerate(columns)}
+    result = _evaluate(ast.parse(source, mode="eval").body, values)
+    result = pc.if_else(pc.is_finite(result), result, pa.scalar(None, pa.float64()))
+    shown = pc.binary_join_element_wise(*[pc.fill_null(c, "") for c in columns], "|") if len(columns) > 1 else columns[0]
+    return result, shown, f"expression {mapping.expr} has no finite value"
+
+
+def _evaluate(node: ast.AST, values: dict[str, Arrays]) -> Arrays:
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        left, right = _evaluate(node.left, values), _evaluate(node.right, values)
+        return _OPERATORS[type(node.op)](pc.cast(left, pa.float64()), pc.cast(right, pa.float64()))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return pc.negate(_evaluate(node.operand, values))
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return pa.scalar(float(node.value))
+    if isinstance(node, ast.Name) and node.id in values:
+        return values[node.id]
+    raise ValueError(f"unsupported expression element: {ast.dump(node)[:60]}")
+
+
+# -- the whole row ----------------------------------------------------------------------------
+def map_rows(landed: pa.Table, spec: SourceSpec) -> dict[str, Mapped]:
+    """Every canonical column of the spec's table, mapped from one landed file's rows."""
+    n, table = landed.num_rows, spec.table
+    mapped: dict[str, Mapped] = {}
+    for column in table.columns:
+        mapping = spec.columns.get(column.name)
+        if mapping is None:
+            continue
+        if mapping.expr is not None:
+            parsed, text, why = _expression(landed, mapping)
+            if parsed is None:
+                parsed, text = _nulls(n, pa.float64()), _nulls(n)
+            if column.type == "int64":
+                parsed = pc.if_else(pc.equal(pc.round(parsed), parsed), parsed, pa.scalar(None, pa.float64())).cast(pa.int64())
+            mapped[column.name] = Mapped(parsed, text, why)
+            continue
+        text, missing = _text(landed, mapping)
+        if text is None:
+            mapped[column.name] = Mapped(_nulls(n, table.arrow_schema().field(column.name).type), _nulls(n), missing)
+            continue
+        parsed, why = _typed(text, column.type, mapping, spec.timezone)
+        mapped[column.name] = Mapped(parsed, text, why)
+    _derive_order_columns(landed, spec, mapped)
+    return mapped
+
+
+def _derive_order_columns(landed: pa.Table, spec: SourceSpec, mapped: dict[str, Mapped]) -> None:
+    """Lineage, business date, default status/updated_at, and the spec's change rules."""
+    n = landed.num_rows
+    mapped["source"] = Mapped(pa.array([spec.name] * n, pa.string()), _nulls(n), "")
+    mapped["source_file"] = Mapped(landed["source_file"], landed["source_file"], "missing source file")
+    order_ts = mapped["order_ts"].parsed
+    mapped["order_date"] = Mapped(local_date(order_ts, spec.timezone), _nulls(n), "no order date without order_ts")
+    if "updated_at" not in mapped:  # no change timestamp: the order time, later files winning ties
+        mapped["updated_at"] = Mapped(order_ts, mapped["order_ts"].text, "not a timestamp")
+    if "status" not in mapped:
+        mapped["status"] = Mapped(pa.array(["sold"] * n, pa.string()), _nulls(n), "")
+    status = mapped["status"].parsed
+    for column, prefix in (spec.changes.cancelled_if_prefix or {}).items():
+        text = _source_text(landed, column)
+        if text is not None:
+            status = pc.if_else(pc.fill_null(pc.starts_with(text, prefix), False), pa.scalar("cancelled"), status)
+    if spec.changes.negative_quantity_is_return:
+        quantity = mapped["quantity"].parsed
+        negative = pc.fill_null(pc.less(quantity, 0), False)
+        status = pc.if_else(pc.and_(negative, pc.equal(status, "sold")), pa.scalar("returned"), status)
+        mapped["quantity"] = Mapped(pc.abs(quantity), mapped["quantity"].text, mapped["quantity"].why)
+    mapped["status"] = Mapped(status, mapped["status"].text, mapped["status"].why)
+
+
+def order_days(landed: pa.Table, spec: SourceSpec) -> Arrays:
+    """Business date as ``YYYY-MM-DD`` text per row (null where order_ts does not parse): the raw shard."""
+    mapping = spec.columns["order_ts"]
+    text, _ = _text(landed, mapping)
+    if text is None:
+        return _nulls(landed.num_rows)
+    return pc.strftime(local_date(parse_timestamp(text, mapping.format, spec.timezone), spec.timezone), format="%Y-%m-%d")

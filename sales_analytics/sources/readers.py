@@ -1,0 +1,179 @@
+"""Reading a landed object into text columns, one row per record, nothing lost.
+
+Every format becomes the same thing: a table of string columns (as landed) plus ``source_row``, the
+1-based record number in the file, and a list of records that could not even be split into
+columns (they go to quarantine with their reason). A file that cannot be read at all raises
+``UnreadableFile`` with the reason; the caller quarantines it whole and goes on with other files.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import zlib
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from sales_analytics.sources.spec import CsvFormat, ExcelFormat, FileFormat, JsonLinesFormat, ParquetFormat
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class UnreadableFile(ValueError):
+    """The whole object cannot be read; the message is the quarantine reason."""
+
+
+@dataclass
+class LandedRows:
+    table: pa.Table  # string columns as landed + source_row
+    broken: list[tuple[int, str]] = field(default_factory=list)  # (record number, reason)
+
+
+def read_landed(data: bytes, key: str, fmt: FileFormat) -> LandedRows:
+    if not data:
+        raise UnreadableFile("empty file")
+    if isinstance(fmt, ParquetFormat):
+        return _read_parquet(data)
+    if isinstance(fmt, ExcelFormat):
+        return _read_excel(data, fmt)
+    data = _decompress(data, key, fmt.compression)
+    if isinstance(fmt, JsonLinesFormat):
+        return _read_jsonl(data, fmt)
+    return _read_csv(data, fmt)
+
+
+def _decompress(data: bytes, key: str, compression: str) -> bytes:
+    if compression == "none" or (compression == "auto" and not (key.endswith(".gz") or data[:2] == GZIP_MAGIC)):
+        return data
+    try:
+        return gzip.decompress(data)
+    except (EOFError, OSError, zlib.error) as err:
+        raise UnreadableFile(f"corrupt or truncated gzip: {err}") from err
+
+
+def _text(data: bytes, encoding: str) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise UnreadableFile(f"not valid {encoding} at byte {err.start}: {err.reason}") from err
+    except LookupError as err:
+        raise UnreadableFile(f"unknown encoding {encoding!r}") from err
+
+
+def _with_row_numbers(table: pa.Table, rows: list[int] | None = None) -> pa.Table:
+    numbers = pa.array(rows if rows is not None else range(1, table.num_rows + 1), pa.int64())
+    return table.append_column("source_row", numbers)
+
+
+def _check_header(names: list[str]) -> None:
+    if not names or all(not n.strip() for n in names):
+        raise UnreadableFile("no header row")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UnreadableFile(f"header repeats columns {repeated}")
+
+
+# -- CSV --------------------------------------------------------------------------------------
+def _read_csv(data: bytes, fmt: CsvFormat) -> LandedRows:
+    text = _text(data, fmt.encoding).lstrip("\ufeff")  # a BOM is not part of the first column's name
+    header = next(csv.reader(io.StringIO(text[:1 << 20]), delimiter=fmt.delimiter, quotechar=fmt.quote), [])
+    _check_header(header)
+    broken: list = []
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            parse_options=pacsv.ParseOptions(delimiter=fmt.delimiter, quote_char=fmt.quote, newlines_in_values=True,
+                                             invalid_row_handler=lambda row: broken.append(row) or "skip"),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in header},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except pa.ArrowInvalid as err:
+        raise UnreadableFile(f"not readable as CSV: {err}") from err
+    if broken:
+        return _read_csv_exactly(text, header, fmt)  # rare: number every record exactly
+    return LandedRows(_with_row_numbers(table))
+
+
+def _read_csv_exactly(text: str, header: list[str], fmt: CsvFormat) -> LandedRows:
+    """Slow path for files with malformed records: exact record numbers for good and bad rows."""
+    reader = csv.reader(io.StringIO(text), delimiter=fmt.delimiter, quotechar=fmt.quote)
+    next(reader)
+    good: list[list[str]] = []
+    numbers: list[int] = []
+    broken: list[tuple[int, str]] = []
+    for number, record in enumerate(reader, start=1):
+        if len(record) == len(header):
+            good.append(record)
+            numbers.append(number)
+        elif record:
+            broken.append((number, f"record has {len(record)} fields, the header has {len(header)}"))
+    columns = {name: pa.array([r[i] for r in good], pa.string()) for i, name in enumerate(header)}
+    return LandedRows(_with_row_numbers(pa.table(columns), numbers), broken)
+
+
+# -- JSON lines -------------------------------------------------------------------------------
+def _read_jsonl(data: bytes, fmt: JsonLinesFormat) -> LandedRows:
+    records: list[dict[str, str | None]] = []
+    numbers: list[int] = []
+    broken: list[tuple[int, str]] = []
+    for number, line in enumerate(_text(data, fmt.encoding).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as err:
+            broken.append((number, f"not valid JSON: {str(err)[:80]}"))
+            continue
+        if not isinstance(value, dict):
+            broken.append((number, f"a JSON {type(value).__name__}, not an object"))
+            continue
+        records.append({k: _as_text(v) for k, v in value.items()})
+        numbers.append(number)
+    names = list(dict.fromkeys(k for r in records for k in r))
+    table = pa.table({n: pa.array([r.get(n) for r in records], pa.string()) for n in names})
+    return LandedRows(_with_row_numbers(table, numbers), broken)
+
+
+def _as_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+
+# -- Parquet and Excel ------------------------------------------------------------------------
+def _read_parquet(data: bytes) -> LandedRows:
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError) as err:
+        raise UnreadableFile(f"not readable as Parquet: {err}") from err
+    return LandedRows(_with_row_numbers(pa.table({n: _column_text(table[n]) for n in table.column_names})))
+
+
+def _column_text(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    kind = column.type
+    if pa.types.is_timestamp(kind):
+        return pc.strftime(column, format="%Y-%m-%dT%H:%M:%S%z" if kind.tz else "%Y-%m-%dT%H:%M:%S")
+    if pa.types.is_nested(kind):
+        return pa.array([_as_text(v) for v in column.to_pylist()], pa.string())
+    return pc.cast(column, pa.string())
+
+
+def _read_excel(data: bytes, fmt: ExcelFormat) -> LandedRows:
+    import pandas as pd  # only Excel needs pandas (with openpyxl)
+
+    try:
+        frame = pd.read_excel(io.BytesIO(data), sheet_name=fmt.sheet, dtype=str, engine="openpyxl")
+    except Exception as err:
+        raise UnreadableFile(f"not readable as Excel: {type(err).__name__}: {err}") from err
+    _check_header([str(c) for c in frame.columns])
+    frame = frame.astype(object).where(frame.notna(), None)
+    table = pa.table({str(c): pa.array(frame[c].tolist(), pa.string()) for c in frame.columns})
+    return LandedRows(_with_row_numbers(table))

@@ -1,0 +1,208 @@
+"""The source spec model, its YAML loader, and the validation that gives clear errors.
+
+A spec maps canonical columns (``sales_analytics.schema``) to the source: each canonical column is
+taken ``from`` a source column (parsed with an optional ``format``, ``decimal`` separator and value
+``map``), is a constant ``value``, a ``template`` over source columns (``"R{Store}"``) or an
+arithmetic ``expr`` over numeric source columns (``"{Sales} / {Quantity}"``).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable
+from functools import cache
+from itertools import pairwise
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sales_analytics.schema import ORDER_LINES, TableSpec
+
+SPEC_DIR = Path(__file__).parent / "specs"
+TARGETS: dict[str, TableSpec] = {"order_lines": ORDER_LINES}
+PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+ROW_NUMBER = "__row__"  # placeholder for the record number in the file (sources without a line id)
+_EXPRESSION_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub,
+                     ast.Constant, ast.Name, ast.Load)
+
+
+class SourceSpecError(ValueError):
+    """A spec that does not validate; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnMapping(_Strict):
+    from_: str | None = Field(default=None, alias="from")
+    value: str | None = None
+    template: str | None = None
+    expr: str | None = None
+    format: str | None = Field(default=None, description="strptime format for dates and timestamps")
+    decimal: str = Field(default=".", description="decimal separator of numbers")
+    map: dict[str, str] | None = Field(default=None, description="value mapping applied to the text")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ColumnMapping:
+        given = [k for k in ("from_", "value", "template", "expr") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of from / value / template / expr")
+        if self.expr is not None:
+            check_expression(self.expr)
+        return self
+
+    def source_columns(self) -> list[str]:
+        if self.from_ is not None:
+            return [self.from_]
+        if self.template is not None:
+            return PLACEHOLDER.findall(self.template)
+        if self.expr is not None:
+            return PLACEHOLDER.findall(self.expr)
+        return []
+
+
+class CsvFormat(_Strict):
+    type: Literal["csv"]
+    delimiter: str = ","
+    quote: str = '"'
+    encoding: str = "utf-8"
+    compression: Literal["auto", "gzip", "none"] = "auto"
+
+
+class JsonLinesFormat(_Strict):
+    type: Literal["jsonl"]
+    encoding: str = "utf-8"
+    compression: Literal["auto", "gzip", "none"] = "auto"
+
+
+class ParquetFormat(_Strict):
+    type: Literal["parquet"]
+
+
+class ExcelFormat(_Strict):
+    type: Literal["excel"]
+    sheet: str | int = 0
+
+
+FileFormat = CsvFormat | JsonLinesFormat | ParquetFormat | ExcelFormat
+
+
+class Changes(_Strict):
+    """How a source expresses cancellations and returns (modelled, never dropped)."""
+
+    cancelled_if_prefix: dict[str, str] | None = Field(
+        default=None, description="{column: prefix}: an id starting with prefix marks a cancellation (e.g. C123)")
+    negative_quantity_is_return: bool = Field(
+        default=False, description="a negative quantity is a return of that many units")
+
+
+class SourceSpec(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    kind: Literal["files"] = "files"
+    target: Literal["order_lines"] = "order_lines"
+    prefix: str = Field(description="landing-zone folder the source drops into, ending in /")
+    dated_folders: bool = Field(default=False, description="objects land under <prefix><YYYY-MM-DD>/")
+    format: FileFormat = Field(discriminator="type")
+    timezone: str = Field(default="UTC", description="zone of timestamps and dates given without one")
+    source_columns: list[str] = Field(description="the header the source is expected to send")
+    columns: dict[str, ColumnMapping]
+    changes: Changes = Changes()
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, prefix: str) -> str:
+        if not prefix.startswith("landing/") or not prefix.endswith("/") or ".." in prefix:
+            raise ValueError("must be a folder under landing/, ending in '/'")
+        return prefix
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown time zone {zone!r}") from err
+        return zone
+
+    @model_validator(mode="after")
+    def _complete(self) -> SourceSpec:
+        table = TARGETS[self.target]
+        derived = {table.partition_column, "source", "source_file"}
+        missing = [c.name for c in table.columns if not c.nullable and c.name not in self.columns and c.name not in derived
+                   and c.name not in ("updated_at", "status")]
+        if missing:
+            raise ValueError(f"no mapping for required {self.target} columns {missing}")
+        unknown = sorted(set(self.columns) - set(table.column_names))
+        if unknown:
+            raise ValueError(f"{unknown} are not {self.target} columns")
+        referenced = {c for m in self.columns.values() for c in m.source_columns()}
+        referenced |= set((self.changes.cancelled_if_prefix or {}).keys())
+        undeclared = sorted(referenced - set(self.source_columns) - {ROW_NUMBER})
+        if undeclared:
+            raise ValueError(f"mapping uses {undeclared}, which are not in source_columns")
+        return self
+
+    @property
+    def table(self) -> TableSpec:
+        return TARGETS[self.target]
+
+    def required_source_columns(self) -> set[str]:
+        """Source columns without which a file cannot produce a valid row."""
+        return {c for name, m in self.columns.items() if not self.table.column(name).nullable for c in m.source_columns()}
+
+
+def check_expression(expr: str) -> None:
+    """Only + - * /, numbers and {columns}: an expression is arithmetic, never code."""
+    names = PLACEHOLDER.findall(expr)
+    source = PLACEHOLDER.sub(lambda m: f"_c{names.index(m.group(1))}", expr)
+    try:
+        tree = ast.parse(source, mode="eval")
+    except SyntaxError as err:
+        raise ValueError(f"expression {expr!r} does not parse: {err.msg}") from err
+    for node in ast.walk(tree):
+        if not isinstance(node, _EXPRESSION_NODES) or (isinstance(node, ast.Constant) and not isinstance(node.value, int | float)):
+            raise ValueError(f"expression {expr!r}: only + - * /, numbers and {{columns}} are allowed")  # noqa: TRY004 - pydantic reports ValueError
+
+
+def load_spec(path: Path) -> SourceSpec:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SourceSpecError(f"{path}: not valid YAML: {err}") from err
+    try:
+        return SourceSpec.model_validate(data)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors())
+        raise SourceSpecError(f"{path}: {problems}") from None
+
+
+def load_specs(paths: Iterable[Path]) -> tuple[SourceSpec, ...]:
+    specs = tuple(load_spec(p) for p in sorted(paths))
+    names = [s.name for s in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise SourceSpecError(f"source names used twice: {duplicates}")
+    prefixes = sorted(s.prefix for s in specs)
+    for outer, inner in pairwise(prefixes):
+        if inner.startswith(outer):
+            raise SourceSpecError(f"landing prefixes overlap: {outer} contains {inner}")
+    return specs
+
+
+@cache
+def file_sources() -> tuple[SourceSpec, ...]:
+    """The specs shipped with the package (``sources/specs/*.yaml``)."""
+    return load_specs(SPEC_DIR.glob("*.yaml"))
+
+
+def source_named(name: str) -> SourceSpec:
+    for spec in file_sources():
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no source spec named {name!r}")
