@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sales_analytics.schema import QUARANTINE
 from sales_analytics.sources.mapping import order_days
@@ -30,6 +29,7 @@ from sales_analytics.sources.readers import UnreadableFile, read_landed
 from sales_analytics.sources.spec import ROW_NUMBER, SourceSpec
 from sales_analytics.storage.lake import LakeResource, ObjectInfo
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, table_to_parquet_bytes
+from sales_analytics.tables import split_by
 
 RAW_PREFIX = "raw/order_lines"
 MANIFEST_PREFIX = f"{RAW_PREFIX}/_manifest"
@@ -107,7 +107,7 @@ def _read(lake: LakeResource, spec: SourceSpec, info: ObjectInfo, result: FileIn
         landed = read_landed(lake.get_bytes(info.key), info.key, spec.format)
         header = [c for c in landed.table.column_names if c != "source_row"]
         missing = sorted(spec.required_source_columns() - set(header) - {ROW_NUMBER})
-        if missing:
+        if missing and landed.table.num_rows:  # (JSON lines have no header: no rows, no columns)
             raise UnreadableFile(f"missing required columns {missing}")
     except UnreadableFile as err:
         result.unreadable, result.quarantined = str(err), 1
@@ -127,13 +127,11 @@ def ingest_object(lake: LakeResource, spec: SourceSpec, info: ObjectInfo) -> Fil
     table, quarantine = _read(lake, spec, info, result)
     if table is not None:
         result.rows = table.num_rows + quarantine.num_rows
-        days = order_days(table, spec)
-        routable = pc.is_valid(days)
-        for day in pc.unique(days.filter(routable)).to_pylist():
-            shard = table.filter(pc.equal(days, day))
-            lake.put_bytes(shard_key(day, info.key), table_to_parquet_bytes(shard))
+        by_day = split_by(table.append_column("_day", order_days(table, spec)), "_day")
+        unroutable = by_day.pop(None, table.slice(0, 0).append_column("_day", pa.nulls(0, pa.string()))).drop_columns(["_day"])
+        for day, shard in by_day.items():
+            lake.put_bytes(shard_key(day, info.key), table_to_parquet_bytes(shard.drop_columns(["_day"])))
             result.days[day] = shard.num_rows
-        unroutable = table.filter(pc.invert(routable))
         order_ts = spec.columns["order_ts"].source_columns()
         shown = unroutable[order_ts[0]] if order_ts and order_ts[0] in unroutable.column_names else pa.nulls(unroutable.num_rows, pa.string())
         quarantine = pa.concat_tables([quarantine, _quarantine_rows(

@@ -1,7 +1,6 @@
 """Assets of the ``clean`` group."""
 
 
-import datetime as dt
 from collections.abc import Iterator
 
 import dagster as dg
@@ -10,7 +9,7 @@ import pyarrow.compute as pc
 
 from sales_analytics.ingest.assets import RAW_ORDER_LINES
 from sales_analytics.ingest.raw import read_day_shards
-from sales_analytics.lake.order_lines import CleanDay, clean_day
+from sales_analytics.lake.order_lines import CleanDay, clean_days
 from sales_analytics.partitions import daily_partitions, monthly_chunks, row_count_metadata
 from sales_analytics.schema import ORDER_LINES, QUARANTINE, TableSpec
 from sales_analytics.sources.spec import file_sources
@@ -60,7 +59,7 @@ def _partitioned_out(key: dg.AssetKey, spec: TableSpec, description: str) -> dg.
 )
 def clean_order_lines(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
     specs = {s.name: s for s in file_sources()}
-    days = [clean_day(read_day_shards(lake, key), dt.date.fromisoformat(key), specs) for key in context.partition_keys]
+    days = clean_days({key: read_day_shards(lake, key) for key in context.partition_keys}, specs)
     lines = pa.concat_tables([d.lines for d in days])
     rejects = pa.concat_tables([d.rejects for d in days])
     if rejects.num_rows:

@@ -33,8 +33,10 @@ class CoercionResult:
     rejects: pa.Table  # QUARANTINE schema, one row per rejected input row
 
 
-def validate(mapped: dict[str, Mapped], spec: TableSpec, lineage: pa.Table) -> CoercionResult:
-    """Split mapped rows into valid ones and quarantine rows (``lineage``: source_file, source_row)."""
+def validate(mapped: dict[str, Mapped], spec: TableSpec, lineage: pa.Table, partition_day: Arrays | None = None) -> CoercionResult:
+    """Split mapped rows into valid ones and quarantine rows (``lineage``: source_file, source_row).
+
+    ``partition_day`` is the partition each row is accounted to (quarantine rows included)."""
     n = lineage.num_rows
     reason, column, value = pa.nulls(n, pa.string()), pa.nulls(n, pa.string()), pa.nulls(n, pa.string())
     typed: dict[str, Arrays] = {}
@@ -53,7 +55,7 @@ def validate(mapped: dict[str, Mapped], spec: TableSpec, lineage: pa.Table) -> C
     ok = pc.is_null(reason)
     valid = pa.table(typed).filter(ok).cast(spec.arrow_schema())
     bad = pc.invert(ok)
-    order_date = typed.get("order_date", pa.nulls(n, pa.date32()))
+    order_date = partition_day if partition_day is not None else typed.get("order_date", pa.nulls(n, pa.date32()))
     rejects = pa.table({
         "order_date": pc.filter(order_date, bad),
         "source": pc.filter(typed.get("source", pa.nulls(n, pa.string())), bad),
@@ -70,6 +72,8 @@ def _first_failure(reason: Arrays, column: Arrays, value: Arrays, mask: Arrays, 
                    mapped: Mapped) -> tuple[Arrays, Arrays, Arrays]:
     """Note the first failure per row: later columns do not overwrite an earlier verdict."""
     new = pc.and_(pc.fill_null(mask, False), pc.is_null(reason))
+    if not pc.any(new).as_py():
+        return reason, column, value  # the common case: nothing failed here
     shown = pc.if_else(pc.is_valid(mapped.text), mapped.text, pc.cast(mapped.parsed, pa.string()))
     return (
         pc.if_else(new, pa.scalar(why), reason),

@@ -1,4 +1,8 @@
-"""Clean order lines for one business date: mapped per source spec, validated, latest version only."""
+"""Clean order lines for a range of business dates: mapped per source spec, validated, latest version only.
+
+The range is processed as one batch per source (vectorised over all its days), then split back
+into days: a backfill of a month costs a few large Arrow operations, not thirty small ones.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,11 @@ import pyarrow.compute as pc
 
 from sales_analytics.lake.coerce import validate
 from sales_analytics.schema import ORDER_LINES, QUARANTINE
-from sales_analytics.sources.mapping import map_rows
+from sales_analytics.sources.mapping import Mapped, map_rows
 from sales_analytics.sources.spec import SourceSpec
+from sales_analytics.tables import split_by
+
+SHARD_DAY = "_shard_day"  # the raw shard a row came from: the partition it belongs to
 
 
 @dataclass(frozen=True)
@@ -27,32 +34,63 @@ class CleanDay:
         return self.rows_in == self.lines.num_rows + self.rejects.num_rows + self.duplicates_collapsed
 
 
-def clean_day(shards: list[pa.Table], day: dt.date, specs: dict[str, SourceSpec]) -> CleanDay:
-    """``shards``: the day's raw shards, each from one landed file of one source."""
+def clean_days(shards_by_day: dict[str, list[pa.Table]], specs: dict[str, SourceSpec]) -> list[CleanDay]:
+    """``shards_by_day``: each day's raw shards (one landed file of one source each)."""
+    by_source: dict[str, list[pa.Table]] = {}
+    for day, shards in shards_by_day.items():
+        for shard in shards:
+            source = shard["source"][0].as_py()
+            if source not in specs:
+                raise KeyError(f"raw shard from {shard['source_file'][0]} names source {source!r}, which has no spec")
+            day_column = pa.array([dt.date.fromisoformat(day)] * shard.num_rows, pa.date32())
+            by_source.setdefault(source, []).append(shard.append_column(SHARD_DAY, day_column))
     valid, rejects = [ORDER_LINES.empty_table()], [QUARANTINE.empty_table()]
-    for shard in shards:
-        source = shard["source"][0].as_py()
-        if source not in specs:
-            raise KeyError(f"raw shard from {shard['source_file'][0]} names source {source!r}, which has no spec")
-        result = validate(map_rows(shard, specs[source]), ORDER_LINES, shard)
+    for source, shards in by_source.items():
+        batch = pa.concat_tables(shards, promote_options="permissive")
+        mapped = map_rows(batch, specs[source])
+        _pin_to_shard_day(mapped, batch[SHARD_DAY])
+        result = validate(mapped, ORDER_LINES, batch, partition_day=batch[SHARD_DAY])
         valid.append(result.valid)
         rejects.append(result.rejects)
-    lines, duplicates = latest_versions(pa.concat_tables(valid))
-    rows_in = sum(s.num_rows for s in shards)
-    return CleanDay(day, lines, pa.concat_tables(rejects), rows_in, duplicates)
+    all_valid = pa.concat_tables(valid)
+    lines = split_by(latest_versions(all_valid)[0], "order_date")
+    valid_counts = {d: t.num_rows for d, t in split_by(all_valid.select(["order_date"]), "order_date").items()}
+    day_rejects = split_by(pa.concat_tables(rejects), "order_date")
+    no_lines, no_rejects = ORDER_LINES.empty_table(), QUARANTINE.empty_table()
+    days = []
+    for day, shards in shards_by_day.items():
+        date = dt.date.fromisoformat(day)
+        day_lines = lines.get(date, no_lines)
+        days.append(CleanDay(date, day_lines, day_rejects.get(date, no_rejects),
+                             sum(s.num_rows for s in shards), valid_counts.get(date, 0) - day_lines.num_rows))
+    return days
+
+
+def _pin_to_shard_day(mapped: dict[str, Mapped], shard_day: pa.ChunkedArray) -> None:
+    """A row belongs to the day its raw shard is in; a mapping that now says otherwise (the spec
+    changed after landing) is a rejection, not a row written into someone else's partition."""
+    derived = mapped["order_date"].parsed
+    same = pc.fill_null(pc.equal(derived, shard_day), False)
+    mapped["order_date"] = Mapped(pc.if_else(same, derived, pa.scalar(None, pa.date32())), pc.cast(derived, pa.string()),
+                                  "business date differs from the day the row landed under (spec changed?)")
+
+
+def clean_day(shards: list[pa.Table], day: dt.date, specs: dict[str, SourceSpec]) -> CleanDay:
+    return clean_days({day.isoformat(): shards}, specs)[0]
 
 
 def latest_versions(lines: pa.Table) -> tuple[pa.Table, int]:
-    """One row per business key: the latest ``updated_at`` wins; among equals, the later landing key.
+    """One row per day and business key: the latest ``updated_at`` wins; among equals, the later landing key.
 
-    Returns the deduplicated table (sorted by key) and how many rows were collapsed.
+    Returns the deduplicated table (sorted by day and key) and how many rows were collapsed.
     """
     if lines.num_rows == 0:
         return lines, 0
-    order = [(k, "ascending") for k in ORDER_LINES.key] + [("updated_at", "descending"), ("source_file", "descending")]
+    group = ["order_date", *ORDER_LINES.key]
+    order = [(k, "ascending") for k in group] + [("updated_at", "descending"), ("source_file", "descending")]
     ranked = lines.take(pc.sort_indices(lines, sort_keys=order))
     ranked = ranked.append_column("_rank", pa.array(range(ranked.num_rows), pa.int64()))
-    firsts = ranked.group_by(list(ORDER_LINES.key), use_threads=False).aggregate([("_rank", "min")])
+    firsts = ranked.group_by(group, use_threads=False).aggregate([("_rank", "min")])
     keep = pc.sort_indices(firsts["_rank_min"])
     winners = ranked.take(firsts["_rank_min"].take(keep)).drop_columns(["_rank"])
     return winners, lines.num_rows - winners.num_rows

@@ -100,7 +100,7 @@ def _strict_strptime(text: Arrays, fmt: str) -> Arrays:
     parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
     if "%z" in fmt:
         return parsed
-    again = pc.strftime(parsed, format=fmt)
+    again = pc.strftime(parsed.cast(pa.timestamp("s")), format=fmt)  # %S of a µs timestamp adds a fraction
     same = pc.equal(pc.replace_substring_regex(again, _LEADING_ZEROS, r"\1\2"),
                     pc.replace_substring_regex(pc.utf8_trim_whitespace(text), _LEADING_ZEROS, r"\1\2"))
     return pc.if_else(pc.fill_null(same, False), parsed, pa.scalar(None, parsed.type))
@@ -109,22 +109,30 @@ def _strict_strptime(text: Arrays, fmt: str) -> Arrays:
 def parse_timestamp(text: Arrays, fmt: str | None, zone: str) -> Arrays:
     """To UTC. Values without a zone are read in the source's ``zone``."""
     text = pc.utf8_trim_whitespace(text)
+    if fmt is None:  # strptime has no fractional seconds: order times keep whole seconds
+        text = pc.replace_substring_regex(text, r"(\d{2}:\d{2}:\d{2})\.\d+", r"\1")
     if fmt is not None and "%z" in fmt:
         return _strict_strptime(text, fmt).cast(pa.timestamp("us", tz="UTC"))
     if fmt is not None:
-        naive = _strict_strptime(text, fmt)
-        return _assume_zone(naive, zone)
-    zoned = _iso_with_zone(text)
-    naive = _strict_strptime(text, ISO_NAIVE[0])
-    for alternative in ISO_NAIVE[1:]:
-        naive = pc.coalesce(naive, _strict_strptime(text, alternative))
-    return pc.coalesce(zoned, _assume_zone(naive, zone))
+        return _assume_zone(_strict_strptime(text, fmt), zone)
+    parsed = _iso(text, ISO_ZONED).cast(pa.timestamp("us", tz="UTC"))
+    for naive_format in ISO_NAIVE:  # each later form only for what the earlier ones left unparsed
+        if parsed.null_count == text.null_count:
+            break
+        parsed = pc.coalesce(parsed, _assume_zone(_iso(text, naive_format), zone))
+    return parsed
 
 
-def _iso_with_zone(text: Arrays) -> Arrays:
-    parsed = pc.strptime(text, format=ISO_ZONED, unit="us", error_is_null=True)
-    valid_day = pc.is_valid(_strict_strptime(pc.utf8_slice_codeunits(text, 0, 10), "%Y-%m-%d"))
-    return pc.if_else(valid_day, parsed, pa.scalar(None, parsed.type)).cast(pa.timestamp("us", tz="UTC"))
+def _iso(text: Arrays, fmt: str) -> Arrays:
+    """ISO forms are zero-padded, so an impossible day (Feb 30th, rolled over by strptime) shows
+    as a changed YYYY-MM-DD prefix; for zoned forms the prefix is checked on its own."""
+    parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
+    day_text = pc.utf8_slice_codeunits(text, 0, 10)
+    if "%z" in fmt:
+        same_day = pc.is_valid(_strict_strptime(day_text, "%Y-%m-%d"))
+    else:
+        same_day = pc.equal(pc.strftime(parsed.cast(pa.timestamp("s")), format="%Y-%m-%d"), day_text)
+    return pc.if_else(pc.fill_null(same_day, False), parsed, pa.scalar(None, parsed.type))
 
 
 def _assume_zone(naive: Arrays, zone: str) -> Arrays:

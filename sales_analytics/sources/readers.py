@@ -82,7 +82,7 @@ def _check_header(names: list[str]) -> None:
 # -- CSV --------------------------------------------------------------------------------------
 def _read_csv(data: bytes, fmt: CsvFormat) -> LandedRows:
     text = _text(data, fmt.encoding).lstrip("\ufeff")  # a BOM is not part of the first column's name
-    header = next(csv.reader(io.StringIO(text[:1 << 20]), delimiter=fmt.delimiter, quotechar=fmt.quote), [])
+    header = next(csv.reader(io.StringIO(text[:1 << 20], newline=""), delimiter=fmt.delimiter, quotechar=fmt.quote), [])
     _check_header(header)
     broken: list = []
     try:
@@ -102,7 +102,7 @@ def _read_csv(data: bytes, fmt: CsvFormat) -> LandedRows:
 
 def _read_csv_exactly(text: str, header: list[str], fmt: CsvFormat) -> LandedRows:
     """Slow path for files with malformed records: exact record numbers for good and bad rows."""
-    reader = csv.reader(io.StringIO(text), delimiter=fmt.delimiter, quotechar=fmt.quote)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=fmt.delimiter, quotechar=fmt.quote)
     next(reader)
     good: list[list[str]] = []
     numbers: list[int] = []

@@ -1,0 +1,230 @@
+"""Declared sources: spec validation, every file format, change rules, drift, and a bad-input corpus."""
+
+import datetime as dt
+import gzip
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from sales_analytics.definitions import build_defs
+from sales_analytics.ingest.raw import FileIngest, ingest_object, read_day_shards, read_landing_quarantine
+from sales_analytics.lake.order_lines import clean_day
+from sales_analytics.profiles import initialized
+from sales_analytics.sources.spec import SPEC_DIR, SourceSpecError, file_sources, load_spec, load_specs, source_named
+
+SPECS = {s.name: s for s in file_sources()}
+POS_HEADER = "order_id,line_no,order_ts,store_id,channel,product_id,customer_id,quantity,unit_price,discount,currency,status,updated_at"
+GOOD = "A1,1,2026-02-03T10:00:00Z,S001,store,P1,,2,9.99,0.00,EUR,sold,2026-02-03T10:00:00Z"
+
+
+def land_and_ingest(env: dict[str, Any], source: str, name: str, data: bytes) -> tuple[FileIngest, list]:
+    """Land one object, ingest it, clean every day it touched; returns the ingest and the cleaned days."""
+    spec = source_named(source)
+    key = f"{spec.prefix}{'2026-02-03/' if spec.dated_folders else ''}{name}"
+    with initialized(env["lake"]) as lake:
+        lake.put_bytes(key, data)
+        info = next(o for o in lake.list(spec.prefix) if o.key == key)
+        result = ingest_object(lake, spec, info)
+        days = [clean_day(read_day_shards(lake, d), dt.date.fromisoformat(d), SPECS) for d in sorted(result.days)]
+    assert result.rows == sum(result.days.values()) + result.quarantined  # landing reconciles
+    assert all(d.reconciles for d in days)  # every day reconciles
+    return result, days
+
+
+def rows(days: list) -> list[dict]:
+    return pa.concat_tables([d.lines for d in days]).to_pylist() if days else []
+
+
+def rejects(days: list) -> list[tuple[int, str | None, str]]:
+    return [(r["source_row"], r["column"], r["reason"]) for d in days for r in d.rejects.to_pylist()]
+
+
+# -- specs ------------------------------------------------------------------------------------
+def test_shipped_specs_cover_every_file_format() -> None:
+    assert {s.format.type for s in file_sources()} == {"csv", "jsonl", "parquet", "excel"}
+    assert {"superstore", "rossmann", "completejourney", "pos", "web"} <= set(SPECS)
+
+
+def _spec_file(tmp_path: Path, changes: dict) -> Path:
+    data = yaml.safe_load((SPEC_DIR / "marketplace.yaml").read_text())
+    for dotted, value in changes.items():
+        *path, last = dotted.split(".")
+        node = data
+        for part in path:
+            node = node[part]
+        if value is None:
+            node.pop(last)
+        else:
+            node[last] = value
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"columns.order_id": None}, "no mapping for required order_lines columns ['order_id']"),
+    ({"columns.colour": {"from": "qty"}}, "['colour'] are not order_lines columns"),
+    ({"columns.product_id": {"from": "SKU"}}, "mapping uses ['SKU'], which are not in source_columns"),
+    ({"timezone": "Mars/Olympus"}, "timezone: Value error, unknown time zone 'Mars/Olympus'"),
+    ({"prefix": "../etc/"}, "prefix: Value error, must be a folder under landing/"),
+    ({"columns.discount": {"expr": "__import__('os').system('id')"}}, "only + - * /, numbers and {columns}"),
+    ({"columns.quantity": {"from": "qty", "value": "1"}}, "give exactly one of from / value / template / expr"),
+    ({"format": {"type": "xml"}}, "format"),
+    ({"surprise": 1}, "surprise: Extra inputs are not permitted"),
+])
+def test_invalid_specs_fail_with_file_and_field(tmp_path: Path, changes: dict, message: str) -> None:
+    path = _spec_file(tmp_path, changes)
+    with pytest.raises(SourceSpecError) as error:
+        load_spec(path)
+    assert str(path) in str(error.value) and message in str(error.value)
+
+
+def test_spec_set_rejects_clashing_names_and_overlapping_prefixes(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _spec_file(tmp_path / "a", {})
+    second = _spec_file(tmp_path / "b", {"name": "other", "prefix": "landing/marketplace/eu/"})
+    with pytest.raises(SourceSpecError, match="overlap"):
+        load_specs([first, second])
+    with pytest.raises(SourceSpecError, match="not valid YAML"):
+        (tmp_path / "bad.yaml").write_text("name: [unclosed")
+        load_spec(tmp_path / "bad.yaml")
+
+
+# -- formats ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("variant", ["lf", "crlf", "cr", "bom", "gzip", "quoted-newline"])
+def test_csv_variants_read_the_same(local_env: dict[str, Any], variant: str) -> None:
+    text = f"{POS_HEADER}\n{GOOD}\n{GOOD.replace('A1', 'A2')}\n"
+    if variant == "quoted-newline":
+        text = text.replace(",P1,", ',"P1\nsecond line",', 1)
+    data = {"crlf": text.replace("\n", "\r\n").encode(), "cr": text.replace("\n", "\r").encode(),
+            "bom": ("\ufeff" + text).encode(), "gzip": gzip.compress(text.encode())}.get(variant, text.encode())
+    name = "export.csv.gz" if variant == "gzip" else "export.csv"
+    result, days = land_and_ingest(local_env, "pos", name, data)
+    assert result.quarantined == 0
+    assert [r["order_id"] for r in rows(days)] == ["A1", "A2"]
+    assert rows(days)[0]["product_id"] == ("P1\nsecond line" if variant == "quoted-newline" else "P1")
+
+
+def test_jsonl_with_changes_and_business_date_in_the_source_zone(local_env: dict[str, Any]) -> None:
+    lines = [
+        {"orderNumber": "M1", "lineItem": 1, "placedAt": "2026-07-01T23:30:00Z", "shop": "uk", "sku": "P1", "buyer": "b1",
+         "qty": 2, "price": 5.0, "discountPct": 10, "currency": "GBP", "modifiedAt": "2026-07-01T23:30:00Z"},
+        {"orderNumber": "CM2", "lineItem": 1, "placedAt": "2026-07-01T12:00:00", "shop": "uk", "sku": "P2", "buyer": "b2",
+         "qty": 1, "price": 3.0, "discountPct": 0, "currency": "GBP", "modifiedAt": "2026-07-01T13:00:00"},
+        {"orderNumber": "M3", "lineItem": 2, "placedAt": "2026-07-01T12:00:00+01:00", "shop": "uk", "sku": "P3",
+         "buyer": None, "qty": -3, "price": 4.0, "discountPct": 0, "currency": "GBP", "modifiedAt": "2026-07-03T09:00:00Z"},
+    ]
+    data = gzip.compress("\n".join(json.dumps(line) for line in lines).encode())
+    _, days = land_and_ingest(local_env, "marketplace", "orders.jsonl.gz", data)
+    got = {r["order_id"]: r for r in rows(days)}
+    assert got["M1"]["order_date"] == dt.date(2026, 7, 2)  # 23:30 UTC is 00:30 the next day in London (BST)
+    assert got["M1"]["discount"] == pytest.approx(0.10)
+    assert got["CM2"]["status"] == "cancelled"
+    assert got["CM2"]["order_ts"] == dt.datetime(2026, 7, 1, 11, 0, tzinfo=dt.UTC)  # naive: London time
+    assert (got["M3"]["status"], got["M3"]["quantity"]) == ("returned", 3)
+    assert got["M3"]["customer_id"] is None
+
+
+def test_parquet_source_with_typed_columns(local_env: dict[str, Any]) -> None:
+    table = pa.table({
+        "order_ref": ["X1", "X2"], "line": pa.array([1, 1], pa.int32()),
+        "created": pa.array([dt.datetime(2026, 2, 3, 8, tzinfo=dt.UTC)] * 2, pa.timestamp("ms", tz="UTC")),
+        "store": ["S1", "S2"], "product": ["P1", "P2"], "customer": [None, "C9"], "units": [1, 4],
+        "unit_price": [2.5, 1.25], "discount": [0.0, 0.5], "currency": ["EUR", "EUR"], "status": ["sold", "returned"],
+        "updated": pa.array([dt.datetime(2026, 2, 3, 9)] * 2, pa.timestamp("us")),
+    })
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    _, days = land_and_ingest(local_env, "partner_feed", "extract.parquet", sink.getvalue())
+    got = rows(days)
+    assert [(r["order_id"], r["line_no"], r["quantity"], r["status"]) for r in got] == [("X1", 1, 1, "sold"), ("X2", 1, 4, "returned")]
+    assert got[1]["unit_price"] == 1.25
+
+
+def test_excel_source_with_decimal_comma_and_day_first_dates(local_env: dict[str, Any]) -> None:
+    frame = pd.DataFrame({"Beleg": ["B1", "B1"], "Position": [1, 2], "Datum": ["03.02.2026 18:30", "03.02.2026 23:45"],
+                          "Filiale": ["7", "7"], "Artikel": ["A", "B"], "Menge": [1, -2], "Preis": ["2,50", "10,00"],
+                          "Rabatt": ["0,1", "0"]})
+    sink = io.BytesIO()
+    frame.to_excel(sink, index=False)
+    _, days = land_and_ingest(local_env, "franchise", "woche-06.xlsx", sink.getvalue())
+    got = rows(days)
+    assert [(r["line_no"], r["unit_price"], r["discount"], r["status"], r["quantity"]) for r in got] == [
+        (1, 2.5, 0.1, "sold", 1), (2, 10.0, 0.0, "returned", 2)]
+    assert {r["order_date"] for r in got} == {dt.date(2026, 2, 3)}  # 23:45 Berlin is still the 3rd there
+
+
+def test_new_column_is_reported_as_drift_not_fatal(local_env: dict[str, Any]) -> None:
+    data = f"{POS_HEADER},loyalty_tier\n{GOOD},gold\n".encode()
+    result, days = land_and_ingest(local_env, "pos", "export.csv", data)
+    assert result.new_columns == ["loyalty_tier"] and len(rows(days)) == 1
+    with initialized(local_env["lake"]) as lake:
+        lake.put_bytes("landing/orders/pos/2026-02-04/other.csv", data)
+    run = build_defs(local_env).resolve_job_def("ingest_landing").execute_in_process()
+    (check,) = run.get_asset_check_evaluations()
+    assert (check.check_name, check.passed, check.severity) == ("no_schema_drift", False, dg.AssetCheckSeverity.WARN)
+    assert check.metadata["new_columns"].value == {"landing/orders/pos/2026-02-04/other.csv": ["loyalty_tier"]}
+
+
+# -- the bad-input corpus ---------------------------------------------------------------------
+def _csv(*lines: str, header: str = POS_HEADER) -> bytes:
+    return "\n".join([header, *lines]).encode() + b"\n"
+
+
+CORPUS: dict[str, tuple[str, str, bytes, str]] = {
+    # kind: (source, file name, bytes, expected reason fragment)
+    "empty file": ("pos", "a.csv", b"", "empty file"),
+    "truncated gzip": ("pos", "a.csv.gz", gzip.compress(_csv(GOOD) * 50)[:40], "corrupt or truncated gzip"),
+    "gzip name, plain bytes": ("pos", "a.csv.gz", b"plain text pretending", "corrupt or truncated gzip"),
+    "invalid utf-8": ("pos", "a.csv", _csv(GOOD).replace(b"P1", b"P\xff\xfe"), "not valid utf-8"),
+    "missing required column": ("pos", "a.csv", _csv("A1,1,S001", header="order_id,line_no,store_id"), "missing required columns"),
+    "repeated header column": ("pos", "a.csv", _csv(GOOD + ",x", header=POS_HEADER + ",order_id"), "header repeats columns"),
+    "record with extra fields": ("pos", "a.csv", _csv(GOOD, GOOD.replace("A1", "A2") + ",extra,fields"), "record has 15 fields"),
+    "record with too few fields": ("pos", "a.csv", _csv(GOOD, "A3,1,2026-02-03T10:00:00Z"), "record has 3 fields"),
+    "impossible date": ("pos", "a.csv", _csv(GOOD, GOOD.replace("A1", "A4").replace("2026-02-03T10", "2026-02-30T10", 1)),
+                        "no readable order time"),
+    "garbage timestamp": ("pos", "a.csv", _csv(GOOD, GOOD.replace("A1", "A5").replace("2026-02-03T10:00:00Z", "yesterday", 1)),
+                          "no readable order time"),
+    "non-numeric quantity": ("pos", "a.csv", _csv(GOOD, GOOD.replace("A1", "A6").replace(",2,9.99", ",two,9.99")), "not a whole number"),
+    "fractional quantity": ("pos", "a.csv", _csv(GOOD, GOOD.replace("A1", "A7").replace(",2,9.99", ",1.5,9.99")), "not a whole number"),
+    "missing key": ("pos", "a.csv", _csv(GOOD, GOOD.replace("A1", "")), "missing value"),
+    "negative price": ("pos", "a.csv", _csv(GOOD, GOOD.replace("A1", "A8").replace("9.99", "-9.99")), "negative unit price"),
+    "discount above one": ("pos", "a.csv", _csv(GOOD, GOOD.replace("A1", "A9").replace("0.00,EUR", "1.50,EUR")), "discount outside 0..1"),
+    "unknown status": ("pos", "a.csv", _csv(GOOD, GOOD.replace("A1", "B1").replace(",sold,", ",lost,")), "status not one of"),
+    "invalid JSON line": ("marketplace", "a.jsonl", b'{"orderNumber": "M1", "lineItem": 1\n[1, 2]\n', "not valid JSON"),
+    "JSON line that is not an object": ("marketplace", "a.jsonl", b'[1, 2]\n', "a JSON list, not an object"),
+    "corrupt parquet": ("partner_feed", "a.parquet", b"PAR1 not really parquet PAR1", "not readable as Parquet"),
+    "corrupt excel": ("franchise", "a.xlsx", b"PK\x03\x04 broken zip", "not readable as Excel"),
+    "division by zero in an expression": (
+        "completejourney", "a.csv",
+        (b"household_id,store_id,basket_id,product_id,quantity,sales_value,retail_disc,coupon_disc,coupon_match_disc,week,"
+         b"transaction_timestamp\n1,2,3,4,0.0,0.0,0.0,0.0,0.0,1,2017-01-01 10:00:00\n"), "has no finite value"),
+}
+
+
+@pytest.mark.parametrize("kind", list(CORPUS))
+def test_bad_input_is_quarantined_with_a_reason_and_counts_reconcile(local_env: dict[str, Any], kind: str) -> None:
+    source, name, data, reason = CORPUS[kind]
+    result, days = land_and_ingest(local_env, source, name, data)
+    with initialized(local_env["lake"]) as lake:
+        landing = read_landing_quarantine(lake).to_pylist()
+    reasons = [r["reason"] for r in landing] + [r[2] for r in rejects(days)]
+    assert any(reason in text for text in reasons), reasons
+    files = {r["source_file"] for r in landing} | {r["source_file"] for d in days for r in d.rejects.to_pylist()}
+    assert files == {result.key}  # every quarantine row names the file
+    good = [r["order_id"] for r in rows(days)]
+    if data and GOOD.encode() in data and result.unreadable is None:
+        assert "A1" in good  # the good rows of a partly broken file go on
+
+
+def test_corpus_has_at_least_fifteen_kinds() -> None:
+    assert len(CORPUS) >= 15
