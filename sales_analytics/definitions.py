@@ -11,7 +11,7 @@ from sales_analytics.profiles import build_resources
 from sales_analytics.reports.daily_store_sales import REPORT_KEY, daily_store_sales
 from sales_analytics.reports.publish import publish_assets
 from sales_analytics.schema import DAILY_STORE_SALES
-from sales_analytics.sensors import landing_sensor, touched_partitions_sensor
+from sales_analytics.sensors import landing_sensors, touched_partitions_sensor
 
 
 def build_defs(resources: dict[str, Any]) -> dg.Definitions:
@@ -26,7 +26,7 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
         ],
         jobs=[ingest_job, daily_sales_job],
         schedules=[daily_sales_schedule],
-        sensors=[landing_sensor, touched_partitions_sensor],
+        sensors=[*landing_sensors, touched_partitions_sensor],
         resources=resources,
     )
 

@@ -1,33 +1,78 @@
-"""Sensors: react to landings, then re-run exactly the order dates they touched."""
+"""Sensors: one landing sensor per declared file source, then re-runs of exactly the days touched.
 
+A landing sensor lists only the folders where new objects can appear: for sources that land in
+dated folders, today's and ``lookback_days`` before, so a tick costs the same after years of
+history. Its cursor maps each key in that window to the version requested and when: a new key or a
+new version of a seen key (a re-delivered, corrected file) is requested once; the window's older
+entries fall out of the cursor with their folders. Each tick requests at most
+``MAX_OBJECTS_PER_TICK`` objects in one run (run key: the batch), and the ingest itself skips any
+version already ingested, so an object is ingested exactly once even if a run is requested twice.
+A request whose run failed is noticed (no manifest after ``RETRY_AFTER``) and made again.
+"""
 
+import datetime as dt
 import hashlib
+import json
 
 import dagster as dg
 
-from sales_analytics.ingest.assets import RAW_ORDER_LINES
-from sales_analytics.ingest.raw import pending_objects
+from sales_analytics.ingest.assets import RAW_ORDER_LINES, raw_order_lines
+from sales_analytics.ingest.raw import manifest_key
 from sales_analytics.jobs import daily_sales_job, ingest_job
 from sales_analytics.partitions import day_ranges, range_tags
-from sales_analytics.sources.spec import file_sources
+from sales_analytics.sources.spec import SourceSpec, file_sources
 from sales_analytics.storage.lake import LakeResource
 
 MAX_OBJECTS_PER_TICK = 500
+RETRY_AFTER = dt.timedelta(hours=1)
 
 
-@dg.sensor(job=ingest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Starts an ingest run when landed objects appear (or change) that were not ingested yet.")
-def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult | dg.SkipReason:
-    pending = []
-    for _, info in pending_objects(lake, file_sources()):
-        pending.append(f"{info.key}@{info.version}")
-        if len(pending) >= MAX_OBJECTS_PER_TICK:
-            break
-    if not pending:
-        return dg.SkipReason("no new landed objects")
-    # The same set of object versions never starts a second run.
-    run_key = hashlib.sha256("\n".join(pending).encode()).hexdigest()[:32]
-    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=run_key, tags={"landed_objects": str(len(pending))})])
+def window_prefixes(spec: SourceSpec, today: dt.date) -> list[str]:
+    if not spec.dated_folders:
+        return [spec.prefix]
+    return [f"{spec.prefix}{today - dt.timedelta(days=back):%Y-%m-%d}/" for back in range(spec.lookback_days, -1, -1)]
+
+
+def landing_tick(spec: SourceSpec, lake: LakeResource, cursor: str | None, now: dt.datetime) -> dg.SensorResult:
+    prefixes = window_prefixes(spec, now.date())
+    # cursor: key -> [version requested, epoch seconds of the request, or None once ingested]
+    seen: dict[str, list] = {k: v for k, v in json.loads(cursor or "{}").items() if k.startswith(tuple(prefixes))}
+    batch: dict[str, str] = {}
+    for prefix in prefixes:
+        for info in lake.list(prefix):
+            if len(batch) >= MAX_OBJECTS_PER_TICK:
+                break
+            version, requested_at = seen.get(info.key, (None, None))
+            if version != info.version:
+                batch[info.key] = info.version
+            elif requested_at is not None and now.timestamp() - requested_at >= RETRY_AFTER.total_seconds():
+                if lake.exists(manifest_key(info.key, version)):
+                    seen[info.key] = [version, None]  # confirmed ingested: never checked again
+                else:
+                    batch[info.key] = info.version  # its run failed or was lost: ask again
+    stamp = now.timestamp()
+    seen |= {key: [version, stamp] for key, version in batch.items()}
+    next_cursor = json.dumps(seen, sort_keys=True)
+    if not batch:
+        return dg.SensorResult(skip_reason=f"nothing new under {prefixes[-1]}", cursor=next_cursor)
+    digest = hashlib.sha256(json.dumps([batch, stamp], sort_keys=True).encode()).hexdigest()[:24]
+    run_config = {"ops": {raw_order_lines.op.name: {"config": {"objects": sorted(batch)}}}}
+    request = dg.RunRequest(run_key=f"{spec.name}:{digest}", run_config=run_config,
+                            tags={"source": spec.name, "objects": str(len(batch))})
+    return dg.SensorResult(run_requests=[request], cursor=next_cursor)
+
+
+def landing_sensor(spec: SourceSpec) -> dg.SensorDefinition:
+    @dg.sensor(name=f"landing_{spec.name}", job=ingest_job, minimum_interval_seconds=60,
+               default_status=dg.DefaultSensorStatus.STOPPED,
+               description=f"Ingests new or changed objects under `{spec.prefix}` ({spec.description.strip()[:80]}…)")
+    def _landing(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+        return landing_tick(spec, lake, context.cursor, dt.datetime.now(dt.UTC))
+
+    return _landing
+
+
+landing_sensors = [landing_sensor(spec) for spec in file_sources()]
 
 
 @dg.asset_sensor(asset_key=RAW_ORDER_LINES, job=daily_sales_job, default_status=dg.DefaultSensorStatus.STOPPED,

@@ -1,34 +1,81 @@
-"""Sensors: a landing starts one ingest run; an ingest re-runs exactly the days it touched."""
+"""Sensors: landing sensors against the real S3 server, and re-runs of exactly the touched days."""
 
+import datetime as dt
+import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dagster as dg
 
 from sales_analytics.definitions import build_defs
-from sales_analytics.ingest.raw import ingest_object, pending_objects
+from sales_analytics.ingest.raw import ingest_object, requested_objects
 from sales_analytics.partitions import RANGE_END_TAG, RANGE_START_TAG
 from sales_analytics.profiles import initialized
-from sales_analytics.sensors import landing_sensor, touched_partitions_sensor
-from sales_analytics.sources.spec import file_sources
+from sales_analytics.sensors import MAX_OBJECTS_PER_TICK, RETRY_AFTER, landing_tick
+from sales_analytics.sources.spec import source_named
 
 CSV = ("order_id,line_no,order_ts,store_id,channel,product_id,customer_id,quantity,unit_price,discount,currency,status,updated_at\n"
        "A1,1,2026-02-03T10:00:00Z,S001,store,P1,,1,2.50,0,EUR,sold,2026-02-03T10:00:00Z\n")
+NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.timezone.utc)
+POS = source_named("pos")
 
 
-def tick(resources: dict[str, Any]) -> dg.SensorResult | dg.SkipReason:
-    with dg.build_sensor_context(resources={"lake": resources["lake"]}) as context:
-        return landing_sensor(context)
+def requested(result: dg.SensorResult) -> list[str]:
+    return [key for r in result.run_requests for key in next(iter(r.run_config["ops"].values()))["config"]["objects"]]
 
 
-def test_landing_sensor_requests_one_run_per_new_set_of_objects(local_env: dict[str, Any]) -> None:
-    assert isinstance(tick(local_env), dg.SkipReason)
+def folder(days_back: int) -> str:
+    return f"{POS.prefix}{NOW.date() - dt.timedelta(days=days_back):%Y-%m-%d}/"
+
+
+def test_landing_sensor_sees_every_object_once_across_restarts(stack_env: dict[str, Any]) -> None:
+    layout = {0: 1200, 1: 800, 2: 500, 10: 30}  # today's folder alone pages past 1,000 keys; day 10 is out of the window
+    keys = [f"{folder(back)}f{i:05d}.csv" for back, n in layout.items() for i in range(n)]
+    with initialized(stack_env["lake"]) as lake:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda key: lake.put_bytes(key, b"x"), keys))
+        cursor, seen, ticks = None, [], 0
+        while True:
+            result = landing_tick(POS, lake, cursor, NOW)
+            cursor = json.loads(json.dumps(result.cursor))  # what Dagster stores: survives a restart
+            if not result.run_requests:
+                break
+            assert len(requested(result)) <= MAX_OBJECTS_PER_TICK and len(result.run_requests) == 1
+            seen += requested(result)
+            ticks += 1
+        in_window = [k for k in keys if not k.startswith(folder(10))]
+        assert sorted(seen) == sorted(in_window) and len(seen) == len(set(seen)) == 2500
+        assert ticks == 5
+        modified = f"{folder(1)}f00007.csv"
+        lake.put_bytes(modified, b"a corrected delivery")
+        assert requested(landing_tick(POS, lake, cursor, NOW + dt.timedelta(minutes=1))) == [modified]
+
+
+def test_a_request_whose_run_never_ingested_is_made_again(local_env: dict[str, Any]) -> None:
+    key = f"{folder(0)}a.csv"
     with initialized(local_env["lake"]) as lake:
-        lake.put_bytes("landing/orders/pos/2026-02-03/a.csv", CSV.encode())
-        first, again = tick(local_env).run_requests, tick(local_env).run_requests
-        assert len(first) == 1 and first[0].run_key == again[0].run_key  # same objects: same run key, one run
-        for source, info in pending_objects(lake, file_sources()):
-            ingest_object(lake, source, info)
-    assert isinstance(tick(local_env), dg.SkipReason)
+        lake.put_bytes(key, CSV.encode())
+        first = landing_tick(POS, lake, None, NOW)
+        assert requested(first) == [key]
+        later = NOW + RETRY_AFTER + dt.timedelta(minutes=1)
+        again = landing_tick(POS, lake, first.cursor, later)  # the first run failed: no manifest
+        assert requested(again) == [key] and again.run_requests[0].run_key != first.run_requests[0].run_key
+        for spec, info in requested_objects(lake, [key]):
+            ingest_object(lake, spec, info)
+        settled = landing_tick(POS, lake, again.cursor, later + RETRY_AFTER * 2)
+        assert requested(settled) == [] and json.loads(settled.cursor)[key][1] is None  # confirmed, never re-checked
+
+
+def test_sensor_definition_runs_against_its_lake_resource(local_env: dict[str, Any]) -> None:
+    defs = build_defs(local_env)
+    sensor = defs.resolve_sensor_def("landing_pos")
+    with initialized(local_env["lake"]) as lake:
+        lake.put_bytes(f"{POS.prefix}{dt.datetime.now(dt.timezone.utc).date():%Y-%m-%d}/a.csv", CSV.encode())
+    with dg.build_sensor_context(resources={"lake": local_env["lake"]}, repository_def=defs.get_repository_def()) as context:
+        result = sensor.evaluate_tick(context)
+    assert len(result.run_requests) == 1
+    run = defs.resolve_job_def("ingest_landing").execute_in_process(run_config=result.run_requests[0].run_config)
+    assert run.success
 
 
 def test_ingest_triggers_runs_for_exactly_the_touched_days(local_env: dict[str, Any]) -> None:
@@ -40,7 +87,7 @@ def test_ingest_triggers_runs_for_exactly_the_touched_days(local_env: dict[str, 
     with dg.instance_for_test() as instance:
         assert defs.resolve_job_def("ingest_landing").execute_in_process(instance=instance).success
         context = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
-        requests = touched_partitions_sensor.evaluate_tick(context).run_requests
+        requests = defs.resolve_sensor_def("touched_partitions_sensor").evaluate_tick(context).run_requests
         ranges = sorted((r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests)
         assert ranges == [("2026-01-15", "2026-01-15"), ("2026-02-03", "2026-02-04")]
         job = defs.resolve_job_def("daily_sales")

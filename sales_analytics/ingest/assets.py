@@ -5,7 +5,14 @@ from collections.abc import Iterator
 import dagster as dg
 from pydantic import Field
 
-from sales_analytics.ingest.raw import LANDING_QUARANTINE_PREFIX, RAW_PREFIX, FileIngest, ingest_object, pending_objects
+from sales_analytics.ingest.raw import (
+    LANDING_QUARANTINE_PREFIX,
+    RAW_PREFIX,
+    FileIngest,
+    ingest_object,
+    pending_objects,
+    requested_objects,
+)
 from sales_analytics.sources.spec import file_sources
 from sales_analytics.storage.lake import LakeResource
 
@@ -26,7 +33,8 @@ landing_specs = [
 
 
 class IngestConfig(dg.Config):
-    sources: list[str] = Field(default_factory=list, description="limit this run to these sources (empty: all)")
+    objects: list[str] = Field(default_factory=list,
+                               description="landing keys to ingest (a sensor's batch); empty: everything pending")
 
 
 @dg.multi_asset(
@@ -45,9 +53,9 @@ class IngestConfig(dg.Config):
                                    description="Landed files carry no columns their source spec does not know.")],
 )
 def raw_order_lines(context: dg.AssetExecutionContext, config: IngestConfig, lake: LakeResource) -> Iterator:
-    sources = tuple(s for s in file_sources() if not config.sources or s.name in config.sources)
     ingested: list[FileIngest] = []
-    for spec, info in pending_objects(lake, sources):
+    todo = requested_objects(lake, config.objects) if config.objects else pending_objects(lake, file_sources())
+    for spec, info in todo:
         result = ingest_object(lake, spec, info)
         ingested.append(result)
         if result.unreadable:

@@ -26,7 +26,7 @@ import pyarrow as pa
 from sales_analytics.schema import QUARANTINE
 from sales_analytics.sources.mapping import order_days
 from sales_analytics.sources.readers import UnreadableFile, read_landed
-from sales_analytics.sources.spec import ROW_NUMBER, SourceSpec
+from sales_analytics.sources.spec import ROW_NUMBER, SourceSpec, file_sources
 from sales_analytics.storage.lake import LakeResource, ObjectInfo
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, table_to_parquet_bytes
 from sales_analytics.tables import split_by
@@ -80,6 +80,19 @@ def pending_objects(lake: LakeResource, sources: tuple[SourceSpec, ...]) -> Iter
         for info in lake.list(source.prefix):
             if info.version not in done.get(file_id(info.key), ()):
                 yield source, info
+
+
+def requested_objects(lake: LakeResource, keys: list[str]) -> Iterator[tuple[SourceSpec, ObjectInfo]]:
+    """The named landed objects not ingested at their current version (gone ones are skipped)."""
+    specs = file_sources()
+    done = ingested_versions(lake)
+    for key in keys:
+        spec = next((s for s in specs if key.startswith(s.prefix)), None)
+        if spec is None:
+            raise ValueError(f"{key} is under no declared source's landing prefix")
+        info = lake.info(key)
+        if info is not None and info.version not in done.get(file_id(key), ()):
+            yield spec, info
 
 
 def _previous_manifests(lake: LakeResource, landing_key: str) -> list[tuple[str, FileIngest]]:

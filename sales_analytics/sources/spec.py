@@ -108,6 +108,8 @@ class SourceSpec(_Strict):
     target: Literal["order_lines"] = "order_lines"
     prefix: str = Field(description="landing-zone folder the source drops into, ending in /")
     dated_folders: bool = Field(default=False, description="objects land under <prefix><YYYY-MM-DD>/")
+    lookback_days: int = Field(default=3, ge=0, le=60,
+                               description="dated folders the landing sensor lists: today's and this many before")
     format: FileFormat = Field(discriminator="type")
     timezone: str = Field(default="UTC", description="zone of timestamps and dates given without one")
     source_columns: list[str] = Field(description="the header the source is expected to send")

@@ -116,16 +116,24 @@ class LakeResource(dg.ConfigurableResource):
             return response["Body"].read()
         return self._path(key).read_bytes()
 
-    def exists(self, key: str) -> bool:
+    def info(self, key: str) -> ObjectInfo | None:
+        """The object's size and version, or None when it does not exist."""
         if self.is_s3:
             try:
-                self._s3_client().head_object(Bucket=self.bucket, Key=self._s3_key(key))
-                return True
+                head = self._s3_client().head_object(Bucket=self.bucket, Key=self._s3_key(key))
             except ClientError as err:
                 if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                    return False
+                    return None
                 raise
-        return self._path(key).is_file()
+            return ObjectInfo(key, head["ContentLength"], head["ETag"].strip('"'))
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        stat = path.stat()
+        return ObjectInfo(key, stat.st_size, f"{stat.st_mtime_ns}-{stat.st_size}")
+
+    def exists(self, key: str) -> bool:
+        return self.info(key) is not None
 
     def delete(self, key: str) -> None:
         if self.is_s3:
