@@ -16,7 +16,7 @@ from sales_analytics.sources.spec import source_named
 
 CSV = ("order_id,line_no,order_ts,store_id,channel,product_id,customer_id,quantity,unit_price,discount,currency,status,updated_at\n"
        "A1,1,2026-02-03T10:00:00Z,S001,store,P1,,1,2.50,0,EUR,sold,2026-02-03T10:00:00Z\n")
-NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 POS = source_named("pos")
 
 
@@ -70,7 +70,7 @@ def test_sensor_definition_runs_against_its_lake_resource(local_env: dict[str, A
     defs = build_defs(local_env)
     sensor = defs.resolve_sensor_def("landing_pos")
     with initialized(local_env["lake"]) as lake:
-        lake.put_bytes(f"{POS.prefix}{dt.datetime.now(dt.timezone.utc).date():%Y-%m-%d}/a.csv", CSV.encode())
+        lake.put_bytes(f"{POS.prefix}{dt.datetime.now(dt.UTC).date():%Y-%m-%d}/a.csv", CSV.encode())
     with dg.build_sensor_context(resources={"lake": local_env["lake"]}, repository_def=defs.get_repository_def()) as context:
         result = sensor.evaluate_tick(context)
     assert len(result.run_requests) == 1
