@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from sales_analytics.sources.spec import sql_sources
+
 ingest_job = dg.define_asset_job(
     "ingest_landing",
     selection=dg.AssetSelection.groups("raw"),
@@ -16,3 +18,13 @@ daily_sales_job = dg.define_asset_job(
 
 # Yesterday's partition once a day, after the night's exports have landed.
 daily_sales_schedule = dg.build_schedule_from_partitioned_job(daily_sales_job, hour_of_day=3, minute_of_hour=0)
+
+
+extract_jobs = {
+    spec.name: dg.define_asset_job(
+        f"extract_{spec.name}",
+        selection=dg.AssetSelection.assets(["landing", spec.name]),
+        description=f"Extract the next batches of the {spec.name} database table into the landing zone.",
+    )
+    for spec in sql_sources()
+}

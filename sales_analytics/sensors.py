@@ -15,12 +15,14 @@ import hashlib
 import json
 
 import dagster as dg
+import sqlalchemy as sa
 
 from sales_analytics.ingest.assets import RAW_ORDER_LINES, raw_order_lines
+from sales_analytics.ingest.extract import database_url, latest_watermark, read_position
 from sales_analytics.ingest.raw import manifest_key
-from sales_analytics.jobs import daily_sales_job, ingest_job
+from sales_analytics.jobs import daily_sales_job, extract_jobs, ingest_job
 from sales_analytics.partitions import day_ranges, range_tags
-from sales_analytics.sources.spec import SourceSpec, file_sources
+from sales_analytics.sources.spec import SourceSpec, file_sources, sql_sources
 from sales_analytics.storage.lake import LakeResource
 
 MAX_OBJECTS_PER_TICK = 500
@@ -73,6 +75,33 @@ def landing_sensor(spec: SourceSpec) -> dg.SensorDefinition:
 
 
 landing_sensors = [landing_sensor(spec) for spec in file_sources()]
+
+
+def watermark_sensor(spec: SourceSpec) -> dg.SensorDefinition:
+    """Asks for an extraction when the source table's watermark moved past the extracted position."""
+    assert spec.extract is not None
+
+    @dg.sensor(name=f"watermark_{spec.name}", job=extract_jobs[spec.name], minimum_interval_seconds=60,
+               default_status=dg.DefaultSensorStatus.STOPPED,
+               description=f"Polls max({spec.extract.watermark}) of {spec.extract.table}; extracts when it moved.")
+    def _watermark(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult | dg.SkipReason:
+        return watermark_tick(spec, lake, sa.create_engine(database_url(spec.extract)))
+
+    return _watermark
+
+
+def watermark_tick(spec: SourceSpec, lake: LakeResource, engine: sa.Engine) -> dg.SensorResult | dg.SkipReason:
+    try:
+        latest = latest_watermark(engine, spec)
+    finally:
+        engine.dispose()
+    position = read_position(lake, spec)
+    if latest is None or (position is not None and latest <= position[0]):
+        return dg.SkipReason(f"{spec.name}: nothing changed since {position[0] if position else 'the start'}")
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"{spec.name}:{latest}")])
+
+
+watermark_sensors = [watermark_sensor(spec) for spec in sql_sources()]
 
 
 @dg.asset_sensor(asset_key=RAW_ORDER_LINES, job=daily_sales_job, default_status=dg.DefaultSensorStatus.STOPPED,

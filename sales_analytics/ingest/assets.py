@@ -1,10 +1,13 @@
 """Assets of the ``sources`` and ``raw`` groups: one landing spec per declared source."""
 
+import datetime as dt
 from collections.abc import Iterator
 
 import dagster as dg
+import sqlalchemy as sa
 from pydantic import Field
 
+from sales_analytics.ingest.extract import database_url, extract
 from sales_analytics.ingest.raw import (
     LANDING_QUARANTINE_PREFIX,
     RAW_PREFIX,
@@ -13,7 +16,7 @@ from sales_analytics.ingest.raw import (
     pending_objects,
     requested_objects,
 )
-from sales_analytics.sources.spec import file_sources
+from sales_analytics.sources.spec import SourceSpec, file_sources, sql_sources
 from sales_analytics.storage.lake import LakeResource
 
 RAW_ORDER_LINES = dg.AssetKey(["raw", "order_lines"])
@@ -29,7 +32,35 @@ landing_specs = [
         metadata={"prefix": source.prefix, "timezone": source.timezone},
     )
     for source in file_sources()
+    if source.extract is None
 ]
+
+
+def extraction_asset(spec: SourceSpec) -> dg.AssetsDefinition:
+    """The platform lands a SQL source itself: extraction is an asset, not an external landing."""
+    assert spec.extract is not None
+
+    @dg.asset(key=["landing", spec.name], group_name="sources", kinds={"postgres", "parquet"},
+              owners=["team:data-engineering"],
+              description=(f"{spec.description.strip()}\n\nExtracted from `{spec.extract.table}` by "
+                           f"`{spec.extract.watermark}` into `{spec.prefix}`."))
+    def _extract(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        engine = sa.create_engine(database_url(spec.extract))
+        try:
+            result = extract(lake, spec, engine, dt.datetime.now(dt.UTC).date())
+        finally:
+            engine.dispose()
+        context.log.info(f"extracted {result.rows} rows in {len(result.files)} batches")
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": result.rows, "batches": len(result.files),
+            "watermark": str(result.position[0]) if result.position else "none",
+            "files": dg.MetadataValue.json(result.files),
+        })
+
+    return _extract
+
+
+extraction_assets = [extraction_asset(spec) for spec in sql_sources()]
 
 
 class IngestConfig(dg.Config):
@@ -39,12 +70,12 @@ class IngestConfig(dg.Config):
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(RAW_ORDER_LINES, deps=landing_specs, group_name="raw", kinds={"s3", "parquet"},
+        dg.AssetSpec(RAW_ORDER_LINES, deps=[*landing_specs, *extraction_assets], group_name="raw", kinds={"s3", "parquet"},
                      owners=["team:data-engineering"],
                      description=("Every landed order line as landed (all text), with its source, file and record "
                                   f"number, sharded by business date under `{RAW_PREFIX}/`. Each landed object "
                                   "version is ingested exactly once.")),
-        dg.AssetSpec(LANDING_QUARANTINE, deps=landing_specs, group_name="raw", kinds={"s3", "parquet"},
+        dg.AssetSpec(LANDING_QUARANTINE, deps=[*landing_specs, *extraction_assets], group_name="raw", kinds={"s3", "parquet"},
                      owners=["team:data-engineering"],
                      description=(f"Rejected at landing, under `{LANDING_QUARANTINE_PREFIX}/`: unreadable files, "
                                   "records that do not split into columns, rows without a readable order time.")),

@@ -101,10 +101,26 @@ class Changes(_Strict):
         default=False, description="a negative quantity is a return of that many units")
 
 
+class SqlExtract(_Strict):
+    """A database table (the on-prem POS role) extracted incrementally into the landing zone.
+
+    Rows come in ``watermark`` order with ``tiebreak`` columns making the order total, so batches
+    resume exactly where the last one stopped even when many rows share a watermark value.
+    """
+
+    url_env: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="environment variable holding the SQLAlchemy URL")
+    table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$", description="[schema.]table")
+    watermark: str = Field(description="column that grows whenever a row changes (e.g. updated_at)")
+    tiebreak: list[str] = Field(min_length=1, description="key columns ordering rows that share a watermark")
+    batch_rows: int = Field(default=50_000, ge=1, le=1_000_000)
+    max_batches_per_run: int = Field(default=20, ge=1)
+
+
 class SourceSpec(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str
-    kind: Literal["files"] = "files"
+    kind: Literal["files", "sql"] = "files"
+    extract: SqlExtract | None = Field(default=None, description="for kind sql: the table to extract")
     target: Literal["order_lines"] = "order_lines"
     prefix: str = Field(description="landing-zone folder the source drops into, ending in /")
     dated_folders: bool = Field(default=False, description="objects land under <prefix><YYYY-MM-DD>/")
@@ -131,6 +147,16 @@ class SourceSpec(_Strict):
         except (ZoneInfoNotFoundError, ValueError) as err:
             raise ValueError(f"unknown time zone {zone!r}") from err
         return zone
+
+    @model_validator(mode="after")
+    def _sql_lands_as_parquet(self) -> SourceSpec:
+        if (self.kind == "sql") != (self.extract is not None):
+            raise ValueError("kind sql needs an extract section, and only kind sql has one")
+        if self.kind == "sql" and (self.format.type != "parquet" or not self.dated_folders):
+            raise ValueError("a sql source lands its batches as parquet in dated folders")
+        if self.extract and not {self.extract.watermark, *self.extract.tiebreak} <= set(self.source_columns):
+            raise ValueError("extract.watermark and extract.tiebreak must be in source_columns")
+        return self
 
     @model_validator(mode="after")
     def _complete(self) -> SourceSpec:
@@ -201,6 +227,10 @@ def load_specs(paths: Iterable[Path]) -> tuple[SourceSpec, ...]:
 def file_sources() -> tuple[SourceSpec, ...]:
     """The specs shipped with the package (``sources/specs/*.yaml``)."""
     return load_specs(SPEC_DIR.glob("*.yaml"))
+
+
+def sql_sources() -> tuple[SourceSpec, ...]:
+    return tuple(s for s in file_sources() if s.extract is not None)
 
 
 def source_named(name: str) -> SourceSpec:
