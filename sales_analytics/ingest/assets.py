@@ -93,7 +93,7 @@ def raw_order_lines(context: dg.AssetExecutionContext, config: IngestConfig, lak
             context.log.warning(f"{info.key} quarantined whole: {result.unreadable}")
         else:
             context.log.info(f"ingested {info.key}: {result.rows} rows over {len(result.days)} days, {result.quarantined} quarantined")
-    touched = sorted({day for r in ingested for day in r.days})
+    touched = sorted(set().union(*(r.touched for r in ingested)))
     yield dg.MaterializeResult(asset_key=RAW_ORDER_LINES, metadata={
         "files_ingested": len(ingested),
         "dagster/row_count": sum(r.rows for r in ingested),

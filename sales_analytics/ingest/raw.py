@@ -46,6 +46,12 @@ class FileIngest:
     unreadable: str | None = None  # the reason, when the whole file was quarantined
     new_columns: list[str] = field(default_factory=list)  # schema drift: columns the spec does not know
     days: dict[str, int] = field(default_factory=dict)
+    dropped_days: list[str] = field(default_factory=list)  # days an earlier version of the file had, this one not
+
+    @property
+    def touched(self) -> set[str]:
+        """Partitions to rebuild: the days this version lands in and the days it took rows away from."""
+        return set(self.days) | set(self.dropped_days)
 
 
 def file_id(landing_key: str) -> str:
@@ -164,8 +170,9 @@ def _finish(lake: LakeResource, info: ObjectInfo, result: FileIngest) -> None:
     # version done; the old manifest goes last, once nothing it describes is left.
     superseded = [(key, m) for key, m in _previous_manifests(lake, info.key) if m.version != info.version]
     for _, manifest in superseded:
-        for day in set(manifest.days) - set(result.days):
+        for day in sorted(set(manifest.days) - set(result.days)):
             lake.delete(shard_key(day, info.key))
+            result.dropped_days.append(day)
         if manifest.quarantined and not result.quarantined:
             lake.delete(landing_quarantine_key(info.key))
     lake.put_bytes(manifest_key(info.key, info.version), json.dumps(asdict(result), sort_keys=True).encode())
