@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from tqdm import tqdm
 
@@ -66,6 +67,11 @@ class SalesGenerator:
         self.products = self._make_products()
         self.calendar = self._make_calendar()
         self.customers = [f"C{i:06d}" for i in range(max(50, config.stores * 200))]
+        popularity = 1.0 / np.arange(1, len(self.products) + 1) ** 0.9
+        self.popularity = popularity / popularity.sum()
+        self.product_ids = pa.array([p["product_id"] for p in self.products])
+        self.prices = pa.array([p["price"] for p in self.products], pa.float64())
+        self.customer_ids = pa.array(self.customers)
 
     # -- reference data ---------------------------------------------------------------------
     def _make_stores(self) -> list[dict]:
@@ -102,100 +108,103 @@ class SalesGenerator:
                          "is_promo_week": day.isocalendar().week % 6 == 0})
         return rows
 
-    # -- order lines ------------------------------------------------------------------------
-    def _day_lines(self, day: dt.date, day_info: dict) -> dict[str, np.ndarray]:
-        """All original order lines placed on ``day``, as columns of strings."""
-        rng, cfg = self.rng, self.config
-        popularity = 1.0 / np.arange(1, len(self.products) + 1) ** 0.9
-        popularity /= popularity.sum()
+    # -- order lines (vectorised: 10M lines in about a minute) ----------------------------------
+    def _day_lines(self, day: dt.date, day_info: dict) -> pa.Table:
+        """All original order lines placed on ``day``, as a table of text columns."""
         yearly = 1.0 + 0.15 * np.sin(2 * np.pi * (day.timetuple().tm_yday - 80) / 365.25) + (0.4 if day.month == 12 else 0.0)
         promo = 1.25 if day_info["is_promo_week"] else 1.0
-        columns: dict[str, list] = {c: [] for c in ORDER_COLUMNS}
+        holiday = HOLIDAYS.get((day.month, day.day))
+        parts = [_empty_lines()]
         for store in self.stores:
             online = store["format"] == "online"
-            closed = day_info["is_holiday"] and HOLIDAYS[(day.month, day.day)][1] and not online
-            if closed:
-                continue
+            if holiday and holiday[1] and not online:
+                continue  # physical stores close on this holiday
             weekly = (1.2 if day.weekday() == 0 else 1.0) if online else (1.35 if day.weekday() >= 5 else 1.0)
             scale = 1.5 if online else STORE_FORMATS[store["format"]]
-            holiday_boost = 1.3 if day_info["is_holiday"] else 1.0
-            n_orders = int(rng.poisson(cfg.orders_per_store_day * scale * weekly * yearly * promo * holiday_boost))
-            self._append_orders(columns, store, day, n_orders, popularity, day_info["is_promo_week"])
-        return {k: np.array(v, dtype=object) for k, v in columns.items()}
+            boost = 1.3 if holiday else 1.0
+            n_orders = int(self.rng.poisson(self.config.orders_per_store_day * scale * weekly * yearly * promo * boost))
+            if n_orders:
+                parts.append(self._store_orders(store, day, n_orders, day_info["is_promo_week"]))
+        return pa.concat_tables(parts)
 
-    def _append_orders(self, columns: dict[str, list], store: dict, day: dt.date, n_orders: int,
-                       popularity: np.ndarray, promo_week: bool) -> None:
-        rng = self.rng
-        online = store["format"] == "online"
-        prefix = "W" if online else "P"
+    def _store_orders(self, store: dict, day: dt.date, n_orders: int, promo_week: bool) -> pa.Table:
+        rng, online = self.rng, store["format"] == "online"
         lines_per_order = rng.integers(1, 5, size=n_orders)
-        seconds = rng.integers(8 * 3600, 21 * 3600, size=n_orders)
-        for o in range(n_orders):
-            order_id = f"{prefix}{day:%Y%m%d}-{store['store_id']}-{o:05d}"
-            ts = dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(seconds=int(seconds[o]))
-            customer = self.customers[int(rng.integers(len(self.customers)))] if online or rng.random() < 0.4 else ""
-            cancelled = rng.random() < CANCEL_SHARE
-            for line in range(1, int(lines_per_order[o]) + 1):
-                product = self.products[int(rng.choice(len(self.products), p=popularity))]
-                discount = round(float(rng.choice([0.1, 0.15, 0.25])), 2) if promo_week and rng.random() < 0.3 else 0.0
-                values = [order_id, str(line), _iso(ts), store["store_id"], "online" if online else "store",
-                          product["product_id"], customer, str(int(rng.integers(1, 4))), f"{product['price']:.2f}",
-                          f"{discount:.2f}", store["currency"], "cancelled" if cancelled else "sold", _iso(ts)]
-                for name, value in zip(ORDER_COLUMNS, values, strict=True):
-                    columns[name].append(value)
+        order = np.repeat(np.arange(n_orders), lines_per_order)
+        n = len(order)
+        line_no = np.arange(n) - np.repeat(np.cumsum(lines_per_order) - lines_per_order, lines_per_order) + 1
+        midnight = int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp())
+        placed = pa.array(midnight + rng.integers(8 * 3600, 21 * 3600, size=n_orders)[order], pa.timestamp("s", tz="UTC"))
+        product = rng.choice(len(self.products), size=n, p=self.popularity)
+        promo = promo_week & (rng.random(n) < 0.3)
+        discount = np.where(promo, rng.choice([0.1, 0.15, 0.25], size=n), 0.0)
+        with_customer = (np.full(n_orders, online) | (rng.random(n_orders) < 0.4))[order]
+        customer = np.where(with_customer, rng.integers(len(self.customers), size=n_orders)[order], -1)
+        cancelled = (rng.random(n_orders) < CANCEL_SHARE)[order]
+        prefix = f"{'W' if online else 'P'}{day:%Y%m%d}-{store['store_id']}-"
+        ts_text = pc.strftime(placed, format="%Y-%m-%dT%H:%M:%SZ")
+        columns = {
+            "order_id": pc.binary_join_element_wise(prefix, pc.cast(pa.array(order), pa.string()), ""),
+            "line_no": line_no,
+            "order_ts": ts_text,
+            "store_id": pa.array([store["store_id"]] * n),
+            "channel": pa.array(["online" if online else "store"] * n),
+            "product_id": self.product_ids.take(pa.array(product)),
+            "customer_id": pc.if_else(pa.array(customer >= 0), self.customer_ids.take(pa.array(np.maximum(customer, 0))), ""),
+            "quantity": rng.integers(1, 4, size=n),
+            "unit_price": self.prices.take(pa.array(product)),
+            "discount": np.round(discount, 2),
+            "currency": pa.array([store["currency"]] * n),
+            "status": pc.if_else(pa.array(cancelled), "cancelled", "sold"),
+            "updated_at": ts_text,
+        }
+        return pa.table({c: pc.cast(pa.array(v) if isinstance(v, np.ndarray) else v, pa.string()) for c, v in columns.items()})
 
     def run(self, lake: LakeResource, progress: bool = True) -> GenerationSummary:
         summary = GenerationSummary(first_day=self.config.start,
                                     last_day=self.config.start + dt.timedelta(days=self.config.days - 1))
         self._write_reference(lake, summary)
-        pending: dict[str, list[dict[str, np.ndarray]]] = {"pos": [], "web": []}  # late/corrected rows
-        days = range(self.config.days)
-        for offset in tqdm(days, desc="generating days", unit="day", disable=not progress):
+        pending: dict[str, list[pa.Table]] = {"pos": [], "web": []}  # late and corrected lines, delivered next day
+        for offset in tqdm(range(self.config.days), desc="generating days", unit="day", disable=not progress):
             day = self.config.start + dt.timedelta(days=offset)
             lines = self._day_lines(day, self.calendar[offset])
             last_day = offset == self.config.days - 1
             for source, channel in (("pos", "store"), ("web", "online")):
-                mine = _take(lines, lines["channel"] == channel)
-                on_time, late = self._split_late(mine, last_day)
-                summary.late_rows += len(late["order_id"])
-                rows = _concat([on_time, *pending[source]])
-                pending[source] = [late, self._corrections(on_time, day)] if not last_day else []
-                summary.correction_rows += 0 if last_day else len(pending[source][1]["order_id"])
+                mine = lines.filter(pc.equal(lines["channel"], channel))
+                late = pa.array(self.rng.random(mine.num_rows) < (0.0 if last_day else LATE_SHARE))
+                on_time, held_back = mine.filter(pc.invert(late)), mine.filter(late)
+                rows = pa.concat_tables([on_time, *pending[source]])
+                corrections = self._corrections(on_time, day)
+                pending[source] = [] if last_day else [held_back, corrections]
+                summary.late_rows += held_back.num_rows
+                summary.correction_rows += 0 if last_day else corrections.num_rows
                 rows = self._with_faults(rows, summary)
                 key = f"landing/orders/{source}/{day:%Y-%m-%d}/{source}_orders_{day:%Y%m%d}.csv"
                 lake.put_bytes(key, _csv_bytes(rows))
                 summary.files.append(key)
-                summary.order_rows += len(rows["order_id"])
+                summary.order_rows += rows.num_rows
         return summary
 
-    def _split_late(self, lines: dict[str, np.ndarray], last_day: bool) -> tuple[dict, dict]:
-        late = self.rng.random(len(lines["order_id"])) < (0.0 if last_day else LATE_SHARE)
-        return _take(lines, ~late), _take(lines, late)
-
-    def _corrections(self, lines: dict[str, np.ndarray], day: dt.date) -> dict[str, np.ndarray]:
+    def _corrections(self, lines: pa.Table, day: dt.date) -> pa.Table:
         """Returns of earlier sold lines, re-delivered with a later ``updated_at``."""
-        chosen = _take(lines, (self.rng.random(len(lines["order_id"])) < CORRECTION_SHARE) & (lines["status"] == "sold"))
-        chosen["status"] = np.full(len(chosen["status"]), "returned", dtype=object)
-        later = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(9), dt.UTC)
-        chosen["updated_at"] = np.full(len(chosen["status"]), _iso(later), dtype=object)
-        return chosen
+        chosen = pa.array(self.rng.random(lines.num_rows) < CORRECTION_SHARE)
+        chosen = lines.filter(pc.and_(chosen, pc.equal(lines["status"], "sold")))
+        later = _iso(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(9), dt.UTC))
+        chosen = chosen.set_column(chosen.schema.get_field_index("status"), "status", pa.array(["returned"] * chosen.num_rows, pa.string()))
+        return chosen.set_column(chosen.schema.get_field_index("updated_at"), "updated_at", pa.array([later] * chosen.num_rows, pa.string()))
 
-    def _with_faults(self, rows: dict[str, np.ndarray], summary: GenerationSummary) -> dict[str, np.ndarray]:
-        n = len(rows["order_id"])
-        if n == 0:
+    def _with_faults(self, rows: pa.Table, summary: GenerationSummary) -> pa.Table:
+        if rows.num_rows == 0:
             return rows
-        duplicates = _take(rows, self.rng.random(n) < DUPLICATE_SHARE)
-        summary.duplicate_rows += len(duplicates["order_id"])
-        bad = _take(rows, self.rng.integers(0, n, size=MALFORMED_PER_FILE))
-        for i in range(len(bad["order_id"])):
-            fault = int(self.rng.integers(3))
-            column, value = [("order_ts", "2026-13-45T25:00:00Z"), ("quantity", "two"), ("order_id", "")][fault]
-            bad[column] = bad[column].copy()
-            bad[column][i] = value
-            bad["line_no"] = bad["line_no"].copy()
-            bad["line_no"][i] = str(100 + i)  # a distinct key, so the bad row is not a correction
-        summary.malformed_rows += len(bad["order_id"])
-        return _concat([rows, duplicates, bad])
+        duplicates = rows.filter(pa.array(self.rng.random(rows.num_rows) < DUPLICATE_SHARE))
+        summary.duplicate_rows += duplicates.num_rows
+        bad = rows.take(pa.array(self.rng.integers(0, rows.num_rows, size=MALFORMED_PER_FILE))).to_pylist()
+        for i, row in enumerate(bad):
+            column, value = [("order_ts", "2026-13-45T25:00:00Z"), ("quantity", "two"), ("order_id", "")][int(self.rng.integers(3))]
+            row[column] = value
+            row["line_no"] = str(100 + i)  # a distinct key, so the bad row is not a correction
+        summary.malformed_rows += len(bad)
+        return pa.concat_tables([rows, duplicates, pa.Table.from_pylist(bad, schema=rows.schema)])
 
     def _write_reference(self, lake: LakeResource, summary: GenerationSummary) -> None:
         tables = {"stores": self.stores, "products": self.products, "calendar": self.calendar,
@@ -212,16 +221,11 @@ def _iso(ts: dt.datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _take(columns: dict[str, np.ndarray], selector: np.ndarray) -> dict[str, np.ndarray]:
-    return {k: v[selector] for k, v in columns.items()}
+def _empty_lines() -> pa.Table:
+    return pa.table({c: pa.array([], pa.string()) for c in ORDER_COLUMNS})
 
 
-def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {c: np.concatenate([p[c] for p in parts]) if parts else np.array([], dtype=object) for c in ORDER_COLUMNS}
-
-
-def _csv_bytes(data: dict[str, np.ndarray] | pa.Table) -> bytes:
-    table = data if isinstance(data, pa.Table) else pa.table({c: pa.array(data[c].tolist(), pa.string()) for c in ORDER_COLUMNS})
+def _csv_bytes(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pacsv.write_csv(table, sink)
     return sink.getvalue()
