@@ -5,8 +5,8 @@ from typing import Any
 import dagster as dg
 
 from sales_analytics.ingest.assets import extraction_assets, landing_specs, raw_order_lines
-from sales_analytics.jobs import daily_sales_job, daily_sales_schedule, extract_jobs, ingest_job
-from sales_analytics.lake.assets import clean_order_lines
+from sales_analytics.jobs import daily_sales_job, daily_sales_schedule, extract_jobs, ingest_job, reference_job
+from sales_analytics.lake.assets import clean_order_lines, reference_assets
 from sales_analytics.profiles import build_resources
 from sales_analytics.reports.daily_store_sales import REPORT_KEY, daily_store_sales
 from sales_analytics.reports.publish import publish_assets
@@ -22,10 +22,11 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
             *extraction_assets,
             raw_order_lines,
             clean_order_lines,
+            *reference_assets,
             daily_store_sales,
             *publish_assets(DAILY_STORE_SALES, REPORT_KEY),
         ],
-        jobs=[ingest_job, daily_sales_job, *extract_jobs.values()],
+        jobs=[ingest_job, daily_sales_job, reference_job, *extract_jobs.values()],
         schedules=[daily_sales_schedule],
         sensors=[*landing_sensors, *watermark_sensors, touched_partitions_sensor],
         resources=resources,

@@ -212,7 +212,7 @@ class SalesGenerator:
                                  "segment": ["consumer", "corporate"][i % 2], "joined": dt.date(2020, 1, 1)}
                                 for i, c in enumerate(self.customers)]}
         for name, rows in tables.items():
-            key = f"landing/reference/{name}/{name}.csv"
+            key = f"landing/reference/{name}/{self.config.start:%Y-%m-%d}/{name}.csv"
             lake.put_bytes(key, _csv_bytes(pa.Table.from_pylist(rows)))
             summary.files.append(key)
 

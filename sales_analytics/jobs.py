@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from sales_analytics.sources.spec import sql_sources
+from sales_analytics.sources.spec import SNAPSHOT_TARGETS, sql_sources
 
 ingest_job = dg.define_asset_job(
     "ingest_landing",
@@ -12,13 +12,20 @@ ingest_job = dg.define_asset_job(
 
 daily_sales_job = dg.define_asset_job(
     "daily_sales",
-    selection=dg.AssetSelection.groups("clean", "reports"),
+    selection=dg.AssetSelection.assets(["clean", "order_lines"], ["quarantine", "order_lines"])
+    | dg.AssetSelection.groups("reports"),
     description="Clean order lines and the daily sales reports (lake, SQL, serving) for order-date partitions.",
 )
 
 # Yesterday's partition once a day, after the night's exports have landed.
 daily_sales_schedule = dg.build_schedule_from_partitioned_job(daily_sales_job, hour_of_day=3, minute_of_hour=0)
 
+
+reference_job = dg.define_asset_job(
+    "reference_data",
+    selection=dg.AssetSelection.assets(*[["clean", t] for t in SNAPSHOT_TARGETS], *[["quarantine", t] for t in SNAPSHOT_TARGETS]),
+    description="Rebuild stores and products (with their history) and reviews from every snapshot.",
+)
 
 extract_jobs = {
     spec.name: dg.define_asset_job(

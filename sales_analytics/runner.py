@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from sales_analytics.ingest.assets import RAW_ORDER_LINES
-from sales_analytics.jobs import daily_sales_job, ingest_job
+from sales_analytics.jobs import daily_sales_job, ingest_job, reference_job
 from sales_analytics.partitions import day_ranges, range_tags
 
 COUNTED = ("rows_rejected", "duplicates_collapsed")
@@ -27,17 +27,24 @@ class BuildSummary:
     checks: dict[str, bool] = field(default_factory=dict)  # "asset:check" -> all passed
 
 
-def ingest_and_build(defs: dg.Definitions, instance: dg.DagsterInstance, console_log_level: str = "WARNING") -> BuildSummary:
-    """Every event is still recorded in the instance; ``console_log_level`` only quiets the terminal."""
+def ingest_and_build(defs: dg.Definitions, instance: dg.DagsterInstance, console_log_level: str = "WARNING",
+                     daily_assets: list[dg.AssetKey] | None = None) -> BuildSummary:
+    """Reference data, then ingest, then the touched days (``daily_assets`` of the daily job; given,
+    only those are built and reference data is skipped).
+
+    Every event is still recorded in the instance; ``console_log_level`` only quiets the terminal."""
     summary = BuildSummary()
     run_config = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
+    if daily_assets is None:  # the dimensions first: facts of the day join the store as it was
+        _collect(defs.resolve_job_def(reference_job.name).execute_in_process(instance=instance, run_config=run_config), summary)
     ingest = defs.resolve_job_def(ingest_job.name).execute_in_process(instance=instance, run_config=run_config)
     _collect(ingest, summary)
     raw = next(e.materialization for e in ingest.get_asset_materialization_events() if e.asset_key == RAW_ORDER_LINES)
     summary.touched_days = list(raw.metadata["touched_partitions"].value)
     job = defs.resolve_job_def(daily_sales_job.name)
     for first, last in day_ranges(summary.touched_days):
-        result = job.execute_in_process(instance=instance, tags=range_tags(first, last), run_config=run_config)
+        result = job.execute_in_process(instance=instance, tags=range_tags(first, last), run_config=run_config,
+                                        asset_selection=daily_assets)
         _collect(result, summary)
     return summary
 

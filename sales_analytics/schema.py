@@ -123,10 +123,10 @@ STORES = TableSpec(
         ("store_id", "string", False),
         ("name", "string", False),
         ("region", "string", False),
-        ("city", "string", False),
-        ("format", "string", False, "hypermarket, supermarket, express or online"),
+        ("city", "string", True),
+        ("format", "string", False, "hypermarket, supermarket, express, online, or the source's own type"),
         ("currency", "string", False),
-        ("opened", "date", False),
+        ("opened", "date", True),
     ),
     key=("store_id",),
 )
@@ -135,10 +135,10 @@ PRODUCTS = TableSpec(
     name="products",
     columns=_cols(
         ("product_id", "string", False),
-        ("name", "string", False),
+        ("name", "string", True),
         ("category", "string", False),
-        ("brand", "string", False),
-        ("price", "float64", False, "list price"),
+        ("brand", "string", True),
+        ("price", "float64", True, "list price, where the source has one"),
     ),
     key=("product_id",),
 )
@@ -163,6 +163,20 @@ CALENDAR = TableSpec(
         ("is_promo_week", "bool", False),
     ),
     key=("date",),
+)
+
+REVIEWS = TableSpec(
+    name="reviews",
+    description="Customer reviews with their rating: the input of review NLP.",
+    columns=_cols(
+        ("review_id", "string", False),
+        ("product_id", "string", False),
+        ("rating", "int64", False, "1 to 5 stars"),
+        ("title", "string", True),
+        ("text", "string", True),
+        ("ts", "timestamp", True, "when it was written, where the source says"),
+    ),
+    key=("review_id",),
 )
 
 QUARANTINE = TableSpec(

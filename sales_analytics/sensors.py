@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sales_analytics.ingest.assets import RAW_ORDER_LINES, raw_order_lines
 from sales_analytics.ingest.extract import database_url, latest_watermark, read_position
 from sales_analytics.ingest.raw import manifest_key
-from sales_analytics.jobs import daily_sales_job, extract_jobs, ingest_job
+from sales_analytics.jobs import daily_sales_job, extract_jobs, ingest_job, reference_job
 from sales_analytics.partitions import day_ranges, range_tags
 from sales_analytics.sources.spec import SourceSpec, file_sources, sql_sources
 from sales_analytics.storage.lake import LakeResource
@@ -36,6 +36,7 @@ def window_prefixes(spec: SourceSpec, today: dt.date) -> list[str]:
 
 
 def landing_tick(spec: SourceSpec, lake: LakeResource, cursor: str | None, now: dt.datetime) -> dg.SensorResult:
+    """One tick: new or changed objects in the window, as one run request (see the module docstring)."""
     prefixes = window_prefixes(spec, now.date())
     # cursor: key -> [version requested, epoch seconds of the request, or None once ingested]
     seen: dict[str, list] = {k: v for k, v in json.loads(cursor or "{}").items() if k.startswith(tuple(prefixes))}
@@ -58,14 +59,16 @@ def landing_tick(spec: SourceSpec, lake: LakeResource, cursor: str | None, now: 
     if not batch:
         return dg.SensorResult(skip_reason=f"nothing new under {prefixes[-1]}", cursor=next_cursor)
     digest = hashlib.sha256(json.dumps([batch, stamp], sort_keys=True).encode()).hexdigest()[:24]
-    run_config = {"ops": {raw_order_lines.op.name: {"config": {"objects": sorted(batch)}}}}
+    # Order files go to raw ingestion, exactly these objects; a reference snapshot rebuilds its dimension.
+    run_config = {"ops": {raw_order_lines.op.name: {"config": {"objects": sorted(batch)}}}} if spec.target == "order_lines" else {}
     request = dg.RunRequest(run_key=f"{spec.name}:{digest}", run_config=run_config,
                             tags={"source": spec.name, "objects": str(len(batch))})
     return dg.SensorResult(run_requests=[request], cursor=next_cursor)
 
 
 def landing_sensor(spec: SourceSpec) -> dg.SensorDefinition:
-    @dg.sensor(name=f"landing_{spec.name}", job=ingest_job, minimum_interval_seconds=60,
+    @dg.sensor(name=f"landing_{spec.name}", job=ingest_job if spec.target == "order_lines" else reference_job,
+               minimum_interval_seconds=60,
                default_status=dg.DefaultSensorStatus.STOPPED,
                description=f"Ingests new or changed objects under `{spec.prefix}` ({spec.description.strip()[:80]}…)")
     def _landing(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:

@@ -9,6 +9,7 @@ import dagster as dg
 
 from sales_analytics.definitions import build_defs, defs
 from sales_analytics.profiles import build_resources
+from sales_analytics.sources.spec import order_sources
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,9 +31,10 @@ def test_dagster_cli_validates_the_workspace() -> None:
 def test_lineage_runs_landing_raw_clean_report_stores() -> None:
     graph = defs.resolve_asset_graph()
     key = dg.AssetKey.from_user_string
-    landing = {k for k in graph.get_all_asset_keys() if k.path[0] == "landing"}
-    assert {key("landing/pos"), key("landing/web"), key("landing/superstore")} <= landing
-    assert graph.get(key("raw/order_lines")).parent_keys == landing
+    orders = {dg.AssetKey(["landing", s.name]) for s in order_sources()}
+    assert {key("landing/pos"), key("landing/web"), key("landing/superstore"), key("landing/pos_db")} <= orders
+    assert graph.get(key("raw/order_lines")).parent_keys == orders
+    assert graph.get(key("clean/stores")).parent_keys == {key("landing/stores"), key("landing/rossmann_stores")}
     assert graph.get(key("clean/order_lines")).parent_keys == {key("raw/order_lines")}
     assert graph.get(key("reports/daily_store_sales")).parent_keys == {key("clean/order_lines")}
     assert graph.get(key("reports/daily_store_sales")).child_keys == {key("reports/rds/daily_store_sales"),

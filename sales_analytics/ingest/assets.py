@@ -16,7 +16,7 @@ from sales_analytics.ingest.raw import (
     pending_objects,
     requested_objects,
 )
-from sales_analytics.sources.spec import SourceSpec, file_sources, sql_sources
+from sales_analytics.sources.spec import SourceSpec, file_sources, order_sources, sql_sources
 from sales_analytics.storage.lake import LakeResource
 
 RAW_ORDER_LINES = dg.AssetKey(["raw", "order_lines"])
@@ -61,6 +61,7 @@ def extraction_asset(spec: SourceSpec) -> dg.AssetsDefinition:
 
 
 extraction_assets = [extraction_asset(spec) for spec in sql_sources()]
+order_landing = [spec for spec in landing_specs if spec.key.path[1] in {s.name for s in order_sources()}]
 
 
 class IngestConfig(dg.Config):
@@ -70,12 +71,12 @@ class IngestConfig(dg.Config):
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(RAW_ORDER_LINES, deps=[*landing_specs, *extraction_assets], group_name="raw", kinds={"s3", "parquet"},
+        dg.AssetSpec(RAW_ORDER_LINES, deps=[*order_landing, *extraction_assets], group_name="raw", kinds={"s3", "parquet"},
                      owners=["team:data-engineering"],
                      description=("Every landed order line as landed (all text), with its source, file and record "
                                   f"number, sharded by business date under `{RAW_PREFIX}/`. Each landed object "
                                   "version is ingested exactly once.")),
-        dg.AssetSpec(LANDING_QUARANTINE, deps=[*landing_specs, *extraction_assets], group_name="raw", kinds={"s3", "parquet"},
+        dg.AssetSpec(LANDING_QUARANTINE, deps=[*order_landing, *extraction_assets], group_name="raw", kinds={"s3", "parquet"},
                      owners=["team:data-engineering"],
                      description=(f"Rejected at landing, under `{LANDING_QUARANTINE_PREFIX}/`: unreadable files, "
                                   "records that do not split into columns, rows without a readable order time.")),
@@ -85,7 +86,7 @@ class IngestConfig(dg.Config):
 )
 def raw_order_lines(context: dg.AssetExecutionContext, config: IngestConfig, lake: LakeResource) -> Iterator:
     ingested: list[FileIngest] = []
-    todo = requested_objects(lake, config.objects) if config.objects else pending_objects(lake, file_sources())
+    todo = requested_objects(lake, config.objects) if config.objects else pending_objects(lake, order_sources())
     for spec, info in todo:
         result = ingest_object(lake, spec, info)
         ingested.append(result)

@@ -26,7 +26,7 @@ import pyarrow as pa
 from sales_analytics.schema import QUARANTINE
 from sales_analytics.sources.mapping import order_days
 from sales_analytics.sources.readers import UnreadableFile, read_landed
-from sales_analytics.sources.spec import ROW_NUMBER, SourceSpec, file_sources
+from sales_analytics.sources.spec import ROW_NUMBER, SourceSpec, order_sources
 from sales_analytics.storage.lake import LakeResource, ObjectInfo
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, table_to_parquet_bytes
 from sales_analytics.tables import split_by
@@ -90,7 +90,7 @@ def pending_objects(lake: LakeResource, sources: tuple[SourceSpec, ...]) -> Iter
 
 def requested_objects(lake: LakeResource, keys: list[str]) -> Iterator[tuple[SourceSpec, ObjectInfo]]:
     """The named landed objects not ingested at their current version (gone ones are skipped)."""
-    specs = file_sources()
+    specs = order_sources()
     done = ingested_versions(lake)
     for key in keys:
         spec = next((s for s in specs if key.startswith(s.prefix)), None)

@@ -9,10 +9,11 @@ import pyarrow.compute as pc
 
 from sales_analytics.ingest.assets import RAW_ORDER_LINES
 from sales_analytics.ingest.raw import read_day_shards
+from sales_analytics.lake.dimensions import build_dimension, latest_reviews
 from sales_analytics.lake.order_lines import CleanDay, clean_days
 from sales_analytics.partitions import daily_partitions, monthly_chunks, row_count_metadata
 from sales_analytics.schema import ORDER_LINES, QUARANTINE, TableSpec
-from sales_analytics.sources.spec import file_sources
+from sales_analytics.sources.spec import REFERENCE_TARGETS, SNAPSHOT_TARGETS, TARGETS, file_sources, reference_sources
 from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.parquet_io import PARTITION_COLUMN
 
@@ -103,3 +104,52 @@ def _rejects_markdown(rejects: pa.Table, limit: int = 20) -> str:
             for r in rejects.slice(0, limit).to_pylist()]
     more = f"\n\n…and {rejects.num_rows - limit} more." if rejects.num_rows > limit else ""
     return "| file | row | column | value | reason |\n|---|---|---|---|---|\n" + "\n".join(rows) + more
+
+
+def snapshot_assets(target: str) -> dg.AssetsDefinition:
+    """``clean/<target>`` from every snapshot of its sources, and ``quarantine/<target>``.
+
+    Reference targets keep every version (SCD type 2); reviews keep the latest delivery of each.
+    """
+    table = TARGETS[target]
+    sources = reference_sources(target)
+    keeps_history = target in REFERENCE_TARGETS
+    check = "one_current_version_per_key" if keeps_history else "unique_key"
+    description = (f"`{target}` with its history (SCD type 2): one row per version, valid_from / valid_to / "
+                   "is_current, built from dated snapshots." if keeps_history else
+                   f"`{target}`, one row per {table.key[0]}: the latest delivery of each.")
+
+    @dg.multi_asset(
+        name=f"clean_{target}",
+        outs={
+            "rows": dg.AssetOut(key=["clean", target], group_name="clean", kinds={"parquet", "pyarrow"},
+                                owners=["team:data-engineering"], description=description,
+                                metadata={"dagster/column_schema": column_schema(table)}),
+            "quarantine": dg.AssetOut(key=["quarantine", target], group_name="clean", kinds={"parquet"},
+                                      owners=["team:data-engineering"],
+                                      description=f"Rejected `{target}` rows and unreadable files, with reasons."),
+        },
+        deps=[dg.AssetKey(["landing", s.name]) for s in sources],
+        check_specs=[dg.AssetCheckSpec(check, asset=dg.AssetKey(["clean", target]), blocking=True,
+                                       description="Every key has exactly one current row.")],
+    )
+    def _snapshots(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        built = (build_dimension if keeps_history else latest_reviews)(lake, sources, table)
+        rows = built.history
+        current = rows.filter(rows["is_current"]) if keeps_history else rows
+        yield dg.Output(rows, output_name="rows", metadata={
+            "dagster/row_count": rows.num_rows, "snapshots": built.snapshots, "rows_in": built.rows_in,
+            "current": current.num_rows})
+        yield dg.Output(built.rejects, output_name="quarantine", metadata={
+            "dagster/row_count": built.rejects.num_rows, "preview": dg.MetadataValue.md(_rejects_markdown(built.rejects))})
+        keys = rows.group_by(list(table.key)).aggregate([]).num_rows if rows.num_rows else 0
+        current_keys = current.group_by(list(table.key)).aggregate([]).num_rows if current.num_rows else 0
+        yield dg.AssetCheckResult(check_name=check, asset_key=dg.AssetKey(["clean", target]),
+                                  passed=keys == current_keys == current.num_rows,
+                                  metadata={"keys": keys, "current_rows": current.num_rows})
+
+    return _snapshots
+
+
+snapshot_targets = [t for t in SNAPSHOT_TARGETS if reference_sources(t)]
+reference_assets = [snapshot_assets(target) for target in snapshot_targets]

@@ -24,6 +24,7 @@ DOMAIN_RULES: dict[str, DomainRule] = {
     "discount": (lambda a: pc.and_(pc.greater_equal(a, 0), pc.less_equal(a, 1)), "discount outside 0..1"),
     "status": (lambda a: pc.is_in(a, value_set=pa.array(ORDER_STATUSES)), f"status not one of {ORDER_STATUSES}"),
     "channel": (lambda a: pc.is_in(a, value_set=pa.array(CHANNELS)), f"channel not one of {CHANNELS}"),
+    "rating": (lambda a: pc.and_(pc.greater_equal(a, 1), pc.less_equal(a, 5)), "rating outside 1..5"),
 }
 
 
@@ -34,7 +35,7 @@ class CoercionResult:
 
 
 def validate(mapped: dict[str, Mapped], spec: TableSpec, lineage: pa.Table, partition_day: Arrays | None = None) -> CoercionResult:
-    """Split mapped rows into valid ones and quarantine rows (``lineage``: source_file, source_row).
+    """Split mapped rows into valid ones and quarantine rows (``lineage``: source, source_file, source_row).
 
     ``partition_day`` is the partition each row is accounted to (quarantine rows included)."""
     n = lineage.num_rows
@@ -58,7 +59,7 @@ def validate(mapped: dict[str, Mapped], spec: TableSpec, lineage: pa.Table, part
     order_date = partition_day if partition_day is not None else typed.get("order_date", pa.nulls(n, pa.date32()))
     rejects = pa.table({
         "order_date": pc.filter(order_date, bad),
-        "source": pc.filter(typed.get("source", pa.nulls(n, pa.string())), bad),
+        "source": lineage["source"].filter(bad),
         "source_file": lineage["source_file"].filter(bad),
         "source_row": lineage["source_row"].filter(bad),
         "column": column.filter(bad),

@@ -7,17 +7,19 @@ so the lineage shows where a report is served from and each store can be re-publ
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sales_analytics.partitions import daily_partitions, monthly_chunks, row_count_metadata
 from sales_analytics.schema import TableSpec
 from sales_analytics.storage.serving_store import ServingStore
 from sales_analytics.storage.sql_store import SqlReportStore
+from sales_analytics.tables import split_by
 
 
 def _partitions(report: pa.Table, spec: TableSpec, keys: list[str]) -> list[tuple[str, pa.Table]]:
-    column = report[spec.partition_column]
-    return [(key, report.filter(pc.equal(pc.cast(column, pa.string()), key))) for key in keys]
+    """Every partition of the run with its rows (empty ones too: publishing them removes stale rows)."""
+    parts = {str(value): rows for value, rows in split_by(report, spec.partition_column).items()}
+    empty = report.schema.empty_table()
+    return [(key, parts.get(key, empty)) for key in keys]
 
 
 def publish_assets(spec: TableSpec, report_key: dg.AssetKey) -> list[dg.AssetsDefinition]:

@@ -220,7 +220,8 @@ def map_rows(landed: pa.Table, spec: SourceSpec) -> dict[str, Mapped]:
             continue
         parsed, why = _typed(text, column.type, mapping, spec.timezone)
         mapped[column.name] = Mapped(parsed, text, why)
-    _derive_order_columns(landed, spec, mapped)
+    if spec.target == "order_lines":
+        _derive_order_columns(landed, spec, mapped)
     return mapped
 
 

@@ -9,6 +9,7 @@ arithmetic ``expr`` over numeric source columns (``"{Sales} / {Quantity}"``).
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import re
 from collections.abc import Iterable
 from functools import cache
@@ -20,10 +21,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sales_analytics.schema import ORDER_LINES, TableSpec
+from sales_analytics.schema import ORDER_LINES, PRODUCTS, REVIEWS, STORES, TableSpec
 
 SPEC_DIR = Path(__file__).parent / "specs"
-TARGETS: dict[str, TableSpec] = {"order_lines": ORDER_LINES}
+TARGETS: dict[str, TableSpec] = {"order_lines": ORDER_LINES, "stores": STORES, "products": PRODUCTS, "reviews": REVIEWS}
+REFERENCE_TARGETS = ("stores", "products")  # slowly changing: every delivery is a full snapshot
+SNAPSHOT_TARGETS = (*REFERENCE_TARGETS, "reviews")  # read whole at each build, dated by folder or effective_from
 PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 ROW_NUMBER = "__row__"  # placeholder for the record number in the file (sources without a line id)
 _EXPRESSION_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub,
@@ -121,7 +124,9 @@ class SourceSpec(_Strict):
     description: str
     kind: Literal["files", "sql"] = "files"
     extract: SqlExtract | None = Field(default=None, description="for kind sql: the table to extract")
-    target: Literal["order_lines"] = "order_lines"
+    target: Literal["order_lines", "stores", "products", "reviews"] = "order_lines"
+    effective_from: dt.date | None = Field(
+        default=None, description="reference data without dated folders: the date its one snapshot holds from")
     prefix: str = Field(description="landing-zone folder the source drops into, ending in /")
     dated_folders: bool = Field(default=False, description="objects land under <prefix><YYYY-MM-DD>/")
     lookback_days: int = Field(default=3, ge=0, le=60,
@@ -159,11 +164,18 @@ class SourceSpec(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _reference_snapshots_are_dated(self) -> SourceSpec:
+        if self.target in SNAPSHOT_TARGETS and not self.dated_folders and self.effective_from is None:
+            raise ValueError(f"{self.target} needs dated_folders or effective_from: when does a snapshot hold?")
+        if self.target not in SNAPSHOT_TARGETS and self.effective_from is not None:
+            raise ValueError("effective_from is for reference data and reviews")
+        return self
+
+    @model_validator(mode="after")
     def _complete(self) -> SourceSpec:
         table = TARGETS[self.target]
-        derived = {table.partition_column, "source", "source_file"}
-        missing = [c.name for c in table.columns if not c.nullable and c.name not in self.columns and c.name not in derived
-                   and c.name not in ("updated_at", "status")]
+        derived = {"order_date", "source", "source_file", "updated_at", "status"} if self.target == "order_lines" else set()
+        missing = [c.name for c in table.columns if not c.nullable and c.name not in self.columns and c.name not in derived]
         if missing:
             raise ValueError(f"no mapping for required {self.target} columns {missing}")
         unknown = sorted(set(self.columns) - set(table.column_names))
@@ -227,6 +239,15 @@ def load_specs(paths: Iterable[Path]) -> tuple[SourceSpec, ...]:
 def file_sources() -> tuple[SourceSpec, ...]:
     """The specs shipped with the package (``sources/specs/*.yaml``)."""
     return load_specs(SPEC_DIR.glob("*.yaml"))
+
+
+def order_sources() -> tuple[SourceSpec, ...]:
+    """File sources of order lines (SQL sources included: they land files too)."""
+    return tuple(s for s in file_sources() if s.target == "order_lines")
+
+
+def reference_sources(target: str) -> tuple[SourceSpec, ...]:
+    return tuple(s for s in file_sources() if s.target == target)
 
 
 def sql_sources() -> tuple[SourceSpec, ...]:

@@ -13,10 +13,10 @@ import io
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sales_analytics.storage.lake import LakeResource
+from sales_analytics.tables import split_by
 
 PARTITION_COLUMN = "lake/partition_column"
 
@@ -57,9 +57,14 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
             return
         column = _partition_column(context.definition_metadata, context.asset_key)
         keys = list(context.asset_partition_keys)
-        _reject_rows_outside(obj, column, keys, context.asset_key)
-        for key in keys:
-            part = obj.filter(pc.equal(obj[column], _partition_value(obj.schema.field(column).type, key)))
+        parts = {_partition_key(value): part for value, part in split_by(obj, column).items()}
+        outside = sorted(set(parts) - set(keys), key=str)
+        if outside:
+            raise ValueError(f"{context.asset_key.to_user_string()}: rows with {column}={outside[0]} are outside the "
+                             f"partitions of this run ({keys[0]}..{keys[-1]})")
+        empty = obj.schema.empty_table()
+        for key in keys:  # every partition of the run is written, empty ones too: no stale leftovers
+            part = parts.get(key, empty)
             object_key = partition_object_key(context.asset_key, column, key)
             self.lake.put_bytes(object_key, table_to_parquet_bytes(part))
             context.log.debug(f"wrote {part.num_rows} rows to {self.lake.uri(object_key)}")
@@ -88,18 +93,8 @@ def _partition_column(metadata: dict | None, asset_key: dg.AssetKey) -> str:
     return column.value if isinstance(column, dg.TextMetadataValue) else str(column)
 
 
-def _partition_value(arrow_type: pa.DataType, key: str) -> pa.Scalar:
-    if pa.types.is_date(arrow_type):
-        return pa.scalar(dt.date.fromisoformat(key), arrow_type)
-    return pa.scalar(key, arrow_type)
-
-
-def _reject_rows_outside(table: pa.Table, column: str, keys: list[str], asset_key: dg.AssetKey) -> None:
-    values = pa.array([_partition_value(table.schema.field(column).type, k) for k in keys])
-    outside = table.filter(pc.invert(pc.is_in(table[column], value_set=values)))
-    if outside.num_rows:
-        sample = outside[column][0].as_py()
-        raise ValueError(
-            f"{asset_key.to_user_string()}: {outside.num_rows} rows have {column}={sample} outside the "
-            f"partitions of this run ({keys[0]}..{keys[-1]})"
-        )
+def _partition_key(value: object) -> str | None:
+    """A partition column value as its Dagster partition key (dates as YYYY-MM-DD)."""
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, dt.date) else str(value)

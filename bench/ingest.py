@@ -1,0 +1,151 @@
+"""Ingestion benchmark: a full backfill of N order lines and a one-file increment, against Polars.
+
+    .venv/bin/python bench/ingest.py [--rows 10000000] [--days 730] [--json out.json]
+
+Generates N order lines as daily CSV files (a POS and a web export per day, with the generator's
+late lines, corrections, duplicates and malformed rows) into a local lake, then measures, each in
+a fresh process with its own peak RSS:
+
+- reference: a Polars lazy scan doing the same work on the same files — typed parse, drop invalid
+  rows, latest version per key, date-partitioned Parquet, daily per-store aggregates;
+- ours, backfill: the real Dagster jobs through the embedded profile — ingest, then clean lake +
+  quarantine + ``daily_store_sales`` in runs of up to a month of partitions (publishing to the
+  SQL and serving stores is left out, as the reference does not do it);
+- ours, increment: one new daily file end to end (ingest + the days it touches), after a history
+  of one month and after the full history — it must cost the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from sales_analytics.generator import GeneratorConfig, generate
+from sales_analytics.profiles import local_resources
+
+START = dt.date(2024, 1, 1)
+LAKE_ASSETS = [dg.AssetKey(["clean", "order_lines"]), dg.AssetKey(["quarantine", "order_lines"]),
+               dg.AssetKey(["reports", "daily_store_sales"])]
+
+
+def _in_child(fn: Callable[..., dict], *args: object) -> dict:
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(_timed, fn, *args).result()
+
+
+def _timed(fn: Callable[..., dict], *args: object) -> dict:
+    start = time.perf_counter()
+    out = fn(*args)
+    return {**out, "seconds": time.perf_counter() - start,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def generate_lake(home: str, rows: int, days: int) -> dict:
+    stores = 40
+    per_store_day = rows / (days * (stores + 4) * 2.9)  # ~2.9 lines per order incl. weekly/yearly factors
+    config = GeneratorConfig(days=days, stores=stores, products=3000, start=START, orders_per_store_day=per_store_day)
+    summary = generate(local_resources(Path(home))["lake"], config, progress=True)
+    return {"rows": summary.order_rows, "files": len([f for f in summary.files if "/orders/" in f])}
+
+
+def reference_polars(home: str, out: str) -> dict:
+    files = sorted(str(p) for p in (Path(home) / "lake" / "landing" / "orders").rglob("*.csv"))
+    text = {c: pl.Utf8 for c in ("order_id", "line_no", "order_ts", "store_id", "channel", "product_id", "customer_id",
+                                 "quantity", "unit_price", "discount", "currency", "status", "updated_at")}
+    lines = (
+        pl.scan_csv(files, schema=text)
+        .with_columns(
+            pl.col("order_ts").str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%SZ", strict=False),
+            pl.col("updated_at").str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%SZ", strict=False),
+            pl.col("line_no").cast(pl.Int64, strict=False),
+            pl.col("quantity").cast(pl.Int64, strict=False),
+            pl.col("unit_price").cast(pl.Float64, strict=False),
+            pl.col("discount").cast(pl.Float64, strict=False),
+        )
+        .filter(pl.all_horizontal(pl.col("order_ts", "updated_at", "line_no", "quantity", "unit_price", "discount").is_not_null())
+                & (pl.col("order_id") != "") & (pl.col("quantity") >= 0))
+        .with_columns(pl.col("order_ts").dt.date().alias("order_date"))
+        .sort("updated_at", descending=True)
+        .unique(subset=["order_date", "order_id", "line_no"], keep="first")
+    ).collect()
+    lines.write_parquet(out, partition_by="order_date")
+    counted = lines.filter(pl.col("status") != "cancelled").with_columns(
+        (pl.col("quantity") * pl.col("unit_price")).alias("value"))
+    report = counted.group_by("order_date", "store_id").agg(pl.col("order_id").n_unique(), pl.col("quantity").sum(),
+                                                           pl.col("value").sum())
+    return {"rows": lines.height, "report_rows": report.height}
+
+
+def ours_backfill(home: str) -> dict:
+    os.environ["SALES_ANALYTICS_HOME"] = home
+    from sales_analytics.definitions import build_defs
+    from sales_analytics.runner import ingest_and_build
+
+    with dg.instance_for_test() as instance:
+        summary = ingest_and_build(build_defs(local_resources(Path(home))), instance, daily_assets=LAKE_ASSETS)
+    assert all(summary.checks.values()), summary.checks
+    return {"rows": summary.rows.get("clean/order_lines", 0), "report_rows": summary.rows.get("reports/daily_store_sales", 0),
+            "runs": len(summary.run_ids)}
+
+
+def ours_increment(home: str, day: str) -> dict:
+    """One more daily export (a copy of the last day's, moved one day on) through ingest + rebuild."""
+    from sales_analytics.definitions import build_defs
+    from sales_analytics.runner import ingest_and_build
+
+    lake = local_resources(Path(home))["lake"]
+    last = sorted(o.key for o in lake.list("landing/orders/pos/"))[-1]
+    text = lake.get_bytes(last).decode().replace(last.split("/")[3], day)
+    lake.put_bytes(f"landing/orders/pos/{day}/pos_orders_{day}.csv", text.encode())
+    with dg.instance_for_test() as instance:
+        start = time.perf_counter()
+        summary = ingest_and_build(build_defs(local_resources(Path(home))), instance, daily_assets=LAKE_ASSETS)
+        seconds = time.perf_counter() - start
+    return {"rows": text.count("\n") - 1, "touched_days": len(summary.touched_days), "increment_seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=730)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as full, tempfile.TemporaryDirectory() as month:
+        landed = _in_child(generate_lake, full, args.rows, args.days)
+        csv_mb = sum(p.stat().st_size for p in Path(full, "lake", "landing", "orders").rglob("*.csv")) / 2**20
+        _in_child(generate_lake, month, args.rows * 31 // args.days, 31)
+        results["reference: polars lazy"] = _in_child(reference_polars, full, str(Path(full) / "polars_out"))
+        shutil.rmtree(Path(full) / "polars_out", ignore_errors=True)
+        results["ours: full backfill"] = _in_child(ours_backfill, full)
+        _in_child(ours_backfill, month)
+        next_day = (START + dt.timedelta(days=args.days)).isoformat()
+        results["ours: one file, 1 month history"] = _in_child(ours_increment, month, (START + dt.timedelta(days=31)).isoformat())
+        results[f"ours: one file, {args.days} days history"] = _in_child(ours_increment, full, next_day)
+    base = results["reference: polars lazy"]["seconds"]
+    print(f"\n{landed['rows']:,} landed lines in {landed['files']} CSV files ({csv_mb:,.0f} MB)\n")
+    print(f"{'stage':<34}{'seconds':>9}{'x polars':>10}{'rows/s':>12}{'peak RSS MB':>13}")
+    for name, r in results.items():
+        seconds = r.get("increment_seconds", r["seconds"])
+        print(f"{name:<34}{seconds:>9.2f}{seconds / base:>10.2f}{r['rows'] / seconds:>12,.0f}{r['peak_rss_mb']:>13,.0f}")
+    one, full_history = (results[k].get("increment_seconds") for k in list(results)[-2:])
+    print(f"\nincrement cost, full history vs one month: {full_history / one:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps({"landed": landed, "csv_mb": csv_mb, "results": results}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

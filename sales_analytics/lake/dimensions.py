@@ -1,0 +1,153 @@
+"""Slowly changing reference data (stores, products): every version kept, valid from / to (SCD type 2).
+
+Each delivery of a reference file is a full snapshot that holds from its dated folder's day (or
+the spec's ``effective_from``). The history is rebuilt from all snapshots in date order: a key
+gets a new version whenever its attributes differ from its previous version, the previous one is
+closed the day the new one starts, and the newest is current. Facts join the version valid on
+their order date (``as_of``), so a store's region is the region it had when it sold.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sales_analytics.lake.coerce import validate
+from sales_analytics.schema import QUARANTINE, TableSpec
+from sales_analytics.sources.mapping import map_rows
+from sales_analytics.sources.readers import UnreadableFile, read_landed
+from sales_analytics.sources.spec import TARGETS, SourceSpec
+from sales_analytics.storage.lake import LakeResource
+
+HISTORY_COLUMNS = [("valid_from", pa.date32()), ("valid_to", pa.date32()), ("is_current", pa.bool_()),
+                   ("source", pa.string()), ("source_file", pa.string())]
+
+
+@dataclass(frozen=True)
+class Dimension:
+    history: pa.Table  # the target's columns + HISTORY_COLUMNS, sorted by key and valid_from
+    rejects: pa.Table  # QUARANTINE schema
+    rows_in: int
+    snapshots: int
+
+
+def history_schema(table: TableSpec) -> pa.Schema:
+    return pa.schema([*table.arrow_schema(), *(pa.field(n, t) for n, t in HISTORY_COLUMNS)])
+
+
+def snapshot_date(spec: SourceSpec, key: str) -> dt.date:
+    if spec.dated_folders:
+        return dt.date.fromisoformat(key.removeprefix(spec.prefix).split("/", 1)[0])
+    assert spec.effective_from is not None
+    return spec.effective_from
+
+
+def read_snapshots(lake: LakeResource, specs: tuple[SourceSpec, ...]) -> tuple[list[pa.Table], list[pa.Table], int]:
+    """(valid rows of every snapshot, with lineage and date; rejects; rows read)."""
+    valid, rejects, rows_in = [], [], 0
+    for spec in specs:
+        table = TARGETS[spec.target]
+        for info in lake.list(spec.prefix):
+            try:
+                landed = read_landed(lake.get_bytes(info.key), info.key, spec.format).table
+            except UnreadableFile as err:
+                rejects.append(_whole_file(spec, info.key, str(err)))
+                rows_in += 1
+                continue
+            landed = landed.append_column("source", pa.array([spec.name] * landed.num_rows, pa.string()))
+            landed = landed.append_column("source_file", pa.array([info.key] * landed.num_rows, pa.string()))
+            result = validate(map_rows(landed, spec), table, landed)
+            rows_in += landed.num_rows
+            n = result.valid.num_rows
+            valid.append(result.valid.append_column("valid_from", pa.array([snapshot_date(spec, info.key)] * n, pa.date32()))
+                         .append_column("source", pa.array([spec.name] * n, pa.string()))
+                         .append_column("source_file", pa.array([info.key] * n, pa.string())))
+            rejects.append(result.rejects)
+    return valid, rejects, rows_in
+
+
+def _whole_file(spec: SourceSpec, key: str, reason: str) -> pa.Table:
+    return pa.Table.from_pylist([{"order_date": None, "source": spec.name, "source_file": key, "source_row": 0,
+                                  "column": None, "value": None, "reason": f"file not read: {reason}"}],
+                                schema=QUARANTINE.arrow_schema())
+
+
+def build_history(snapshots: list[pa.Table], table: TableSpec) -> pa.Table:
+    """Versions from dated snapshots: a new version where a key's attributes change."""
+    schema = history_schema(table)
+    if not snapshots or not sum(s.num_rows for s in snapshots):
+        return schema.empty_table()
+    rows = pa.concat_tables(snapshots)
+    key, attributes = list(table.key), [c for c in table.column_names if c not in table.key]
+    # Within one day a later snapshot (file key) wins; then one row per key and day.
+    rows = rows.sort_by([*((k, "ascending") for k in key), ("valid_from", "ascending"), ("source_file", "descending")])
+    rows = _first_per(rows, [*key, "valid_from"])
+    fingerprint = pc.binary_join_element_wise(*(pc.fill_null(pc.cast(rows[a], pa.string()), "\x00") for a in attributes), "\x1f")
+    same_key = _same_as_previous(rows, key)
+    changed = pc.or_(pc.invert(same_key), pc.invert(_equal_previous(fingerprint)))
+    versions = rows.filter(changed)
+    next_same_key = _same_as_next(versions, key)
+    next_from = pa.concat_arrays([versions["valid_from"].combine_chunks()[1:], pa.nulls(1, pa.date32())])
+    valid_to = pc.if_else(next_same_key, next_from, pa.scalar(None, pa.date32()))
+    history = versions.append_column("valid_to", valid_to).append_column("is_current", pc.is_null(valid_to))
+    return history.select(schema.names).cast(schema)
+
+
+def _first_per(rows: pa.Table, group: list[str]) -> pa.Table:
+    same = _same_as_previous(rows, group)
+    return rows.filter(pc.invert(same))
+
+
+def _shifted(column: pa.ChunkedArray | pa.Array, by: int) -> pa.Array:
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if by > 0:  # previous row's value
+        return pa.concat_arrays([pa.nulls(1, array.type), array[:-1]])
+    return pa.concat_arrays([array[1:], pa.nulls(1, array.type)])
+
+
+def _equal_previous(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return pc.fill_null(pc.equal(values, _shifted(values, 1)), False)
+
+
+def _same_as_previous(rows: pa.Table, columns: list[str]) -> pa.Array:
+    same = pa.array([True] * rows.num_rows)
+    for column in columns:
+        same = pc.and_(same, _equal_previous(rows[column]))
+    return same
+
+
+def _same_as_next(rows: pa.Table, columns: list[str]) -> pa.Array:
+    same = pa.array([True] * rows.num_rows)
+    for column in columns:
+        same = pc.and_(same, pc.fill_null(pc.equal(rows[column], _shifted(rows[column], -1)), False))
+    return same
+
+
+def build_dimension(lake: LakeResource, specs: tuple[SourceSpec, ...], table: TableSpec) -> Dimension:
+    valid, rejects, rows_in = read_snapshots(lake, specs)
+    history = build_history(valid, table)
+    return Dimension(history, pa.concat_tables([QUARANTINE.empty_table(), *rejects]), rows_in, len(valid))
+
+
+def latest_reviews(lake: LakeResource, specs: tuple[SourceSpec, ...], table: TableSpec) -> Dimension:
+    """Review exports: one row per review, the latest delivery (by file date, then key) winning."""
+    valid, rejects, rows_in = read_snapshots(lake, specs)
+    schema = pa.schema([*table.arrow_schema(), pa.field("source", pa.string()), pa.field("source_file", pa.string())])
+    if not valid:
+        return Dimension(schema.empty_table(), pa.concat_tables([QUARANTINE.empty_table(), *rejects]), rows_in, 0)
+    rows = pa.concat_tables(valid).sort_by([(k, "ascending") for k in table.key] + [("valid_from", "descending"),
+                                                                                  ("source_file", "descending")])
+    latest = _first_per(rows, list(table.key)).select(schema.names)
+    return Dimension(latest, pa.concat_tables([QUARANTINE.empty_table(), *rejects]), rows_in, len(valid))
+
+
+def as_of(facts: pa.Table, history: pa.Table, key: str, date_column: str, columns: list[str]) -> pa.Table:
+    """``facts`` with the dimension's ``columns`` as they were on each fact's ``date_column``."""
+    right = history.select([key, "valid_from", *columns]).rename_columns([key, date_column, *columns])
+    # As-of joins need the "on" column globally sorted; tolerance is in days, backwards.
+    left = facts.sort_by(date_column)
+    right = right.sort_by(date_column)
+    return left.join_asof(right, on=date_column, by=key, tolerance=-1_000_000)

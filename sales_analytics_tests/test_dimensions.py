@@ -1,0 +1,85 @@
+"""Reference data: every version kept (valid from / to), facts join the version of their day; reviews."""
+
+import csv
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from sales_analytics.definitions import build_defs
+from sales_analytics.lake.dimensions import as_of, build_dimension, latest_reviews
+from sales_analytics.profiles import initialized
+from sales_analytics.schema import PRODUCTS, REVIEWS, STORES
+from sales_analytics.sources.spec import reference_sources, source_named
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+HEADER = "store_id,name,region,city,format,currency,opened"
+
+
+def snapshot(lake: Any, day: str, *rows: str, name: str = "stores.csv") -> None:
+    lake.put_bytes(f"landing/reference/stores/{day}/{name}", "\n".join([HEADER, *rows, ""]).encode())
+
+
+def test_history_keeps_every_version_and_facts_join_the_one_valid_then(local_env: dict[str, Any]) -> None:
+    with initialized(local_env["lake"]) as lake:
+        snapshot(lake, "2026-01-01", "S1,One,north,Hamburg,express,EUR,2020-01-01", "S2,Two,south,Munich,express,EUR,2021-05-01")
+        snapshot(lake, "2026-02-01", "S1,One,north,Berlin,express,EUR,2020-01-01", "S2,Two,south,Munich,express,EUR,2021-05-01",
+                 "S3,Three,west,,hypermarket,EUR,")  # S1 moved, S3 opened (no city or date yet: nullable)
+        snapshot(lake, "2026-03-01", "S1,One,north,Berlin,express,EUR,2020-01-01", "S2,Two,south,Munich,supermarket,EUR,bad-date",
+                 "S3,Three,west,Cologne,hypermarket,EUR,2026-02-15")
+        dimension = build_dimension(lake, reference_sources("stores"), STORES)
+    versions = [(r["store_id"], r["city"], r["format"], str(r["valid_from"]), str(r["valid_to"]), r["is_current"])
+                for r in dimension.history.to_pylist()]
+    assert versions == [
+        ("S1", "Hamburg", "express", "2026-01-01", "2026-02-01", False),
+        ("S1", "Berlin", "express", "2026-02-01", "None", True),
+        ("S2", "Munich", "express", "2026-01-01", "None", True),  # its March row was rejected: the old version stays
+        ("S3", None, "hypermarket", "2026-02-01", "2026-03-01", False),
+        ("S3", "Cologne", "hypermarket", "2026-03-01", "None", True),
+    ]
+    assert [(r["source_row"], r["column"], r["value"]) for r in dimension.rejects.to_pylist()] == [(2, "opened", "bad-date")]
+    assert (dimension.rows_in, dimension.snapshots) == (8, 3)  # 7 valid rows collapse into 5 versions
+    facts = pa.table({"store_id": ["S1", "S1", "S3"],
+                      "order_date": pa.array([dt.date(2026, 1, 20), dt.date(2026, 2, 20), dt.date(2026, 3, 2)], pa.date32())})
+    joined = {(r["store_id"], str(r["order_date"])): r["city"] for r in as_of(facts, dimension.history, "store_id", "order_date", ["city"]).to_pylist()}
+    assert joined == {("S1", "2026-01-20"): "Hamburg", ("S1", "2026-02-20"): "Berlin", ("S3", "2026-03-02"): "Cologne"}
+
+
+def test_real_reference_tables_load_every_row(local_env: dict[str, Any]) -> None:
+    with initialized(local_env["lake"]) as lake:
+        for source, relative in (("rossmann_stores", "rossmann_subset/rossmann-store.csv"),
+                                 ("completejourney_products", "completejourney/products.csv")):
+            lake.put_bytes(f"{source_named(source).prefix}{Path(relative).name}", (DATA / relative).read_bytes())
+        stores = build_dimension(lake, (source_named("rossmann_stores"),), STORES)
+        products = build_dimension(lake, (source_named("completejourney_products"),), PRODUCTS)
+    assert (stores.rows_in, stores.history.num_rows, stores.rejects.num_rows) == (1115, 1115, 0)
+    assert products.rows_in == products.history.num_rows + products.rejects.num_rows == 92331
+    assert products.rejects.num_rows < 0.01 * products.rows_in
+    assert {r["reason"] for r in products.rejects.to_pylist()} <= {"missing value"}  # products without a department
+
+
+def test_reference_job_materializes_dimensions_with_their_check(local_env: dict[str, Any]) -> None:
+    with initialized(local_env["lake"]) as lake:
+        snapshot(lake, "2026-01-01", "S1,One,north,Hamburg,express,EUR,2020-01-01")
+        lake.put_bytes("landing/reference/products/2026-01-01/products.csv", b"product_id,name,category,brand,price\nP1,Tea,grocery,A,1.5\n")
+    result = build_defs(local_env).resolve_job_def("reference_data").execute_in_process()
+    assert result.success
+    checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {("clean/stores", "one_current_version_per_key"): True,
+                      ("clean/products", "one_current_version_per_key"): True, ("clean/reviews", "unique_key"): True}
+
+
+def test_clothing_reviews_ingest_with_every_row_accounted_for(local_env: dict[str, Any]) -> None:
+    path = DATA / "womens_clothing_reviews" / "womens_clothing_ecommerce_reviews.csv"
+    spec = source_named("clothing_reviews")
+    with initialized(local_env["lake"]) as lake:
+        lake.put_bytes(f"{spec.prefix}{path.name}", path.read_bytes())
+        reviews = latest_reviews(lake, (spec,), REVIEWS)
+    with open(path, newline="") as handle:
+        records = list(csv.DictReader(handle))
+    assert reviews.rows_in == len(records) == reviews.history.num_rows + reviews.rejects.num_rows
+    assert reviews.rejects.num_rows == 0
+    rows = reviews.history.to_pylist()
+    assert {r["rating"] for r in rows} == {1, 2, 3, 4, 5}
+    assert sum(1 for r in rows if r["text"] is None) == sum(1 for r in records if not r["Review Text"])  # empty texts kept
