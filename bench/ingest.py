@@ -107,7 +107,7 @@ def ours_increment(home: str, day: str) -> dict:
     from sales_analytics.runner import ingest_and_build
 
     lake = local_resources(Path(home))["lake"]
-    last = sorted(o.key for o in lake.list("landing/orders/pos/"))[-1]
+    last = max(o.key for o in lake.list("landing/orders/pos/"))
     text = lake.get_bytes(last).decode().replace(last.split("/")[3], day)
     lake.put_bytes(f"landing/orders/pos/{day}/pos_orders_{day}.csv", text.encode())
     with dg.instance_for_test() as instance:

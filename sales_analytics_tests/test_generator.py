@@ -32,7 +32,7 @@ def test_size_follows_parameters_and_sources_are_realistic(tmp_path: Any) -> Non
     assert 1.6 < counts[14, 4] / counts[7, 4] < 2.4
     assert counts[14, 12] > 1.3 * counts[14, 4]  # 4 online stores are there whatever the store count
     assert len([k for k in files if k.startswith("landing/orders/")]) == 2 * 14  # a POS and a web file a day
-    stores = list(csv.DictReader(io.StringIO(files["landing/reference/stores/stores.csv"].decode())))
+    stores = list(csv.DictReader(io.StringIO(files["landing/reference/stores/2026-01-01/stores.csv"].decode())))
     assert {s["region"] for s in stores} >= {"north", "south", "west", "uk"}
     rows = [r for k, v in files.items() if k.startswith("landing/orders/") for r in csv.DictReader(io.StringIO(v.decode()))]
     assert {r["status"] for r in rows} == {"sold", "returned", "cancelled"}

@@ -9,7 +9,7 @@ from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.ingest.raw import ingest_object, pending_objects, read_day_shards, read_landing_quarantine
 from sales_analytics.lake.order_lines import clean_day
 from sales_analytics.profiles import initialized
-from sales_analytics.sources.spec import file_sources
+from sales_analytics.sources.spec import file_sources, order_sources
 
 SPECS = {s.name: s for s in file_sources()}
 
@@ -22,7 +22,7 @@ def line(order: str, line_no: int = 1, ts: str = "2026-02-03T10:00:00Z", quantit
 
 
 def ingest_all(lake: Any) -> list:
-    return [ingest_object(lake, source, info) for source, info in pending_objects(lake, file_sources())]
+    return [ingest_object(lake, source, info) for source, info in pending_objects(lake, order_sources())]
 
 
 def clean(lake: Any, day: str) -> Any:
