@@ -132,7 +132,8 @@ def test_io_manager_writes_one_object_per_partition_and_loads_ranges(any_env: di
         assert keys == [partition_object_key(report.key, "sale_date", d) for d in ("2026-03-01", "2026-03-02")]
         table = pq.read_table(io.BytesIO(lake.get_bytes(keys[0])))
         assert table.schema.equals(DAILY_STORE_SALES.arrow_schema()) and table.num_rows == 3
-    upstream = report.to_source_asset()
+    upstream = dg.AssetSpec(report.key, partitions_def=report.partitions_def,
+                            metadata={PARTITION_COLUMN: DAILY_STORE_SALES.partition_column})
     assert dg.materialize([upstream, two_days], resources=any_env, partition_key="2026-03-02", selection=[two_days.key]).success
     assert loaded == [6]
     missing = dg.materialize([upstream, two_days], resources=any_env, partition_key="2026-03-01",

@@ -1,6 +1,5 @@
 """Assets of the ``clean`` group."""
 
-
 from collections.abc import Iterator
 
 import dagster as dg
