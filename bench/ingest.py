@@ -94,7 +94,8 @@ def ours_backfill(home: str) -> dict:
     from sales_analytics.definitions import build_defs
     from sales_analytics.runner import ingest_and_build
 
-    with dg.instance_for_test() as instance:
+    # An in-memory instance: the engine's cost, not the local SQLite event log's (PostgreSQL in production).
+    with dg.DagsterInstance.ephemeral() as instance:
         summary = ingest_and_build(build_defs(local_resources(Path(home))), instance, daily_assets=LAKE_ASSETS)
     assert all(summary.checks.values()), summary.checks
     return {"rows": summary.rows.get("clean/order_lines", 0), "report_rows": summary.rows.get("reports/daily_store_sales", 0),
@@ -110,7 +111,7 @@ def ours_increment(home: str, day: str) -> dict:
     last = max(o.key for o in lake.list("landing/orders/pos/"))
     text = lake.get_bytes(last).decode().replace(last.split("/")[3], day)
     lake.put_bytes(f"landing/orders/pos/{day}/pos_orders_{day}.csv", text.encode())
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         start = time.perf_counter()
         summary = ingest_and_build(build_defs(local_resources(Path(home))), instance, daily_assets=LAKE_ASSETS)
         seconds = time.perf_counter() - start

@@ -115,6 +115,12 @@ def parse_timestamp(text: Arrays, fmt: str | None, zone: str) -> Arrays:
         return _strict_strptime(text, fmt).cast(pa.timestamp("us", tz="UTC"))
     if fmt is not None:
         return _assume_zone(_strict_strptime(text, fmt), zone)
+    fast = _cast_all(text, pa.timestamp("us", tz="UTC"))  # the usual case: every value is zoned ISO 8601
+    if fast is not None:
+        return fast
+    fast = _cast_all(text, pa.timestamp("us"))  # or every value is local ISO 8601
+    if fast is not None:
+        return _assume_zone(fast, zone)
     parsed = _iso(text, ISO_ZONED).cast(pa.timestamp("us", tz="UTC"))
     for naive_format in ISO_NAIVE:  # each later form only for what the earlier ones left unparsed
         if parsed.null_count == text.null_count:
@@ -123,13 +129,22 @@ def parse_timestamp(text: Arrays, fmt: str | None, zone: str) -> Arrays:
     return parsed
 
 
+def _cast_all(text: Arrays, kind: pa.DataType) -> Arrays | None:
+    """Arrow's strict ISO 8601 parser (fast, refuses impossible days), if every value parses."""
+    try:
+        return pc.cast(text, kind)
+    except pa.ArrowInvalid:
+        return None
+
+
 def _iso(text: Arrays, fmt: str) -> Arrays:
     """ISO forms are zero-padded, so an impossible day (Feb 30th, rolled over by strptime) shows
     as a changed YYYY-MM-DD prefix; for zoned forms the prefix is checked on its own."""
     parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
     day_text = pc.utf8_slice_codeunits(text, 0, 10)
-    if "%z" in fmt:
-        same_day = pc.is_valid(_strict_strptime(day_text, "%Y-%m-%d"))
+    if "%z" in fmt:  # the local day before conversion: re-parse the prefix on its own
+        day = pc.strptime(day_text, format="%Y-%m-%d", unit="s", error_is_null=True)
+        same_day = pc.equal(pc.strftime(day, format="%Y-%m-%d"), day_text)
     else:
         same_day = pc.equal(pc.strftime(parsed.cast(pa.timestamp("s")), format="%Y-%m-%d"), day_text)
     return pc.if_else(pc.fill_null(same_day, False), parsed, pa.scalar(None, parsed.type))
