@@ -14,16 +14,12 @@ import argparse
 import datetime as dt
 import io
 import json
-import multiprocessing as mp
-import resource
 import tempfile
-import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from measure import measure
 
 # Imported here, not in the stages, so import time is not counted against any stage.
 from sales_analytics.generator import GeneratorConfig
@@ -32,24 +28,8 @@ from sales_analytics.ingest.raw import ingest_object, pending_objects, read_day_
 from sales_analytics.lake.order_lines import clean_day
 from sales_analytics.profiles import local_resources
 from sales_analytics.reports.daily_store_sales import compute_daily_store_sales
-from sales_analytics.sources.spec import file_sources
+from sales_analytics.sources.spec import file_sources, order_sources
 from sales_analytics.storage.lake import LakeResource
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _in_child(fn: Callable[..., int], *args: object) -> tuple[float, float, int]:
-    """(seconds, peak RSS MB, rows) of fn(*args) run in a fresh process."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(_timed, fn, *args).result()
-
-
-def _timed(fn: Callable[..., int], *args: object) -> tuple[float, float, int]:
-    start = time.perf_counter()
-    rows = fn(*args)
-    return time.perf_counter() - start, _peak_rss_mb(), rows
 
 
 def _lake(home: str) -> LakeResource:
@@ -72,7 +52,7 @@ def baseline_csv_to_parquet(home: str) -> int:
 
 def ingest(home: str) -> int:
     lake = _lake(home)
-    return sum(ingest_object(lake, s, i).rows for s, i in list(pending_objects(lake, file_sources())))
+    return sum(ingest_object(lake, s, i).rows for s, i in list(pending_objects(lake, order_sources())))
 
 
 def clean_and_report(home: str, days: list[str]) -> int:
@@ -93,18 +73,19 @@ def main() -> None:
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as short, tempfile.TemporaryDirectory() as long:
-        _, _, landed = _in_child(generate, short, args.days, args.stores)
+        landed = measure(generate, short, args.days, args.stores).result
         all_days = [(dt.date(2026, 1, 1) + dt.timedelta(days=i)).isoformat() for i in range(args.days)]
         for name, fn, fn_args in (("baseline: csv→parquet", baseline_csv_to_parquet, (short,)),
                                   ("ingest landing→raw", ingest, (short,)),
                                   ("clean + report, all days", clean_and_report, (short, all_days)),
                                   ("clean + report, one day", clean_and_report, (short, all_days[-8:-7]))):
-            seconds, rss, rows = _in_child(fn, *fn_args)
-            results[name] = {"seconds": seconds, "peak_rss_mb": rss, "rows": rows}
-        _in_child(generate, long, args.days * 4, args.stores)
-        _in_child(ingest, long)
-        seconds, rss, rows = _in_child(clean_and_report, long, all_days[-8:-7])
-        results["clean + report, one day, 4x history"] = {"seconds": seconds, "peak_rss_mb": rss, "rows": rows}
+            stage = measure(fn, *fn_args)
+            results[name] = {"seconds": stage.seconds, "peak_rss_mb": stage.peak_rss_mb, "rows": stage.result}
+        measure(generate, long, args.days * 4, args.stores)
+        measure(ingest, long)
+        stage = measure(clean_and_report, long, all_days[-8:-7])
+        results["clean + report, one day, 4x history"] = {"seconds": stage.seconds, "peak_rss_mb": stage.peak_rss_mb,
+                                                          "rows": stage.result}
     base = results["baseline: csv→parquet"]["seconds"]
     print(f"{landed:,} landed rows, {args.days} days, {args.stores} stores\n")
     print(f"{'stage':<38}{'seconds':>9}{'x baseline':>12}{'rows/s':>12}{'peak RSS MB':>13}")

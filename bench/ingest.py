@@ -20,18 +20,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import multiprocessing as mp
 import os
-import resource
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from measure import measure
 
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.profiles import local_resources
@@ -42,15 +40,8 @@ LAKE_ASSETS = [dg.AssetKey(["clean", "order_lines"]), dg.AssetKey(["quarantine",
 
 
 def _in_child(fn: Callable[..., dict], *args: object) -> dict:
-    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(_timed, fn, *args).result()
-
-
-def _timed(fn: Callable[..., dict], *args: object) -> dict:
-    start = time.perf_counter()
-    out = fn(*args)
-    return {**out, "seconds": time.perf_counter() - start,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    stage = measure(fn, *args)
+    return {**stage.result, "seconds": stage.seconds, "peak_rss_mb": stage.peak_rss_mb}
 
 
 def generate_lake(home: str, rows: int, days: int) -> dict:

@@ -86,10 +86,10 @@ def build_history(snapshots: list[pa.Table], table: TableSpec) -> pa.Table:
     rows = rows.sort_by([*((k, "ascending") for k in key), ("valid_from", "ascending"), ("source_file", "descending")])
     rows = _first_per(rows, [*key, "valid_from"])
     fingerprint = pc.binary_join_element_wise(*(pc.fill_null(pc.cast(rows[a], pa.string()), "\x00") for a in attributes), "\x1f")
-    same_key = _same_as_previous(rows, key)
+    same_key = _same_as_neighbour(rows, key, 1)
     changed = pc.or_(pc.invert(same_key), pc.invert(_equal_previous(fingerprint)))
     versions = rows.filter(changed)
-    next_same_key = _same_as_next(versions, key)
+    next_same_key = _same_as_neighbour(versions, key, -1)
     next_from = pa.concat_arrays([versions["valid_from"].combine_chunks()[1:], pa.nulls(1, pa.date32())])
     valid_to = pc.if_else(next_same_key, next_from, pa.scalar(None, pa.date32()))
     history = versions.append_column("valid_to", valid_to).append_column("is_current", pc.is_null(valid_to))
@@ -97,13 +97,13 @@ def build_history(snapshots: list[pa.Table], table: TableSpec) -> pa.Table:
 
 
 def _first_per(rows: pa.Table, group: list[str]) -> pa.Table:
-    same = _same_as_previous(rows, group)
-    return rows.filter(pc.invert(same))
+    return rows.filter(pc.invert(_same_as_neighbour(rows, group, 1)))
 
 
 def _shifted(column: pa.ChunkedArray | pa.Array, by: int) -> pa.Array:
+    """The previous row's values (by=1) or the next row's (by=-1), null at the edge."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if by > 0:  # previous row's value
+    if by > 0:
         return pa.concat_arrays([pa.nulls(1, array.type), array[:-1]])
     return pa.concat_arrays([array[1:], pa.nulls(1, array.type)])
 
@@ -112,17 +112,11 @@ def _equal_previous(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.fill_null(pc.equal(values, _shifted(values, 1)), False)
 
 
-def _same_as_previous(rows: pa.Table, columns: list[str]) -> pa.Array:
+def _same_as_neighbour(rows: pa.Table, columns: list[str], by: int) -> pa.Array:
+    """True where every one of ``columns`` equals the neighbouring row's (previous: by=1, next: by=-1)."""
     same = pa.array([True] * rows.num_rows)
     for column in columns:
-        same = pc.and_(same, _equal_previous(rows[column]))
-    return same
-
-
-def _same_as_next(rows: pa.Table, columns: list[str]) -> pa.Array:
-    same = pa.array([True] * rows.num_rows)
-    for column in columns:
-        same = pc.and_(same, pc.fill_null(pc.equal(rows[column], _shifted(rows[column], -1)), False))
+        same = pc.and_(same, pc.fill_null(pc.equal(rows[column], _shifted(rows[column], by)), False))
     return same
 
 

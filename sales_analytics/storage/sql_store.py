@@ -74,12 +74,6 @@ class SqlReportStore(dg.ConfigurableResource):
             conn.execute(sa.delete(table).where(table.c[spec.partition_column] == sa.bindparam("p")), {"p": value})
             return self._insert(conn, table, spec, rows)
 
-    def replace_all(self, spec: TableSpec, rows: pa.Table) -> int:
-        table = self.ensure_table(spec)
-        with self.engine().begin() as conn:
-            conn.execute(sa.delete(table))
-            return self._insert(conn, table, spec, rows)
-
     def read(self, spec: TableSpec, partition_key: str | None = None) -> list[dict[str, Any]]:
         table = self.ensure_table(spec)
         query = sa.select(table).order_by(*[table.c[k] for k in spec.key])
