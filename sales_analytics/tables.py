@@ -15,10 +15,37 @@ def split_by(table: pa.Table, column: str) -> dict[Any, pa.Table]:
     """
     if table.num_rows == 0:
         return {}
-    ordered = table.take(pc.sort_indices(table, sort_keys=[(column, "ascending", "at_end")]))
+    values = table[column].combine_chunks()
+    ordered = table if _is_sorted(values) else table.take(pc.sort_indices(table, sort_keys=[(column, "ascending", "at_end")]))
     runs = pc.run_end_encode(ordered[column].combine_chunks())
     groups, start = {}, 0
     for value, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
         groups[value] = ordered.slice(start, end - start)
         start = end
     return groups
+
+
+def _is_sorted(values: pa.Array) -> bool:
+    """Ascending without nulls: the common case after a sort by key, where re-sorting is a wasted copy."""
+    if values.null_count or len(values) < 2:
+        return values.null_count == 0
+    return pc.all(pc.less_equal(values.slice(0, len(values) - 1), values.slice(1))).as_py()
+
+
+def shifted(column: pa.ChunkedArray | pa.Array, by: int) -> pa.Array:
+    """The previous row's values (by=1) or the next row's (by=-1), null at the edge."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if by > 0:
+        return pa.concat_arrays([pa.nulls(1, array.type), array[:-1]])
+    return pa.concat_arrays([array[1:], pa.nulls(1, array.type)])
+
+
+def same_as_neighbour(rows: pa.Table, columns: list[str], by: int) -> pa.Array:
+    """True where every one of ``columns`` equals the neighbouring row's (previous: by=1, next: by=-1).
+
+    On rows sorted by those columns, its negation marks the first row of each group: a sort and
+    neighbour comparisons, cheaper than hashing string keys."""
+    same = pa.array([True] * rows.num_rows)
+    for column in columns:
+        same = pc.and_(same, pc.fill_null(pc.equal(rows[column], shifted(rows[column], by)), False))
+    return same

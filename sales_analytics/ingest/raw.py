@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sales_analytics.schema import QUARANTINE
 from sales_analytics.sources.mapping import order_days
@@ -146,11 +147,12 @@ def ingest_object(lake: LakeResource, spec: SourceSpec, info: ObjectInfo) -> Fil
     table, quarantine = _read(lake, spec, info, result)
     if table is not None:
         result.rows = table.num_rows + quarantine.num_rows
-        by_day = split_by(table.append_column("_day", order_days(table, spec)), "_day")
-        unroutable = by_day.pop(None, table.slice(0, 0).append_column("_day", pa.nulls(0, pa.string()))).drop_columns(["_day"])
-        for day, shard in by_day.items():
-            lake.put_bytes(shard_key(day, info.key), table_to_parquet_bytes(shard.drop_columns(["_day"])))
-            result.days[day] = shard.num_rows
+        days = order_days(table, spec)
+        routable = pc.is_valid(days)
+        unroutable = table.filter(pc.invert(routable))
+        for day, shard in split_by(table.filter(routable).append_column("_day", days.filter(routable)), "_day").items():
+            lake.put_bytes(shard_key(day.isoformat(), info.key), table_to_parquet_bytes(shard.drop_columns(["_day"])))
+            result.days[day.isoformat()] = shard.num_rows
         order_ts = spec.columns["order_ts"].source_columns()
         shown = unroutable[order_ts[0]] if order_ts and order_ts[0] in unroutable.column_names else pa.nulls(unroutable.num_rows, pa.string())
         quarantine = pa.concat_tables([quarantine, _quarantine_rows(

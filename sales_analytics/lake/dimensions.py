@@ -21,6 +21,7 @@ from sales_analytics.sources.mapping import map_rows
 from sales_analytics.sources.readers import UnreadableFile, read_landed
 from sales_analytics.sources.spec import TARGETS, SourceSpec
 from sales_analytics.storage.lake import LakeResource
+from sales_analytics.tables import same_as_neighbour
 
 HISTORY_COLUMNS = [("valid_from", pa.date32()), ("valid_to", pa.date32()), ("is_current", pa.bool_()),
                    ("source", pa.string()), ("source_file", pa.string())]
@@ -86,10 +87,10 @@ def build_history(snapshots: list[pa.Table], table: TableSpec) -> pa.Table:
     rows = rows.sort_by([*((k, "ascending") for k in key), ("valid_from", "ascending"), ("source_file", "descending")])
     rows = _first_per(rows, [*key, "valid_from"])
     fingerprint = pc.binary_join_element_wise(*(pc.fill_null(pc.cast(rows[a], pa.string()), "\x00") for a in attributes), "\x1f")
-    same_key = _same_as_neighbour(rows, key, 1)
-    changed = pc.or_(pc.invert(same_key), pc.invert(_equal_previous(fingerprint)))
+    same_key = same_as_neighbour(rows, key, 1)
+    changed = pc.or_(pc.invert(same_key), pc.invert(same_as_neighbour(pa.table({"fingerprint": fingerprint}), ["fingerprint"], 1)))
     versions = rows.filter(changed)
-    next_same_key = _same_as_neighbour(versions, key, -1)
+    next_same_key = same_as_neighbour(versions, key, -1)
     next_from = pa.concat_arrays([versions["valid_from"].combine_chunks()[1:], pa.nulls(1, pa.date32())])
     valid_to = pc.if_else(next_same_key, next_from, pa.scalar(None, pa.date32()))
     history = versions.append_column("valid_to", valid_to).append_column("is_current", pc.is_null(valid_to))
@@ -97,27 +98,7 @@ def build_history(snapshots: list[pa.Table], table: TableSpec) -> pa.Table:
 
 
 def _first_per(rows: pa.Table, group: list[str]) -> pa.Table:
-    return rows.filter(pc.invert(_same_as_neighbour(rows, group, 1)))
-
-
-def _shifted(column: pa.ChunkedArray | pa.Array, by: int) -> pa.Array:
-    """The previous row's values (by=1) or the next row's (by=-1), null at the edge."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if by > 0:
-        return pa.concat_arrays([pa.nulls(1, array.type), array[:-1]])
-    return pa.concat_arrays([array[1:], pa.nulls(1, array.type)])
-
-
-def _equal_previous(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return pc.fill_null(pc.equal(values, _shifted(values, 1)), False)
-
-
-def _same_as_neighbour(rows: pa.Table, columns: list[str], by: int) -> pa.Array:
-    """True where every one of ``columns`` equals the neighbouring row's (previous: by=1, next: by=-1)."""
-    same = pa.array([True] * rows.num_rows)
-    for column in columns:
-        same = pc.and_(same, pc.fill_null(pc.equal(rows[column], _shifted(rows[column], by)), False))
-    return same
+    return rows.filter(pc.invert(same_as_neighbour(rows, group, 1)))
 
 
 def build_dimension(lake: LakeResource, specs: tuple[SourceSpec, ...], table: TableSpec) -> Dimension:

@@ -16,7 +16,7 @@ from sales_analytics.lake.coerce import validate
 from sales_analytics.schema import ORDER_LINES, QUARANTINE
 from sales_analytics.sources.mapping import Mapped, map_rows
 from sales_analytics.sources.spec import SourceSpec
-from sales_analytics.tables import split_by
+from sales_analytics.tables import same_as_neighbour, split_by
 
 SHARD_DAY = "_shard_day"  # the raw shard a row came from: the partition it belongs to
 
@@ -88,9 +88,7 @@ def latest_versions(lines: pa.Table) -> tuple[pa.Table, int]:
         return lines, 0
     group = ["order_date", *ORDER_LINES.key]
     order = [(k, "ascending") for k in group] + [("updated_at", "descending"), ("source_file", "descending")]
-    ranked = lines.take(pc.sort_indices(lines, sort_keys=order))
-    ranked = ranked.append_column("_rank", pa.array(range(ranked.num_rows), pa.int64()))
-    firsts = ranked.group_by(group, use_threads=False).aggregate([("_rank", "min")])
-    keep = pc.sort_indices(firsts["_rank_min"])
-    winners = ranked.take(firsts["_rank_min"].take(keep)).drop_columns(["_rank"])
+    ranked = pc.sort_indices(lines.select([*group, "updated_at", "source_file"]), sort_keys=order)
+    first = pc.invert(same_as_neighbour(lines.select(group).take(ranked), group, 1))
+    winners = lines.take(ranked.filter(first))
     return winners, lines.num_rows - winners.num_rows

@@ -19,6 +19,10 @@ from sales_analytics.sources.spec import PLACEHOLDER, ROW_NUMBER, ColumnMapping,
 Arrays = pa.Array | pa.ChunkedArray
 ISO_ZONED = "%Y-%m-%dT%H:%M:%S%z"
 ISO_NAIVE = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+_ISO_DATE = r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+_ISO_TIME = r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?"
+ISO_ZONED_PATTERN = rf"^{_ISO_DATE}[T ]{_ISO_TIME}(Z|[+-]\d{{2}}(:?\d{{2}})?)$"
+ISO_NAIVE_PATTERN = rf"^{_ISO_DATE}([T ]{_ISO_TIME})?$"
 _INT = r"^\s*[+-]?\d+(\.0*)?\s*$"
 _FLOAT = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
 _LEADING_ZEROS = r"(^|\D)0+(\d)"
@@ -109,18 +113,46 @@ def _strict_strptime(text: Arrays, fmt: str) -> Arrays:
 def parse_timestamp(text: Arrays, fmt: str | None, zone: str) -> Arrays:
     """To UTC. Values without a zone are read in the source's ``zone``."""
     text = pc.utf8_trim_whitespace(text)
-    if fmt is None:  # strptime has no fractional seconds: order times keep whole seconds
-        text = pc.replace_substring_regex(text, r"(\d{2}:\d{2}:\d{2})\.\d+", r"\1")
     if fmt is not None and "%z" in fmt:
         return _strict_strptime(text, fmt).cast(pa.timestamp("us", tz="UTC"))
     if fmt is not None:
         return _assume_zone(_strict_strptime(text, fmt), zone)
-    fast = _cast_all(text, pa.timestamp("us", tz="UTC"))  # the usual case: every value is zoned ISO 8601
-    if fast is not None:
-        return fast
-    fast = _cast_all(text, pa.timestamp("us"))  # or every value is local ISO 8601
-    if fast is not None:
-        return _assume_zone(fast, zone)
+    # ISO 8601 through Arrow's cast (fast, strict): zoned values first, then the rest as local
+    # times, and strptime only for what neither pattern takes (or an impossible day).
+    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    parsed = _cast_matching(text, ISO_ZONED_PATTERN, pa.timestamp("us", tz="UTC"))
+    left = pc.and_(pc.is_null(parsed), pc.is_valid(text))
+    if not pc.any(left).as_py():
+        return parsed
+    rest = text.filter(left)
+    rest_parsed = _assume_zone(_cast_matching(rest, ISO_NAIVE_PATTERN, pa.timestamp("us")), zone)
+    if rest_parsed.null_count:
+        rest_parsed = pc.coalesce(rest_parsed, _strptime_iso(rest, zone))
+    return pc.replace_with_mask(parsed, left, rest_parsed)
+
+
+def _cast_matching(text: pa.Array, pattern: str, kind: pa.DataType) -> pa.Array:
+    """Arrow's ISO 8601 cast of the values that match ``pattern`` (nulls elsewhere)."""
+    try:
+        return pc.cast(text, kind)  # the usual case: every value is well-formed
+    except pa.ArrowInvalid:
+        pass
+    matches = pc.fill_null(pc.match_substring_regex(text, pattern), False)
+    try:
+        return pc.cast(pc.if_else(matches, text, pa.scalar(None, pa.string())), kind)
+    except pa.ArrowInvalid:  # an impossible day (Feb 30th) matches the pattern: leave those out
+        real_day = pc.fill_null(_is_real_day(pc.utf8_slice_codeunits(text, 0, 10)), False)
+        return pc.cast(pc.if_else(pc.and_(matches, real_day), text, pa.scalar(None, pa.string())), kind)
+
+
+def _is_real_day(day_text: Arrays) -> Arrays:
+    """``YYYY-MM-DD`` names a day that exists (strptime rolls Feb 30th over; the round trip shows it)."""
+    day = pc.strptime(day_text, format="%Y-%m-%d", unit="s", error_is_null=True)
+    return pc.equal(pc.strftime(day, format="%Y-%m-%d"), day_text)
+
+
+def _strptime_iso(text: Arrays, zone: str) -> Arrays:
+    text = pc.replace_substring_regex(text, r"(\d{2}:\d{2}:\d{2})\.\d+", r"\1")  # strptime has no fractions
     parsed = _iso(text, ISO_ZONED).cast(pa.timestamp("us", tz="UTC"))
     for naive_format in ISO_NAIVE:  # each later form only for what the earlier ones left unparsed
         if parsed.null_count == text.null_count:
@@ -129,22 +161,13 @@ def parse_timestamp(text: Arrays, fmt: str | None, zone: str) -> Arrays:
     return parsed
 
 
-def _cast_all(text: Arrays, kind: pa.DataType) -> Arrays | None:
-    """Arrow's strict ISO 8601 parser (fast, refuses impossible days), if every value parses."""
-    try:
-        return pc.cast(text, kind)
-    except pa.ArrowInvalid:
-        return None
-
-
 def _iso(text: Arrays, fmt: str) -> Arrays:
     """ISO forms are zero-padded, so an impossible day (Feb 30th, rolled over by strptime) shows
     as a changed YYYY-MM-DD prefix; for zoned forms the prefix is checked on its own."""
     parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
     day_text = pc.utf8_slice_codeunits(text, 0, 10)
     if "%z" in fmt:  # the local day before conversion: re-parse the prefix on its own
-        day = pc.strptime(day_text, format="%Y-%m-%d", unit="s", error_is_null=True)
-        same_day = pc.equal(pc.strftime(day, format="%Y-%m-%d"), day_text)
+        same_day = _is_real_day(day_text)
     else:
         same_day = pc.equal(pc.strftime(parsed.cast(pa.timestamp("s")), format="%Y-%m-%d"), day_text)
     return pc.if_else(pc.fill_null(same_day, False), parsed, pa.scalar(None, parsed.type))
@@ -265,9 +288,9 @@ def _derive_order_columns(landed: pa.Table, spec: SourceSpec, mapped: dict[str, 
 
 
 def order_days(landed: pa.Table, spec: SourceSpec) -> Arrays:
-    """Business date as ``YYYY-MM-DD`` text per row (null where order_ts does not parse): the raw shard."""
+    """Business date per row (null where order_ts does not parse): the raw shard a row goes to."""
     mapping = spec.columns["order_ts"]
     text, _ = _text(landed, mapping)
     if text is None:
-        return _nulls(landed.num_rows)
-    return pc.strftime(local_date(parse_timestamp(text, mapping.format, spec.timezone), spec.timezone), format="%Y-%m-%d")
+        return _nulls(landed.num_rows, pa.date32())
+    return local_date(parse_timestamp(text, mapping.format, spec.timezone), spec.timezone)

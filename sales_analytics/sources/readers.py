@@ -8,6 +8,7 @@ columns (they go to quarantine with their reason). A file that cannot be read at
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 from sales_analytics.sources.spec import CsvFormat, ExcelFormat, FileFormat, JsonLinesFormat, ParquetFormat
 
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = codecs.BOM_UTF8
 
 
 class UnreadableFile(ValueError):
@@ -81,23 +83,34 @@ def _check_header(names: list[str]) -> None:
 
 # -- CSV --------------------------------------------------------------------------------------
 def _read_csv(data: bytes, fmt: CsvFormat) -> LandedRows:
-    text = _text(data, fmt.encoding).lstrip("\ufeff")  # a BOM is not part of the first column's name
-    header = next(csv.reader(io.StringIO(text[:1 << 20], newline=""), delimiter=fmt.delimiter, quotechar=fmt.quote), [])
+    data = _as_utf8(data, fmt.encoding).removeprefix(UTF8_BOM)  # a BOM is not part of the first column's name
+    head = data[:1 << 20].decode("utf-8", errors="replace")
+    header = next(csv.reader(io.StringIO(head, newline=""), delimiter=fmt.delimiter, quotechar=fmt.quote), [])
     _check_header(header)
     broken: list = []
     try:
         table = pacsv.read_csv(
-            io.BytesIO(text.encode("utf-8")),
+            io.BytesIO(data),
             parse_options=pacsv.ParseOptions(delimiter=fmt.delimiter, quote_char=fmt.quote, newlines_in_values=True,
                                              invalid_row_handler=lambda row: broken.append(row) or "skip"),
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in header},
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
     except pa.ArrowInvalid as err:
+        _text(data, "utf-8")  # invalid UTF-8 gets its own reason, with the byte offset
         raise UnreadableFile(f"not readable as CSV: {err}") from err
     if broken:
-        return _read_csv_exactly(text, header, fmt)  # rare: number every record exactly
+        return _read_csv_exactly(_text(data, "utf-8"), header, fmt)  # rare: number every record exactly
     return LandedRows(_with_row_numbers(table))
+
+
+def _as_utf8(data: bytes, encoding: str) -> bytes:
+    """UTF-8 bytes as they are (Arrow validates them while parsing); other encodings re-encoded."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError as err:
+        raise UnreadableFile(f"unknown encoding {encoding!r}") from err
+    return data if name in ("utf-8", "utf-8-sig") else _text(data, encoding).encode("utf-8")
 
 
 def _read_csv_exactly(text: str, header: list[str], fmt: CsvFormat) -> LandedRows:

@@ -67,7 +67,8 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
             part = parts.get(key, empty)
             object_key = partition_object_key(context.asset_key, column, key)
             self.lake.put_bytes(object_key, table_to_parquet_bytes(part))
-            context.log.debug(f"wrote {part.num_rows} rows to {self.lake.uri(object_key)}")
+        context.log.debug(f"wrote {obj.num_rows} rows to {len(keys)} partitions ({keys[0]}..{keys[-1]}) "
+                          f"under {self.lake.uri('/'.join(context.asset_key.path))}/")
 
     def load_input(self, context: dg.InputContext) -> pa.Table:
         upstream = context.upstream_output
