@@ -2,6 +2,8 @@
 
 import datetime as dt
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 
@@ -34,10 +36,9 @@ def range_tags(first: str, last: str) -> dict[str, str]:
     return {RANGE_START_TAG: first, RANGE_END_TAG: last}
 
 
-def row_count_metadata(context: dg.AssetExecutionContext, rows: int) -> dict[str, int | str]:
-    """``dagster/row_count`` is per partition; a run over a range would repeat its total on each
-    partition, so a range reports the total under its own name instead."""
-    keys = context.partition_keys
-    if len(keys) == 1:
-        return {"dagster/row_count": rows}
-    return {"rows_in_run": rows, "run_partition_range": f"{keys[0]}..{keys[-1]}"}
+def add_partition_metadata(context: dg.AssetExecutionContext, by_partition: Mapping[str, Mapping[str, Any]],
+                           asset_key: dg.AssetKey | None = None) -> None:
+    """Each partition of the run gets its own numbers (``dagster/row_count`` of that day), not the
+    range's totals repeated on every partition; partitions missing from ``by_partition`` get none."""
+    for key in context.partition_keys:
+        context.add_asset_metadata(dict(by_partition.get(key, {})), asset_key=asset_key, partition_key=key)

@@ -36,32 +36,28 @@ def ingest_and_build(defs: dg.Definitions, instance: dg.DagsterInstance, console
     summary = BuildSummary()
     run_config = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
     if daily_assets is None:  # the dimensions first: facts of the day join the store as it was
-        _collect(defs.resolve_job_def(reference_job.name).execute_in_process(instance=instance, run_config=run_config), summary)
+        collect_run(defs.resolve_job_def(reference_job.name).execute_in_process(instance=instance, run_config=run_config), summary)
     ingest = defs.resolve_job_def(ingest_job.name).execute_in_process(instance=instance, run_config=run_config)
-    _collect(ingest, summary)
+    collect_run(ingest, summary)
     raw = next(e.materialization for e in ingest.get_asset_materialization_events() if e.asset_key == RAW_ORDER_LINES)
     summary.touched_days = list(raw.metadata["touched_partitions"].value)
     job = defs.resolve_job_def(daily_sales_job.name)
     for first, last in day_ranges(summary.touched_days):
         result = job.execute_in_process(instance=instance, tags=range_tags(first, last), run_config=run_config,
                                         asset_selection=daily_assets)
-        _collect(result, summary)
+        collect_run(result, summary)
     return summary
 
 
-def _collect(result: dg.ExecuteInProcessResult, summary: BuildSummary) -> None:
+def collect_run(result: dg.ExecuteInProcessResult, summary: BuildSummary) -> None:
+    """Add one run's materializations, counts and check verdicts to ``summary``."""
     summary.run_ids.append(result.run_id)
-    counted: set[str] = set()
     for event in result.get_asset_materialization_events():
         name = event.asset_key.to_user_string()
         summary.partitions[name] = summary.partitions.get(name, 0) + 1
         metadata = event.materialization.metadata
-        rows = metadata.get("dagster/row_count") or metadata.get("rows_in_run")
-        if name in counted:  # a range run repeats its metadata on every partition
-            continue
-        counted.add(name)
-        if rows is not None:
-            summary.rows[name] = summary.rows.get(name, 0) + int(rows.value)
+        if "dagster/row_count" in metadata:
+            summary.rows[name] = summary.rows.get(name, 0) + int(metadata["dagster/row_count"].value)
         for key in COUNTED:
             if key in metadata:
                 summary.counts[key] = summary.counts.get(key, 0) + int(metadata[key].value)

@@ -10,7 +10,7 @@ from sales_analytics.ingest.assets import RAW_ORDER_LINES
 from sales_analytics.ingest.raw import read_day_shards
 from sales_analytics.lake.dimensions import build_dimension, latest_reviews
 from sales_analytics.lake.order_lines import CleanDay, clean_days
-from sales_analytics.partitions import daily_partitions, monthly_chunks, row_count_metadata
+from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
 from sales_analytics.schema import ORDER_LINES, QUARANTINE, TableSpec
 from sales_analytics.sources.spec import REFERENCE_TARGETS, SNAPSHOT_TARGETS, TARGETS, file_sources, reference_sources
 from sales_analytics.storage.lake import LakeResource
@@ -18,6 +18,9 @@ from sales_analytics.storage.parquet_io import PARTITION_COLUMN
 
 CLEAN_ORDER_LINES = dg.AssetKey(["clean", "order_lines"])
 CLEAN_QUARANTINE = dg.AssetKey(["quarantine", "order_lines"])
+# A week of raw text at a time: big enough to vectorise, small enough that a month-long run's
+# memory is bounded by the week, not by the range.
+CLEAN_BATCH_DAYS = 7
 
 
 def column_schema(spec: TableSpec) -> dg.TableSchema:
@@ -59,21 +62,21 @@ def _partitioned_out(key: dg.AssetKey, spec: TableSpec, description: str) -> dg.
 )
 def clean_order_lines(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
     specs = {s.name: s for s in file_sources()}
-    days = clean_days({key: read_day_shards(lake, key) for key in context.partition_keys}, specs)
+    keys = context.partition_keys
+    days = [day for start in range(0, len(keys), CLEAN_BATCH_DAYS)
+            for day in clean_days({key: read_day_shards(lake, key) for key in keys[start:start + CLEAN_BATCH_DAYS]}, specs)]
     lines = pa.concat_tables([d.lines for d in days])
     rejects = pa.concat_tables([d.rejects for d in days])
     if rejects.num_rows:
         context.log.warning(f"{rejects.num_rows} rows quarantined; first: {_describe(rejects.slice(0, 1).to_pylist()[0])}")
-    yield dg.Output(lines, output_name="order_lines", metadata={
-        **row_count_metadata(context, lines.num_rows),
-        "rows_in": sum(d.rows_in for d in days),
-        "rows_rejected": rejects.num_rows,
-        "duplicates_collapsed": sum(d.duplicates_collapsed for d in days),
-    })
-    yield dg.Output(rejects, output_name="quarantine", metadata={
-        **row_count_metadata(context, rejects.num_rows),
-        "preview": dg.MetadataValue.md(_rejects_markdown(rejects)),
-    })
+    add_partition_metadata(context, {d.day.isoformat(): {
+        "dagster/row_count": d.lines.num_rows, "rows_in": d.rows_in, "rows_rejected": d.rejects.num_rows,
+        "duplicates_collapsed": d.duplicates_collapsed} for d in days}, CLEAN_ORDER_LINES)
+    add_partition_metadata(context, {d.day.isoformat(): {
+        "dagster/row_count": d.rejects.num_rows, "preview": dg.MetadataValue.md(_rejects_markdown(d.rejects))}
+        for d in days}, CLEAN_QUARANTINE)
+    yield dg.Output(lines, output_name="order_lines")
+    yield dg.Output(rejects, output_name="quarantine")
     yield from _clean_checks(lines, days)
 
 
@@ -96,7 +99,7 @@ def _describe(reject: dict) -> str:
     return f"{reject['source_file']} row {reject['source_row']} column {reject['column']!r} value {reject['value']!r}: {reject['reason']}"
 
 
-def _rejects_markdown(rejects: pa.Table, limit: int = 20) -> str:
+def _rejects_markdown(rejects: pa.Table, limit: int = 10) -> str:
     if rejects.num_rows == 0:
         return "No rejected rows."
     rows = [f"| {r['source_file']} | {r['source_row']} | {r['column']} | {r['value']!s:.40} | {r['reason']} |"

@@ -13,9 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sales_analytics.lake.assets import CLEAN_ORDER_LINES, column_schema
-from sales_analytics.partitions import daily_partitions, monthly_chunks, row_count_metadata
+from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
 from sales_analytics.schema import DAILY_STORE_SALES
 from sales_analytics.storage.parquet_io import PARTITION_COLUMN
+from sales_analytics.tables import split_by
 
 REPORT_KEY = dg.AssetKey(["reports", "daily_store_sales"])
 MONEY_DECIMALS = 2
@@ -83,11 +84,14 @@ def _money(values: pa.Array) -> pa.Array:
 )
 def daily_store_sales(context: dg.AssetExecutionContext, order_lines: pa.Table) -> Iterator[dg.Output | dg.AssetCheckResult]:
     report = compute_daily_store_sales(order_lines)
-    yield dg.Output(report, metadata={
-        **row_count_metadata(context, report.num_rows),
-        "net_sales_total": float(pc.sum(report["net_sales"]).as_py() or 0.0),
-        "preview": dg.MetadataValue.md(_preview(report)),
-    })
+    by_day = {day.isoformat(): rows for day, rows in split_by(report, DAILY_STORE_SALES.partition_column).items()}
+    no_rows = report.schema.empty_table()
+    add_partition_metadata(context, {key: {
+        "dagster/row_count": rows.num_rows,
+        "net_sales_total": float(pc.sum(rows["net_sales"]).as_py() or 0.0),
+        "preview": dg.MetadataValue.md(_preview(rows)),
+    } for key, rows in ((key, by_day.get(key, no_rows)) for key in context.partition_keys)})
+    yield dg.Output(report)
     counted = order_lines.filter(pc.is_in(order_lines["status"], value_set=pa.array(["sold", "returned"])))
     expected_units = pc.sum(counted["quantity"]).as_py() or 0
     reported_units = pc.sum(report["units_sold"]).as_py() or 0

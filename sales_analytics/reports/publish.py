@@ -8,7 +8,7 @@ so the lineage shows where a report is served from and each store can be re-publ
 import dagster as dg
 import pyarrow as pa
 
-from sales_analytics.partitions import daily_partitions, monthly_chunks, row_count_metadata
+from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
 from sales_analytics.schema import TableSpec
 from sales_analytics.storage.serving_store import ServingStore
 from sales_analytics.storage.sql_store import SqlReportStore
@@ -34,19 +34,16 @@ def publish_assets(spec: TableSpec, report_key: dg.AssetKey) -> list[dg.AssetsDe
     @dg.asset(key=["reports", "rds", spec.name], kinds={"postgres", "sql"},
               description=f"`{spec.name}` in the SQL report store (RDS PostgreSQL; SQLite locally), for BI.", **common)
     def publish_sql(context: dg.AssetExecutionContext, report: pa.Table, report_db: SqlReportStore) -> dg.MaterializeResult:
-        written = 0
-        for key, rows in _partitions(report, spec, context.partition_keys):
-            written += report_db.replace_partition(spec, key, rows)
-        return dg.MaterializeResult(metadata={**row_count_metadata(context, written), "table": spec.name})
+        written = {key: report_db.replace_partition(spec, key, rows) for key, rows in _partitions(report, spec, context.partition_keys)}
+        add_partition_metadata(context, {key: {"dagster/row_count": n} for key, n in written.items()})
+        return dg.MaterializeResult(metadata={"table": spec.name})
 
     @dg.asset(key=["reports", "dynamodb", spec.name], kinds={"dynamodb"},
               description=f"`{spec.name}` items in the serving store (DynamoDB; embedded locally), for the API.", **common)
     def publish_serving(context: dg.AssetExecutionContext, report: pa.Table, serving_store: ServingStore) -> dg.MaterializeResult:
-        written = deleted = 0
-        for key, rows in _partitions(report, spec, context.partition_keys):
-            stats = serving_store.replace_partition(spec, key, rows)
-            written, deleted = written + stats.written, deleted + stats.deleted
-        return dg.MaterializeResult(metadata={**row_count_metadata(context, written), "stale_items_deleted": deleted,
-                                              "table": serving_store.table_name(spec)})
+        stats = {key: serving_store.replace_partition(spec, key, rows) for key, rows in _partitions(report, spec, context.partition_keys)}
+        add_partition_metadata(context, {key: {"dagster/row_count": s.written, "stale_items_deleted": s.deleted}
+                                         for key, s in stats.items()})
+        return dg.MaterializeResult(metadata={"table": serving_store.table_name(spec)})
 
     return [publish_sql, publish_serving]
