@@ -63,11 +63,19 @@ def test_reference_job_materializes_dimensions_with_their_check(local_env: dict[
     with initialized(local_env["lake"]) as lake:
         snapshot(lake, "2026-01-01", "S1,One,north,Hamburg,express,EUR,2020-01-01")
         lake.put_bytes("landing/reference/products/2026-01-01/products.csv", b"product_id,name,category,brand,price\nP1,Tea,grocery,A,1.5\n")
+        lake.put_bytes("landing/reference/customers/2026-01-01/customers.csv", b"customer_id,region,segment,joined\nC1,north,consumer,2025-03-01\n")
+        lake.put_bytes("landing/reference/calendar/2026-01-01/calendar.csv",
+                       b"date,is_holiday,holiday_name,is_promo_week\n2026-01-01,true,New Year,false\n2026-01-02,No,,YES\n2026-01-03,maybe,,false\n")
     result = build_defs(local_env).resolve_job_def("reference_data").execute_in_process()
     assert result.success
     checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
-    assert checks == {("clean/stores", "one_current_version_per_key"): True,
-                      ("clean/products", "one_current_version_per_key"): True, ("clean/reviews", "unique_key"): True}
+    assert checks == {**{(f"clean/{t}", "one_current_version_per_key"): True for t in ("stores", "products", "customers", "calendar")},
+                      ("clean/reviews", "unique_key"): True}
+    calendar = result.output_for_node("clean_calendar", "rows").to_pylist()
+    assert [(str(r["date"]), r["is_holiday"], r["is_promo_week"]) for r in calendar] == [("2026-01-01", True, False),
+                                                                                          ("2026-01-02", False, True)]
+    rejected = result.output_for_node("clean_calendar", "quarantine").to_pylist()
+    assert [(r["column"], r["value"]) for r in rejected] == [("is_holiday", "maybe")]
 
 
 def test_clothing_reviews_ingest_with_every_row_accounted_for(local_env: dict[str, Any]) -> None:
@@ -83,3 +91,21 @@ def test_clothing_reviews_ingest_with_every_row_accounted_for(local_env: dict[st
     rows = reviews.history.to_pylist()
     assert {r["rating"] for r in rows} == {1, 2, 3, 4, 5}
     assert sum(1 for r in rows if r["text"] is None) == sum(1 for r in records if not r["Review Text"])  # empty texts kept
+
+
+def test_a_key_a_later_snapshot_no_longer_lists_is_closed_and_can_return(local_env: dict[str, Any]) -> None:
+    s1, s2 = "S1,One,north,Hamburg,express,EUR,2020-01-01", "S2,Two,south,Munich,express,EUR,2021-05-01"
+    with initialized(local_env["lake"]) as lake:
+        snapshot(lake, "2026-01-01", s1, s2)
+        snapshot(lake, "2026-02-01", s1)  # S2 closed
+        snapshot(lake, "2026-03-01", s1, "S2,Two,south,Munich,express,EUR,bad-date")  # rejected, but still listed
+        snapshot(lake, "2026-04-01", s1)  # gone again
+        lake.put_bytes("landing/reference/stores/2026-05-01/stores.csv", b"garbage\n1\n")  # unreadable: closes nothing
+        dimension = build_dimension(lake, reference_sources("stores"), STORES)
+    versions = [(r["store_id"], str(r["valid_from"]), str(r["valid_to"]), r["is_current"]) for r in dimension.history.to_pylist()]
+    assert versions == [
+        ("S1", "2026-01-01", "None", True),
+        ("S2", "2026-01-01", "2026-02-01", False),
+    ]
+    reasons = [(r["column"], r["value"] or r["reason"]) for r in dimension.rejects.to_pylist()]
+    assert reasons[0] == ("opened", "bad-date") and "missing required columns" in reasons[1][1]

@@ -18,7 +18,7 @@ from sales_analytics.profiles import initialized
 from sales_analytics.schema import DAILY_STORE_SALES
 from sales_analytics.storage import parquet_io
 from sales_analytics.storage.lake import UnsafeKeyError
-from sales_analytics.storage.parquet_io import PARTITION_COLUMN, partition_object_key
+from sales_analytics.storage.parquet_io import INPUT_COLUMNS, PARTITION_COLUMN, partition_object_key
 from sales_analytics.storage.serving_store import BATCH_WRITE_LIMIT, PARTITION_INDEX
 from sales_analytics_tests.helpers import failure_text
 
@@ -120,12 +120,13 @@ def test_io_manager_writes_one_object_per_partition_and_loads_ranges(any_env: di
     for day in ("2026-03-01", "2026-03-02"):
         assert dg.materialize([report], resources=any_env, partition_key=day).success
 
-    loaded: list[int] = []
+    loaded: list[tuple[int, list[str]]] = []
 
     @dg.asset(partitions_def=report.partitions_def,
-              ins={"rows": dg.AssetIn(report.key, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1))})
+              ins={"rows": dg.AssetIn(report.key, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1),
+                                      metadata={INPUT_COLUMNS: ["sale_date", "net_sales"]})})
     def two_days(rows: pa.Table) -> None:
-        loaded.append(rows.num_rows)
+        loaded.append((rows.num_rows, rows.column_names))
 
     with initialized(any_env["lake"]) as lake:
         keys = [o.key for o in lake.list("reports/t/")]
@@ -135,7 +136,7 @@ def test_io_manager_writes_one_object_per_partition_and_loads_ranges(any_env: di
     upstream = dg.AssetSpec(report.key, partitions_def=report.partitions_def,
                             metadata={PARTITION_COLUMN: DAILY_STORE_SALES.partition_column})
     assert dg.materialize([upstream, two_days], resources=any_env, partition_key="2026-03-02", selection=[two_days.key]).success
-    assert loaded == [6]
+    assert loaded == [(6, ["sale_date", "net_sales"])]  # only the columns the input asked for
     missing = dg.materialize([upstream, two_days], resources=any_env, partition_key="2026-03-01",
                              selection=[two_days.key], raise_on_error=False)
     assert not missing.success  # 2026-02-28 was never written: a clear error, not an empty frame

@@ -26,8 +26,8 @@ import pyarrow.compute as pc
 
 from sales_analytics.schema import QUARANTINE
 from sales_analytics.sources.mapping import order_days
-from sales_analytics.sources.readers import UnreadableFile, read_landed
-from sales_analytics.sources.spec import ROW_NUMBER, SourceSpec, order_sources
+from sales_analytics.sources.readers import UnreadableFile, read_source_file
+from sales_analytics.sources.spec import SourceSpec, order_sources
 from sales_analytics.storage.lake import LakeResource, ObjectInfo
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, table_to_parquet_bytes
 from sales_analytics.tables import split_by
@@ -124,15 +124,11 @@ def _quarantine_rows(spec: SourceSpec, key: str, rows: list[int], columns: list[
 def _read(lake: LakeResource, spec: SourceSpec, info: ObjectInfo, result: FileIngest) -> tuple[pa.Table | None, pa.Table]:
     """(landed rows, or None for an unreadable file; quarantine rows so far)."""
     try:
-        landed = read_landed(lake.get_bytes(info.key), info.key, spec.format)
-        header = [c for c in landed.table.column_names if c != "source_row"]
-        missing = sorted(spec.required_source_columns() - set(header) - {ROW_NUMBER})
-        if missing and landed.table.num_rows:  # (JSON lines have no header: no rows, no columns)
-            raise UnreadableFile(f"missing required columns {missing}")
+        landed = read_source_file(lake.get_bytes(info.key), info.key, spec)
     except UnreadableFile as err:
         result.unreadable, result.quarantined = str(err), 1
         return None, _quarantine_rows(spec, info.key, [0], [None], [None], [f"file not ingested: {err}"])
-    result.new_columns = [c for c in header if c not in spec.source_columns]
+    result.new_columns = [c for c in landed.table.column_names if c not in (*spec.source_columns, "source_row")]
     broken = landed.broken
     quarantine = _quarantine_rows(spec, info.key, [b[0] for b in broken], [None] * len(broken), [None] * len(broken),
                                   [b[1] for b in broken])

@@ -3,14 +3,17 @@
 Each delivery of a reference file is a full snapshot that holds from its dated folder's day (or
 the spec's ``effective_from``). The history is rebuilt from all snapshots in date order: a key
 gets a new version whenever its attributes differ from its previous version, the previous one is
-closed the day the new one starts, and the newest is current. Facts join the version valid on
-their order date (``as_of``), so a store's region is the region it had when it sold.
+closed the day the new one starts, and the newest is current. A key a later snapshot of its source
+no longer lists (a store closed) is closed that day and has no current version until it returns.
+Facts join the version valid on their order date (``as_of``), so a store's region is the region it
+had when it sold.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import pairwise
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,11 +21,12 @@ import pyarrow.compute as pc
 from sales_analytics.lake.coerce import validate
 from sales_analytics.schema import QUARANTINE, TableSpec
 from sales_analytics.sources.mapping import map_rows
-from sales_analytics.sources.readers import UnreadableFile, read_landed
+from sales_analytics.sources.readers import UnreadableFile, read_source_file
 from sales_analytics.sources.spec import TARGETS, SourceSpec
 from sales_analytics.storage.lake import LakeResource
 from sales_analytics.tables import same_as_neighbour
 
+GONE = "_gone"  # marks a departure row while versions are built
 HISTORY_COLUMNS = [("valid_from", pa.date32()), ("valid_to", pa.date32()), ("is_current", pa.bool_()),
                    ("source", pa.string()), ("source_file", pa.string())]
 
@@ -46,28 +50,64 @@ def snapshot_date(spec: SourceSpec, key: str) -> dt.date:
     return spec.effective_from
 
 
-def read_snapshots(lake: LakeResource, specs: tuple[SourceSpec, ...]) -> tuple[list[pa.Table], list[pa.Table], int]:
-    """(valid rows of every snapshot, with lineage and date; rejects; rows read)."""
-    valid, rejects, rows_in = [], [], 0
+@dataclass
+class Snapshots:
+    valid: list[pa.Table] = field(default_factory=list)  # valid rows of each file, with date and lineage
+    rejects: list[pa.Table] = field(default_factory=list)  # QUARANTINE schema
+    rows_in: int = 0
+    listed: list[pa.Table] = field(default_factory=list)  # each readable file's keys (rows valid or not), date, lineage
+
+
+def read_snapshots(lake: LakeResource, specs: tuple[SourceSpec, ...]) -> Snapshots:
+    read = Snapshots()
     for spec in specs:
         table = TARGETS[spec.target]
         for info in lake.list(spec.prefix):
             try:
-                landed = read_landed(lake.get_bytes(info.key), info.key, spec.format).table
+                landed = read_source_file(lake.get_bytes(info.key), info.key, spec).table
             except UnreadableFile as err:
-                rejects.append(_whole_file(spec, info.key, str(err)))
-                rows_in += 1
+                read.rejects.append(_whole_file(spec, info.key, str(err)))
+                read.rows_in += 1
                 continue
             landed = landed.append_column("source", pa.array([spec.name] * landed.num_rows, pa.string()))
             landed = landed.append_column("source_file", pa.array([info.key] * landed.num_rows, pa.string()))
-            result = validate(map_rows(landed, spec), table, landed)
-            rows_in += landed.num_rows
-            n = result.valid.num_rows
-            valid.append(result.valid.append_column("valid_from", pa.array([snapshot_date(spec, info.key)] * n, pa.date32()))
-                         .append_column("source", pa.array([spec.name] * n, pa.string()))
-                         .append_column("source_file", pa.array([info.key] * n, pa.string())))
-            rejects.append(result.rejects)
-    return valid, rejects, rows_in
+            mapped = map_rows(landed, spec)
+            result = validate(mapped, table, landed)
+            read.rows_in += landed.num_rows
+            lineage = {"valid_from": snapshot_date(spec, info.key), "source": spec.name, "source_file": info.key}
+            read.valid.append(_with_constants(result.valid, lineage))
+            read.rejects.append(result.rejects)
+            keys = pa.table({k: mapped[k].parsed for k in table.key}).drop_null()
+            if keys.num_rows:  # a snapshot listing no key at all is broken, not every key closed
+                read.listed.append(_with_constants(keys, lineage))
+    return read
+
+
+def _with_constants(rows: pa.Table, values: dict[str, object]) -> pa.Table:
+    for name, value in values.items():
+        kind = pa.date32() if isinstance(value, dt.date) else pa.string()
+        rows = rows.append_column(name, pa.array([value] * rows.num_rows, kind))
+    return rows
+
+
+def departures(listed: list[pa.Table], key: list[str]) -> pa.Table:
+    """Keys a full snapshot no longer lists (a store closed, a product delisted): one row per key
+    and source, dated the first snapshot day without it. A rejected row still lists its key, and
+    an unreadable file lists nothing, so neither closes anything."""
+    if not listed:
+        return pa.table({})
+    every = pa.concat_tables(listed)
+    gone: list[pa.Table] = []
+    for source in pc.unique(every["source"]).to_pylist():
+        of_source = every.filter(pc.equal(every["source"], source))
+        days = sorted(pc.unique(of_source["valid_from"]).to_pylist())
+        for before, day in pairwise(days):
+            earlier = of_source.filter(pc.equal(of_source["valid_from"], before)).select(key)
+            now = of_source.filter(pc.equal(of_source["valid_from"], day))
+            missing = earlier.group_by(key).aggregate([]).join(now.select(key), keys=key, join_type="left anti")
+            gone.append(_with_constants(missing, {"valid_from": day, "source": source,
+                                                  "source_file": now["source_file"][0].as_py()}))
+    return pa.concat_tables(gone) if gone else every.slice(0, 0)
 
 
 def _whole_file(spec: SourceSpec, key: str, reason: str) -> pa.Table:
@@ -76,17 +116,21 @@ def _whole_file(spec: SourceSpec, key: str, reason: str) -> pa.Table:
                                 schema=QUARANTINE.arrow_schema())
 
 
-def build_history(snapshots: list[pa.Table], table: TableSpec) -> pa.Table:
-    """Versions from dated snapshots: a new version where a key's attributes change."""
+def build_history(snapshots: list[pa.Table], table: TableSpec, gone: pa.Table | None = None) -> pa.Table:
+    """Versions from dated snapshots: a new version where a key's attributes change; ``gone``
+    (see ``departures``) closes a key's version on the day it left, with no version after it."""
     schema = history_schema(table)
     if not snapshots or not sum(s.num_rows for s in snapshots):
         return schema.empty_table()
-    rows = pa.concat_tables(snapshots)
+    rows = pa.concat_tables(snapshots).append_column(GONE, pa.array([False] * sum(s.num_rows for s in snapshots)))
+    if gone is not None and gone.num_rows:
+        rows = pa.concat_tables([rows, gone.append_column(GONE, pa.array([True] * gone.num_rows))],
+                                promote_options="default")
     key, attributes = list(table.key), [c for c in table.column_names if c not in table.key]
     # Within one day a later snapshot (file key) wins; then one row per key and day.
     rows = rows.sort_by([*((k, "ascending") for k in key), ("valid_from", "ascending"), ("source_file", "descending")])
     rows = _first_per(rows, [*key, "valid_from"])
-    fingerprint = pc.binary_join_element_wise(*(pc.fill_null(pc.cast(rows[a], pa.string()), "\x00") for a in attributes), "\x1f")
+    fingerprint = pc.binary_join_element_wise(*(pc.fill_null(pc.cast(rows[a], pa.string()), "\x00") for a in [*attributes, GONE]), "\x1f")
     same_key = same_as_neighbour(rows, key, 1)
     changed = pc.or_(pc.invert(same_key), pc.invert(same_as_neighbour(pa.table({"fingerprint": fingerprint}), ["fingerprint"], 1)))
     versions = rows.filter(changed)
@@ -94,6 +138,7 @@ def build_history(snapshots: list[pa.Table], table: TableSpec) -> pa.Table:
     next_from = pa.concat_arrays([versions["valid_from"].combine_chunks()[1:], pa.nulls(1, pa.date32())])
     valid_to = pc.if_else(next_same_key, next_from, pa.scalar(None, pa.date32()))
     history = versions.append_column("valid_to", valid_to).append_column("is_current", pc.is_null(valid_to))
+    history = history.filter(pc.invert(history[GONE]))  # a departure only ends the version before it
     return history.select(schema.names).cast(schema)
 
 
@@ -102,21 +147,22 @@ def _first_per(rows: pa.Table, group: list[str]) -> pa.Table:
 
 
 def build_dimension(lake: LakeResource, specs: tuple[SourceSpec, ...], table: TableSpec) -> Dimension:
-    valid, rejects, rows_in = read_snapshots(lake, specs)
-    history = build_history(valid, table)
-    return Dimension(history, pa.concat_tables([QUARANTINE.empty_table(), *rejects]), rows_in, len(valid))
+    read = read_snapshots(lake, specs)
+    history = build_history(read.valid, table, departures(read.listed, list(table.key)))
+    return Dimension(history, pa.concat_tables([QUARANTINE.empty_table(), *read.rejects]), read.rows_in, len(read.valid))
 
 
 def latest_reviews(lake: LakeResource, specs: tuple[SourceSpec, ...], table: TableSpec) -> Dimension:
     """Review exports: one row per review, the latest delivery (by file date, then key) winning."""
-    valid, rejects, rows_in = read_snapshots(lake, specs)
+    read = read_snapshots(lake, specs)
+    rejects = pa.concat_tables([QUARANTINE.empty_table(), *read.rejects])
     schema = pa.schema([*table.arrow_schema(), pa.field("source", pa.string()), pa.field("source_file", pa.string())])
-    if not valid:
-        return Dimension(schema.empty_table(), pa.concat_tables([QUARANTINE.empty_table(), *rejects]), rows_in, 0)
-    rows = pa.concat_tables(valid).sort_by([(k, "ascending") for k in table.key] + [("valid_from", "descending"),
-                                                                                  ("source_file", "descending")])
+    if not read.valid:
+        return Dimension(schema.empty_table(), rejects, read.rows_in, 0)
+    rows = pa.concat_tables(read.valid).sort_by([(k, "ascending") for k in table.key] + [("valid_from", "descending"),
+                                                                                       ("source_file", "descending")])
     latest = _first_per(rows, list(table.key)).select(schema.names)
-    return Dimension(latest, pa.concat_tables([QUARANTINE.empty_table(), *rejects]), rows_in, len(valid))
+    return Dimension(latest, rejects, read.rows_in, len(read.valid))
 
 
 def as_of(facts: pa.Table, history: pa.Table, key: str, date_column: str, columns: list[str]) -> pa.Table:

@@ -1,7 +1,11 @@
 """Clean order lines for a range of business dates: mapped per source spec, validated, latest version only.
 
 The range is processed as one batch per source (vectorised over all its days), then split back
-into days: a backfill of a month costs a few large Arrow operations, not thirty small ones.
+into days: a backfill of a week costs a few large Arrow operations, not seven small ones.
+
+A line is keyed by ``(source, order_id, line_no)`` within its order date, so each day is built
+from its own raw shards alone. A correction that moves a line to another day is a new line there;
+the source cancels the old one (the contract the README states).
 """
 
 from __future__ import annotations

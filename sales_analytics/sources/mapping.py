@@ -26,6 +26,7 @@ ISO_NAIVE_PATTERN = rf"^{_ISO_DATE}([T ]{_ISO_TIME})?$"
 _INT = r"^\s*[+-]?\d+(\.0*)?\s*$"
 _FLOAT = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
 _LEADING_ZEROS = r"(^|\D)0+(\d)"
+TRUE_WORDS, FALSE_WORDS = ["true", "t", "yes", "y", "1"], ["false", "f", "no", "n", "0"]
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,12 @@ def parse_date(text: Arrays, fmt: str | None) -> Arrays:
     return _strict_strptime(pc.utf8_trim_whitespace(text), fmt or "%Y-%m-%d").cast(pa.date32())
 
 
+def parse_bool(text: Arrays) -> Arrays:
+    words = pc.utf8_lower(pc.utf8_trim_whitespace(text))
+    known = pc.is_in(words, value_set=pa.array(TRUE_WORDS + FALSE_WORDS))
+    return pc.if_else(known, pc.is_in(words, value_set=pa.array(TRUE_WORDS)), pa.scalar(None, pa.bool_()))
+
+
 def local_date(utc: Arrays, zone: str) -> Arrays:
     """The calendar date in the source's zone: the business date a store reports."""
     return pc.local_timestamp(utc.cast(pa.timestamp("us", tz=zone))).cast(pa.date32())
@@ -200,6 +207,8 @@ def _typed(text: Arrays, kind: str, mapping: ColumnMapping, zone: str) -> tuple[
         return parse_timestamp(text, mapping.format, zone), f"not a timestamp{f' ({mapping.format})' if mapping.format else ''}"
     if kind == "date":
         return parse_date(text, mapping.format), f"not a date ({mapping.format or '%Y-%m-%d'})"
+    if kind == "bool":
+        return parse_bool(text), f"not a boolean (one of {'/'.join(TRUE_WORDS + FALSE_WORDS)})"
     raise ValueError(f"no parser for {kind}")
 
 

@@ -21,7 +21,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from sales_analytics.sources.spec import CsvFormat, ExcelFormat, FileFormat, JsonLinesFormat, ParquetFormat
+from sales_analytics.sources.spec import (
+    ROW_NUMBER,
+    CsvFormat,
+    ExcelFormat,
+    FileFormat,
+    JsonLinesFormat,
+    ParquetFormat,
+    SourceSpec,
+)
 
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = codecs.BOM_UTF8
@@ -35,6 +43,15 @@ class UnreadableFile(ValueError):
 class LandedRows:
     table: pa.Table  # string columns as landed + source_row
     broken: list[tuple[int, str]] = field(default_factory=list)  # (record number, reason)
+
+
+def read_source_file(data: bytes, key: str, spec: SourceSpec) -> LandedRows:
+    """``read_landed`` as the spec declares; a file without a column the spec requires is unreadable."""
+    landed = read_landed(data, key, spec.format)
+    missing = sorted(spec.required_source_columns() - set(landed.table.column_names) - {ROW_NUMBER})
+    if missing and landed.table.num_rows:  # (JSON lines have no header: no rows, no columns)
+        raise UnreadableFile(f"missing required columns {missing}")
+    return landed
 
 
 def read_landed(data: bytes, key: str, fmt: FileFormat) -> LandedRows:

@@ -3,7 +3,8 @@
 Layout: ``<asset key path>/<partition column>=<partition key>/data.parquet`` (Hive style, so Athena
 and Glue read it as-is), or ``<asset key path>/data.parquet`` for unpartitioned assets. An asset
 declares its partition column in definition metadata under ``PARTITION_COLUMN``; the IO manager
-splits the returned table by that column, so one run can write a whole range of partitions.
+splits the returned table by that column, so one run can write a whole range of partitions. An
+input may name the columns it needs (``AssetIn`` metadata ``INPUT_COLUMNS``): only those are read.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sales_analytics.storage.lake import LakeResource
 from sales_analytics.tables import split_by
 
 PARTITION_COLUMN = "lake/partition_column"
+INPUT_COLUMNS = "lake/columns"  # AssetIn metadata: load only these columns
 
 
 def partition_object_key(asset_key: dg.AssetKey, partition_column: str | None, partition_key: str | None) -> str:
@@ -35,8 +37,8 @@ def table_to_parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def parquet_bytes_to_table(data: bytes) -> pa.Table:
-    return pq.read_table(io.BytesIO(data))
+def parquet_bytes_to_table(data: bytes, columns: list[str] | None = None) -> pa.Table:
+    return pq.read_table(io.BytesIO(data), columns=columns)
 
 
 class ParquetLakeIOManager(dg.ConfigurableIOManager):
@@ -73,18 +75,19 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> pa.Table:
         upstream = context.upstream_output
         asset_key = context.asset_key
+        columns = (context.definition_metadata or {}).get(INPUT_COLUMNS)
         if not context.has_asset_partitions:
-            return self._read(partition_object_key(asset_key, None, None))
+            return self._read(partition_object_key(asset_key, None, None), columns)
         column = _partition_column(upstream.definition_metadata if upstream else {}, asset_key)
-        tables = [self._read(partition_object_key(asset_key, column, key)) for key in context.asset_partition_keys]
+        tables = [self._read(partition_object_key(asset_key, column, key), columns) for key in context.asset_partition_keys]
         return pa.concat_tables(tables) if tables else pa.table({})
 
-    def _read(self, object_key: str) -> pa.Table:
+    def _read(self, object_key: str, columns: list[str] | None) -> pa.Table:
         if not self.lake.exists(object_key):
             raise FileNotFoundError(
                 f"{self.lake.uri(object_key)} does not exist: materialize the upstream partition first"
             )
-        return parquet_bytes_to_table(self.lake.get_bytes(object_key))
+        return parquet_bytes_to_table(self.lake.get_bytes(object_key), columns)
 
 
 def _partition_column(metadata: dict | None, asset_key: dg.AssetKey) -> str:
