@@ -35,7 +35,7 @@ import polars as pl
 from measure import measure
 
 from sales_analytics.generator import GeneratorConfig, generate
-from sales_analytics.ingest.assets import RAW_ORDER_LINES
+from sales_analytics.ingest.assets import RAW_ORDER_LINES, raw_order_lines
 from sales_analytics.ingest.raw import pending_objects
 from sales_analytics.jobs import daily_sales_job, ingest_job
 from sales_analytics.partitions import day_ranges, range_tags
@@ -123,7 +123,7 @@ def _sensor_batches(lake: LakeResource) -> list[list[str]]:
 def _run_ingest(home: str, objects: list[str]) -> dict:
     with dg.DagsterInstance.ephemeral() as instance:  # the engine's cost, not a local event log's
         result = _defs(home).resolve_job_def(ingest_job.name).execute_in_process(
-            instance=instance, run_config={"ops": {"raw_order_lines": {"config": {"objects": objects}}}, **QUIET})
+            instance=instance, run_config={"ops": {raw_order_lines.op.name: {"config": {"objects": objects}}}, **QUIET})
     raw = next(e.materialization for e in result.get_asset_materialization_events() if e.asset_key == RAW_ORDER_LINES)
     return {"touched_days": set(raw.metadata["touched_partitions"].value), "peak_rss_mb": _peak_rss_mb()}
 
@@ -153,17 +153,19 @@ def _peak_rss_mb() -> float:
 
 
 def ours_increment(home: str, day: str) -> dict:
-    """One more daily export (a copy of the last day's, moved one day on) through ingest + rebuild."""
-    from sales_analytics.definitions import build_defs
+    """One more daily export (a copy of the last day's, moved one day on), ingested as its landing
+    sensor's run does (the object named), then the days it touches rebuilt."""
     from sales_analytics.runner import ingest_and_build
 
     lake = local_resources(Path(home))["lake"]
     last = max(o.key for o in lake.list("landing/orders/pos/"))
     text = lake.get_bytes(last).decode().replace(last.split("/")[3], day)
-    lake.put_bytes(f"landing/orders/pos/{day}/pos_orders_{day}.csv", text.encode())
+    key = f"landing/orders/pos/{day}/pos_orders_{day}.csv"
+    lake.put_bytes(key, text.encode())
+    defs = _defs(home)
     with dg.DagsterInstance.ephemeral() as instance:
         start = time.perf_counter()
-        summary = ingest_and_build(build_defs(local_resources(Path(home))), instance, daily_assets=LAKE_ASSETS)
+        summary = ingest_and_build(defs, instance, daily_assets=LAKE_ASSETS, objects=[key])
         seconds = time.perf_counter() - start
     return {"rows": text.count("\n") - 1, "touched_days": len(summary.touched_days), "increment_seconds": seconds}
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from sales_analytics.ingest.assets import RAW_ORDER_LINES
+from sales_analytics.ingest.assets import RAW_ORDER_LINES, raw_order_lines
 from sales_analytics.jobs import daily_sales_job, ingest_job, reference_job
 from sales_analytics.partitions import day_ranges, range_tags
 
@@ -28,16 +28,18 @@ class BuildSummary:
 
 
 def ingest_and_build(defs: dg.Definitions, instance: dg.DagsterInstance, console_log_level: str = "WARNING",
-                     daily_assets: list[dg.AssetKey] | None = None) -> BuildSummary:
+                     daily_assets: list[dg.AssetKey] | None = None, objects: list[str] | None = None) -> BuildSummary:
     """Reference data, then ingest, then the touched days (``daily_assets`` of the daily job; given,
-    only those are built and reference data is skipped).
+    only those are built and reference data is skipped). ``objects``: ingest just these landing
+    keys, as a landing sensor's run does; by default everything pending.
 
     Every event is still recorded in the instance; ``console_log_level`` only quiets the terminal."""
     summary = BuildSummary()
     run_config = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
     if daily_assets is None:  # the dimensions first: facts of the day join the store as it was
         collect_run(defs.resolve_job_def(reference_job.name).execute_in_process(instance=instance, run_config=run_config), summary)
-    ingest = defs.resolve_job_def(ingest_job.name).execute_in_process(instance=instance, run_config=run_config)
+    ingest_config = {"ops": {raw_order_lines.op.name: {"config": {"objects": objects}}}} if objects else {}
+    ingest = defs.resolve_job_def(ingest_job.name).execute_in_process(instance=instance, run_config={**run_config, **ingest_config})
     collect_run(ingest, summary)
     raw = next(e.materialization for e in ingest.get_asset_materialization_events() if e.asset_key == RAW_ORDER_LINES)
     summary.touched_days = list(raw.metadata["touched_partitions"].value)
