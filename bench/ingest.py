@@ -40,7 +40,7 @@ from sales_analytics.ingest.raw import pending_objects
 from sales_analytics.jobs import daily_sales_job, ingest_job
 from sales_analytics.partitions import day_ranges, range_tags
 from sales_analytics.profiles import local_resources
-from sales_analytics.runner import BuildSummary, collect_run
+from sales_analytics.runner import BuildSummary, collect_run, release_run_memory
 from sales_analytics.sensors import MAX_OBJECTS_PER_TICK
 from sales_analytics.sources.spec import order_sources
 from sales_analytics.storage.lake import LakeResource, ObjectInfo
@@ -136,6 +136,7 @@ def _run_days(home: str, ranges: list[tuple[str, str]]) -> dict:
         with dg.DagsterInstance.ephemeral() as instance:
             collect_run(job.execute_in_process(instance=instance, tags=range_tags(first, last), asset_selection=LAKE_ASSETS,
                                                run_config=QUIET), summary)
+        release_run_memory()
     assert all(summary.checks.values()), summary.checks
     return {"rows": summary.rows.get("clean/order_lines", 0), "report_rows": summary.rows.get("reports/daily_store_sales", 0),
             "peak_rss_mb": _peak_rss_mb()}
