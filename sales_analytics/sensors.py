@@ -25,7 +25,9 @@ from sales_analytics.partitions import day_ranges, range_tags
 from sales_analytics.sources.spec import SourceSpec, file_sources, sql_sources
 from sales_analytics.storage.lake import LakeResource
 
-MAX_OBJECTS_PER_TICK = 500
+# A run of this many daily exports takes seconds; smaller batches spread a backlog over the run
+# queue's slots instead of one long run.
+MAX_OBJECTS_PER_TICK = 200
 RETRY_AFTER = dt.timedelta(hours=1)
 
 

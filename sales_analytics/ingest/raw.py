@@ -148,7 +148,8 @@ def ingest_object(lake: LakeResource, spec: SourceSpec, info: ObjectInfo) -> Fil
         routable = pc.is_valid(days)
         unroutable = table.filter(pc.invert(routable))
         for day, shard in split_by(table.filter(routable).append_column("_day", days.filter(routable)), "_day").items():
-            lake.put_bytes(shard_key(day.isoformat(), info.key), table_to_parquet_bytes(shard.drop_columns(["_day"])))
+            # shards are read whole, by day: no statistics to write
+            lake.put_bytes(shard_key(day.isoformat(), info.key), table_to_parquet_bytes(shard.drop_columns(["_day"]), statistics=False))
             result.days[day.isoformat()] = shard.num_rows
         order_ts = spec.columns["order_ts"].source_columns()
         shown = unroutable[order_ts[0]] if order_ts and order_ts[0] in unroutable.column_names else pa.nulls(unroutable.num_rows, pa.string())

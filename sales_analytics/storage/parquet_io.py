@@ -30,15 +30,18 @@ def partition_object_key(asset_key: dg.AssetKey, partition_column: str | None, p
     return f"{base}/{partition_column}={partition_key}/data.parquet"
 
 
-def table_to_parquet_bytes(table: pa.Table) -> bytes:
+def table_to_parquet_bytes(table: pa.Table, statistics: bool = True) -> bytes:
+    """``statistics``: min/max per column chunk, for engines that skip data by predicate (Athena);
+    objects that are only ever read whole can do without them."""
     # Serialise fully in memory before touching storage: a failure here leaves the old object.
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(table, sink, compression="zstd", write_statistics=statistics)
     return sink.getvalue()
 
 
 def parquet_bytes_to_table(data: bytes, columns: list[str] | None = None) -> pa.Table:
-    return pq.read_table(io.BytesIO(data), columns=columns)
+    # A single in-memory file: ParquetFile skips the dataset machinery read_table sets up.
+    return pq.ParquetFile(pa.BufferReader(data)).read(columns=columns)
 
 
 class ParquetLakeIOManager(dg.ConfigurableIOManager):
