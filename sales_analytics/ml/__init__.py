@@ -1,0 +1,1 @@
+"""Machine learning in the graph: demand forecasting (quantiles, backtests, registry)."""
