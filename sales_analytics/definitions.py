@@ -4,6 +4,7 @@ from typing import Any
 
 import dagster as dg
 
+from sales_analytics.curated.assets import sales_by_series
 from sales_analytics.ingest.assets import extraction_assets, landing_specs, raw_order_lines
 from sales_analytics.jobs import daily_sales_job, daily_sales_schedule, extract_jobs, ingest_job, reference_job
 from sales_analytics.lake.assets import clean_order_lines, reference_assets
@@ -24,6 +25,7 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
             clean_order_lines,
             *reference_assets,
             daily_store_sales,
+            sales_by_series,
             *publish_assets(DAILY_STORE_SALES, REPORT_KEY),
         ],
         jobs=[ingest_job, daily_sales_job, reference_job, *extract_jobs.values()],

@@ -214,3 +214,18 @@ DAILY_STORE_SALES = TableSpec(
     partition_column="sale_date",
     serving_key=ServingKey(partition_key="store_id", sort_key="sale_date"),
 )
+
+SALES_BY_SERIES = TableSpec(
+    name="sales_by_series",
+    description="Daily demand per store and product category (the forecasting series), from clean lines and "
+                "the product's category as it was that day.",
+    columns=_cols(
+        ("sale_date", "date", False),
+        ("store_id", "string", False),
+        ("category", "string", False, "'unknown' for products the product master does not list"),
+        ("units", "int64", False, "units sold minus units returned"),
+        ("net_sales", "float64", False, "value sold less discounts, less the net value of returns"),
+    ),
+    key=("sale_date", "store_id", "category"),
+    partition_column="sale_date",
+)
