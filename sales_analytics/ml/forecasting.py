@@ -58,7 +58,9 @@ def train(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureConfig, max_i
     rows = rows[rows["y"].notna()]
     if rows.empty:
         raise ValueError(f"not enough history before {until.date()} to train (need {MIN_HISTORY_DAYS} days + the horizon)")
-    features = feature_columns(history)
+    # A feature with no value at all (last year's sales, in a first year) teaches nothing, and
+    # scikit-learn cannot bin it: leave it out of this model.
+    features = [f for f in feature_columns(history) if rows[f].notna().any()]
     target = rows["y"] / rows["level"]
     models = {}
     for q in QUANTILES:
