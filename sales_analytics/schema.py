@@ -229,3 +229,24 @@ SALES_BY_SERIES = TableSpec(
     key=("sale_date", "store_id", "category"),
     partition_column="sale_date",
 )
+
+DEMAND_FORECAST = TableSpec(
+    name="demand_forecast",
+    description="Forecasts made on each origin day by the model then promoted: P10 / P50 / P90 per series and "
+                "target day, kept per origin so accuracy can be scored as actuals arrive.",
+    columns=_cols(
+        ("origin_date", "date", False, "the last day of data the forecast saw"),
+        ("series_id", "string", False, "store|category"),
+        ("store_id", "string", False),
+        ("category", "string", False),
+        ("target_date", "date", False),
+        ("step", "int64", False, "days ahead of the origin"),
+        ("p10", "float64", False),
+        ("p50", "float64", False),
+        ("p90", "float64", False),
+        ("model_version", "string", False),
+        ("target", "string", False, "units or net_sales"),
+    ),
+    key=("origin_date", "series_id", "target_date"),
+    partition_column="origin_date",
+)

@@ -8,7 +8,7 @@ import dagster as dg
 from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
-from sales_analytics.ml.assets import MODEL_NAME, demand_model, demand_model_champion
+from sales_analytics.ml.assets import MODEL_NAME, demand_forecast, demand_model, demand_model_champion
 from sales_analytics.ml.registry import ModelRegistry
 from sales_analytics.partitions import range_tags
 from sales_analytics.profiles import initialized
@@ -40,8 +40,16 @@ def test_model_is_trained_backtested_stored_and_promoted_only_when_it_earns_it(l
         assert registry.champion(MODEL_NAME) == version
         models, manifest = registry.load(MODEL_NAME, version)
         assert set(models) == {0.1, 0.5, 0.9} and manifest.trained_until == last
+    forecasts = dg.materialize([demand_forecast], resources=local_env, instance=instance, partition_key=last)
+    table = forecasts.output_for_node(demand_forecast.op.name).to_pylist()
+    series = metadata["series"].value
+    assert len(table) == series * 14 and {r["model_version"] for r in table} == {version}
+    assert all(0 <= r["p10"] <= r["p50"] <= r["p90"] for r in table)
+    assert {str(r["target_date"]) for r in table} == {(dt.date.fromisoformat(last) + dt.timedelta(days=k)).isoformat()
+                                                      for k in range(1, 15)}
+    with initialized(local_env["lake"]) as lake:
         # a champion far better than anything we can train: the next candidate is stored but not promoted
-        champion = registry.manifest(MODEL_NAME, version)
+        champion = ModelRegistry(lake).manifest(MODEL_NAME, version)
         lake.put_bytes(f"models/{MODEL_NAME}/{version}/manifest.json",
                        lake.get_bytes(f"models/{MODEL_NAME}/{version}/manifest.json").replace(
                            f'"wape": {champion.metrics["model"]["wape"]}'.encode(), b'"wape": 0.0001'))

@@ -10,16 +10,20 @@ import pyarrow as pa
 from pydantic import Field
 
 from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
+from sales_analytics.lake.assets import column_schema
 from sales_analytics.ml.features import FeatureConfig, dense_panel
-from sales_analytics.ml.forecasting import backtest, train
+from sales_analytics.ml.forecasting import QuantileForecaster, backtest, forecast, train
 from sales_analytics.ml.registry import ModelRegistry, promotion_verdict
-from sales_analytics.schema import SALES_BY_SERIES
+from sales_analytics.partitions import daily_partitions
+from sales_analytics.schema import DEMAND_FORECAST, SALES_BY_SERIES
 from sales_analytics.storage.lake import LakeResource
-from sales_analytics.storage.parquet_io import parquet_bytes_to_table, partition_object_key
+from sales_analytics.storage.parquet_io import PARTITION_COLUMN, parquet_bytes_to_table, partition_object_key
 
 MODEL_NAME = "demand"
 DEMAND_MODEL = dg.AssetKey(["ml", "demand_model"])
 DEMAND_CHAMPION = dg.AssetKey(["ml", "demand_model_champion"])
+DEMAND_FORECAST_KEY = dg.AssetKey(["ml", "demand_forecast"])
+FORECAST_HISTORY_DAYS = 400  # what the features look back at: a year ago, plus a few weeks
 
 
 class DemandModelConfig(dg.Config):
@@ -101,3 +105,40 @@ def _backtest_markdown(windows: list[dict]) -> str:
     methods = ("model", "seasonal_naive", "exponential_smoothing")
     rows = [f"| {w['origin']} | " + " | ".join(f"{w[m]['wape']:.4f}" for m in methods) + " |" for w in windows]
     return "| origin | WAPE model | seasonal naive | exp. smoothing |\n|---|---|---|---|\n" + "\n".join(rows)
+
+
+@dg.asset(
+    key=DEMAND_FORECAST_KEY,
+    deps=[DEMAND_CHAMPION, SALES_BY_SERIES_KEY],
+    partitions_def=daily_partitions,
+    group_name="ml",
+    kinds={"scikit-learn", "parquet"},
+    owners=["team:data-science"],
+    description=DEMAND_FORECAST.description,
+    metadata={PARTITION_COLUMN: DEMAND_FORECAST.partition_column, "dagster/column_schema": column_schema(DEMAND_FORECAST)},
+)
+def demand_forecast(context: dg.AssetExecutionContext, lake: LakeResource) -> pa.Table:
+    """The champion's forecast as of the partition's day (the origin), from data up to that day only."""
+    registry = ModelRegistry(lake)
+    version = registry.champion(MODEL_NAME)
+    if version is None:
+        raise dg.Failure("no promoted demand model yet: materialize ml/demand_model (its promotable check must pass)")
+    models, manifest = registry.load(MODEL_NAME, version)
+    origin = dt.date.fromisoformat(context.partition_key)
+    target, horizon = manifest.metrics["target"], int(manifest.metrics["horizon"])
+    dense = dense_panel(load_series(lake, origin, FORECAST_HISTORY_DAYS, target))
+    if dense.empty:
+        raise dg.Failure(f"curated/sales_by_series has no data up to {origin}: nothing to forecast from")
+    model = QuantileForecaster(manifest.features, models, FeatureConfig(horizon=horizon), manifest.trained_until)
+    predicted = forecast(model, dense, pd.Timestamp(origin))
+    store_and_category = predicted["series_id"].str.split("|", n=1, expand=True)
+    table = pa.table({
+        "origin_date": pa.array([origin] * len(predicted), pa.date32()),
+        "series_id": predicted["series_id"], "store_id": store_and_category[0], "category": store_and_category[1],
+        "target_date": pa.array(predicted["date"].dt.date, pa.date32()), "step": predicted["step"].astype("int64"),
+        "p10": predicted["p10"], "p50": predicted["p50"], "p90": predicted["p90"],
+        "model_version": [version] * len(predicted), "target": [target] * len(predicted),
+    }).cast(DEMAND_FORECAST.arrow_schema())
+    context.add_output_metadata({"dagster/row_count": table.num_rows, "model_version": version, "target": target,
+                                 "series": int(predicted["series_id"].nunique()), "horizon_days": horizon})
+    return table
