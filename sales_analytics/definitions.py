@@ -8,7 +8,7 @@ from sales_analytics.curated.assets import sales_by_series
 from sales_analytics.ingest.assets import extraction_assets, landing_specs, raw_order_lines
 from sales_analytics.jobs import daily_sales_job, daily_sales_schedule, extract_jobs, ingest_job, reference_job
 from sales_analytics.lake.assets import clean_order_lines, reference_assets
-from sales_analytics.ml.assets import demand_forecast, demand_model, demand_model_champion
+from sales_analytics.ml.assets import demand_forecast, demand_model, demand_model_champion, forecast_accuracy
 from sales_analytics.profiles import build_resources
 from sales_analytics.reports.daily_store_sales import REPORT_KEY, daily_store_sales
 from sales_analytics.reports.publish import publish_assets
@@ -30,6 +30,7 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
             demand_model,
             demand_model_champion,
             demand_forecast,
+            forecast_accuracy,
             *publish_assets(DAILY_STORE_SALES, REPORT_KEY),
         ],
         jobs=[ingest_job, daily_sales_job, reference_job, *extract_jobs.values()],

@@ -250,3 +250,24 @@ DEMAND_FORECAST = TableSpec(
     key=("origin_date", "series_id", "target_date"),
     partition_column="origin_date",
 )
+
+FORECAST_ACCURACY = TableSpec(
+    name="forecast_accuracy",
+    description="Every past forecast of a day next to what happened: which model version, how many days ahead, "
+                "the error per series. Built when the day's actuals land.",
+    columns=_cols(
+        ("target_date", "date", False),
+        ("origin_date", "date", False),
+        ("series_id", "string", False),
+        ("model_version", "string", False),
+        ("step", "int64", False, "days ahead the forecast was made"),
+        ("actual", "float64", False, "zero where the series sold nothing that day"),
+        ("p10", "float64", False),
+        ("p50", "float64", False),
+        ("p90", "float64", False),
+        ("abs_error", "float64", False, "|actual - p50|"),
+        ("in_band", "bool", False, "P10 <= actual <= P90"),
+    ),
+    key=("target_date", "origin_date", "series_id"),
+    partition_column="target_date",
+)

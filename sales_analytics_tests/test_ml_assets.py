@@ -4,15 +4,26 @@ import datetime as dt
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
+import pytest
 
 from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
-from sales_analytics.ml.assets import MODEL_NAME, demand_forecast, demand_model, demand_model_champion
+from sales_analytics.ml.assets import (
+    DEMAND_FORECAST_KEY,
+    MODEL_NAME,
+    demand_forecast,
+    demand_model,
+    demand_model_champion,
+    forecast_accuracy,
+)
 from sales_analytics.ml.registry import ModelRegistry
 from sales_analytics.partitions import range_tags
 from sales_analytics.profiles import initialized
 from sales_analytics.runner import ingest_and_build
+from sales_analytics.schema import DEMAND_FORECAST
+from sales_analytics.storage.parquet_io import PARTITION_COLUMN, partition_object_key, table_to_parquet_bytes
 
 START, DAYS = dt.date(2026, 1, 1), 150
 CONFIG = {"ops": {demand_model.op.name: {"config": {"history_days": DAYS, "horizon": 14, "backtest_windows": 2, "max_iter": 60}}}}
@@ -60,3 +71,35 @@ def test_model_is_trained_backtested_stored_and_promoted_only_when_it_earns_it(l
     with initialized(local_env["lake"]) as lake:
         registry = ModelRegistry(lake)
         assert registry.champion(MODEL_NAME) == version and len(registry.versions(MODEL_NAME)) == 2
+
+
+def test_forecast_accuracy_scores_every_past_forecast_of_the_day(local_env: dict[str, Any]) -> None:
+    day, d1, d2 = dt.date(2026, 4, 10), dt.date(2026, 4, 8), dt.date(2026, 4, 9)
+    forecast_rows = [  # two origins forecast 2026-04-10 for two series; one forecast is of another day
+        (d1, "S1|tea", day, 2, 8.0, 10.0, 12.0, "v1", "units"),
+        (d1, "S2|tea", day, 2, 0.0, 1.0, 3.0, "v1", "units"),
+        (d2, "S1|tea", day, 1, 11.0, 13.0, 15.0, "v2", "units"),
+        (d2, "S1|tea", dt.date(2026, 4, 11), 2, 1.0, 2.0, 3.0, "v2", "units"),
+    ]
+    names = ["origin_date", "series_id", "target_date", "step", "p10", "p50", "p90", "model_version", "target"]
+    with initialized(local_env["lake"]) as lake:
+        for origin in (d1, d2):
+            rows = [dict(zip(names, r, strict=True)) for r in forecast_rows if r[0] == origin]
+            table = pa.Table.from_pylist([{**r, "store_id": r["series_id"].split("|")[0], "category": "tea"} for r in rows])
+            lake.put_bytes(partition_object_key(DEMAND_FORECAST_KEY, "origin_date", origin.isoformat()),
+                           table_to_parquet_bytes(table.select(DEMAND_FORECAST.arrow_schema().names).cast(DEMAND_FORECAST.arrow_schema())))
+        actuals = pa.table({"sale_date": pa.array([day], pa.date32()), "store_id": ["S1"], "category": ["tea"],
+                            "units": pa.array([11], pa.int64()), "net_sales": [99.0]})  # S2 sold nothing
+        lake.put_bytes(partition_object_key(SALES_BY_SERIES_KEY, "sale_date", day.isoformat()), table_to_parquet_bytes(actuals))
+    upstream = dg.AssetSpec(SALES_BY_SERIES_KEY, partitions_def=forecast_accuracy.partitions_def,
+                            metadata={PARTITION_COLUMN: "sale_date"})
+    result = dg.materialize([upstream, forecast_accuracy], resources=local_env, partition_key=day.isoformat(),
+                            selection=[forecast_accuracy.key])
+    scored = [(str(r["origin_date"]), r["series_id"], r["model_version"], r["step"], r["actual"], r["abs_error"], r["in_band"])
+              for r in result.output_for_node(forecast_accuracy.op.name).to_pylist()]
+    assert scored == [("2026-04-08", "S1|tea", "v1", 2, 11.0, 1.0, True),
+                      ("2026-04-08", "S2|tea", "v1", 2, 0.0, 1.0, True),
+                      ("2026-04-09", "S1|tea", "v2", 1, 11.0, 2.0, True)]
+    metadata = result.asset_materializations_for_node(forecast_accuracy.op.name)[0].metadata
+    assert metadata["wape"].value == pytest.approx((1 + 1 + 2) / 22)
+    assert metadata["wape_by_days_ahead"].value == {"1": round(2 / 11, 4), "2": round(2 / 11, 4)}  # S2: error 1, sold 0

@@ -5,8 +5,10 @@ from collections.abc import Iterator
 from typing import Literal
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
@@ -15,7 +17,7 @@ from sales_analytics.ml.features import FeatureConfig, dense_panel
 from sales_analytics.ml.forecasting import QuantileForecaster, backtest, forecast, train
 from sales_analytics.ml.registry import ModelRegistry, promotion_verdict
 from sales_analytics.partitions import daily_partitions
-from sales_analytics.schema import DEMAND_FORECAST, SALES_BY_SERIES
+from sales_analytics.schema import DEMAND_FORECAST, FORECAST_ACCURACY, SALES_BY_SERIES
 from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.parquet_io import PARTITION_COLUMN, parquet_bytes_to_table, partition_object_key
 
@@ -23,6 +25,8 @@ MODEL_NAME = "demand"
 DEMAND_MODEL = dg.AssetKey(["ml", "demand_model"])
 DEMAND_CHAMPION = dg.AssetKey(["ml", "demand_model_champion"])
 DEMAND_FORECAST_KEY = dg.AssetKey(["ml", "demand_forecast"])
+FORECAST_ACCURACY_KEY = dg.AssetKey(["ml", "forecast_accuracy"])
+MAX_HORIZON_DAYS = 120  # the longest horizon a model may have: how far back forecasts of a day are looked for
 FORECAST_HISTORY_DAYS = 400  # what the features look back at: a year ago, plus a few weeks
 
 
@@ -142,3 +146,56 @@ def demand_forecast(context: dg.AssetExecutionContext, lake: LakeResource) -> pa
     context.add_output_metadata({"dagster/row_count": table.num_rows, "model_version": version, "target": target,
                                  "series": int(predicted["series_id"].nunique()), "horizon_days": horizon})
     return table
+
+
+def compute_forecast_accuracy(forecasts: pd.DataFrame, actuals: pd.DataFrame) -> pa.Table:
+    """Each forecast of the day (any origin, any version) against the day's actual per series;
+    ``actuals``: ``series_id``, ``units``, ``net_sales`` (a series absent from them sold nothing)."""
+    if forecasts.empty:
+        return FORECAST_ACCURACY.empty_table()
+    merged = forecasts.merge(actuals, on="series_id", how="left")
+    actual = pd.Series(np.where(merged["target"] == "units", merged["units"], merged["net_sales"]), dtype=float).fillna(0.0)
+    return pa.table({
+        "target_date": pa.array(merged["target_date"], pa.date32()), "origin_date": pa.array(merged["origin_date"], pa.date32()),
+        "series_id": merged["series_id"], "model_version": merged["model_version"], "step": merged["step"].astype("int64"),
+        "actual": actual, "p10": merged["p10"], "p50": merged["p50"], "p90": merged["p90"],
+        "abs_error": (actual - merged["p50"]).abs(), "in_band": (merged["p10"] <= actual) & (actual <= merged["p90"]),
+    }).cast(FORECAST_ACCURACY.arrow_schema()).sort_by([(k, "ascending") for k in FORECAST_ACCURACY.key])
+
+
+def forecasts_of_day(lake: LakeResource, day: dt.date) -> pd.DataFrame:
+    """Every stored forecast whose target is ``day``: origins at most MAX_HORIZON_DAYS before it."""
+    tables = []
+    for back in range(1, MAX_HORIZON_DAYS + 1):
+        key = partition_object_key(DEMAND_FORECAST_KEY, DEMAND_FORECAST.partition_column, (day - dt.timedelta(days=back)).isoformat())
+        if lake.exists(key):
+            table = parquet_bytes_to_table(lake.get_bytes(key))
+            tables.append(table.filter(pc.equal(table["target_date"], pa.scalar(day, pa.date32()))))
+    return pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame()
+
+
+@dg.asset(
+    key=FORECAST_ACCURACY_KEY,
+    deps=[DEMAND_FORECAST_KEY],
+    ins={"actuals": dg.AssetIn(SALES_BY_SERIES_KEY)},
+    partitions_def=daily_partitions,
+    group_name="ml",
+    kinds={"parquet"},
+    owners=["team:data-science"],
+    description=FORECAST_ACCURACY.description,
+    metadata={PARTITION_COLUMN: FORECAST_ACCURACY.partition_column, "dagster/column_schema": column_schema(FORECAST_ACCURACY)},
+)
+def forecast_accuracy(context: dg.AssetExecutionContext, actuals: pa.Table, lake: LakeResource) -> pa.Table:
+    day = dt.date.fromisoformat(context.partition_key)
+    sold = actuals.to_pandas()
+    sold = pd.DataFrame({"series_id": sold["store_id"] + "|" + sold["category"], "units": sold["units"], "net_sales": sold["net_sales"]})
+    scored = compute_forecast_accuracy(forecasts_of_day(lake, day), sold)
+    frame = scored.to_pandas()
+    by_step = frame.groupby("step").apply(lambda g: g["abs_error"].sum() / max(g["actual"].abs().sum(), 1e-9), include_groups=False)
+    context.add_output_metadata({
+        "dagster/row_count": scored.num_rows,
+        "wape": float(frame["abs_error"].sum() / max(frame["actual"].abs().sum(), 1e-9)) if len(frame) else 0.0,
+        "coverage_p10_p90": float(frame["in_band"].mean()) if len(frame) else 0.0,
+        "wape_by_days_ahead": dg.MetadataValue.json({int(k): round(float(v), 4) for k, v in by_step.items()}),
+    })
+    return scored
