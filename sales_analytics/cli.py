@@ -82,6 +82,18 @@ def _stack(args: argparse.Namespace) -> None:
         sys.exit(f"stack: {err}")
 
 
+def _serve(args: argparse.Namespace) -> None:
+    """The prediction service against the active profile's lake; keys from SALES_ANALYTICS_API_KEYS."""
+    import uvicorn
+
+    from sales_analytics.service.app import create_app
+
+    keys = [k.strip() for k in os.environ.get("SALES_ANALYTICS_API_KEYS", "").split(",") if k.strip()]
+    lake = build_resources()["lake"]
+    with initialized(lake) as ready:
+        uvicorn.run(create_app(ready, keys), host=args.host, port=args.port, log_level="info")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sales-analytics", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +110,10 @@ def main(argv: list[str] | None = None) -> None:
     stack_command = commands.add_parser("stack", help="start, stop or check the local `stack` servers")
     stack_command.add_argument("action", choices=["start", "stop", "status"])
     stack_command.set_defaults(handler=_stack)
+    serve_command = commands.add_parser("serve", help="run the prediction service against the active profile")
+    serve_command.add_argument("--host", default="127.0.0.1")
+    serve_command.add_argument("--port", type=int, default=8080)
+    serve_command.set_defaults(handler=_serve)
     args = parser.parse_args(argv)
     args.handler(args)
 

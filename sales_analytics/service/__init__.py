@@ -1,0 +1,1 @@
+"""The prediction microservice: the promoted models over HTTP."""

@@ -1,0 +1,61 @@
+"""What the service serves: the champion demand model's forecasts, reloaded when a new one is promoted."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+
+from sales_analytics.ml.assets import FORECAST_HISTORY_DAYS, MODEL_NAME, last_curated_day, load_series
+from sales_analytics.ml.features import FeatureConfig, dense_panel
+from sales_analytics.ml.forecasting import QuantileForecaster, forecast
+from sales_analytics.ml.registry import ModelManifest, ModelRegistry
+from sales_analytics.storage.lake import LakeResource
+
+
+class NoChampion(LookupError):
+    """No model has been promoted yet."""
+
+
+@dataclass(frozen=True)
+class ServedForecasts:
+    manifest: ModelManifest
+    origin: str
+    table: pd.DataFrame  # series_id, date, step, p10, p50, p90 for every series the model can forecast
+
+
+class ChampionForecasts:
+    """The champion's forecasts from the latest curated day, computed once per (version, day).
+
+    The champion pointer and the last curated day are looked at most every ``recheck_seconds``, so a
+    promotion or new data is picked up without a restart and requests stay cheap."""
+
+    def __init__(self, lake: LakeResource, recheck_seconds: float = 5.0) -> None:
+        self.lake, self.registry, self.recheck_seconds = lake, ModelRegistry(lake), recheck_seconds
+        self._served: ServedForecasts | None = None
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+
+    def current(self) -> ServedForecasts:
+        with self._lock:
+            if self._served is None or time.monotonic() - self._checked_at >= self.recheck_seconds:
+                self._served = self._refresh(self._served)
+                self._checked_at = time.monotonic()
+            return self._served
+
+    def _refresh(self, served: ServedForecasts | None) -> ServedForecasts:
+        version = self.registry.champion(MODEL_NAME)
+        if version is None:
+            raise NoChampion("no demand model has been promoted yet")
+        origin = last_curated_day(self.lake)
+        if origin is None:
+            raise NoChampion("no curated sales to forecast from")
+        if served is not None and served.manifest.version == version and served.origin == origin.isoformat():
+            return served
+        models, manifest = self.registry.load(MODEL_NAME, version)
+        model = QuantileForecaster(manifest.features, models, FeatureConfig(horizon=int(manifest.metrics["horizon"])),
+                                   manifest.trained_until)
+        dense = dense_panel(load_series(self.lake, origin, FORECAST_HISTORY_DAYS, manifest.metrics["target"]))
+        return ServedForecasts(manifest, origin.isoformat(), forecast(model, dense, pd.Timestamp(origin)))

@@ -1,0 +1,138 @@
+"""The prediction service over real HTTP (uvicorn on 127.0.0.1): auth, answers, 4xx, reload on promotion."""
+
+import datetime as dt
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import uvicorn
+
+from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
+from sales_analytics.ml.assets import MODEL_NAME
+from sales_analytics.ml.features import FeatureConfig, dense_panel
+from sales_analytics.ml.forecasting import train
+from sales_analytics.ml.registry import ModelRegistry
+from sales_analytics.profiles import initialized
+from sales_analytics.schema import SALES_BY_SERIES
+from sales_analytics.service.app import API_KEY_HEADER, create_app
+from sales_analytics.storage.parquet_io import partition_object_key, table_to_parquet_bytes
+
+KEY = "k" * 24
+START, DAYS, HORIZON = dt.date(2026, 1, 1), 150, 14
+SERIES = {("S1", "tea"): 20.0, ("S1", "coffee"): 50.0, ("S2", "tea"): 8.0}
+
+
+def curated_history(lake: Any) -> pd.DataFrame:
+    """Weekly-shaped daily units for three series, written as curated partitions."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for offset in range(DAYS):
+        day = START + dt.timedelta(days=offset)
+        units = {s: max(0, round(base * (1.5 if day.weekday() >= 5 else 1.0) + rng.normal(0, base * 0.1))) for s, base in SERIES.items()}
+        table = pa.table({"sale_date": pa.array([day] * len(units), pa.date32()), "store_id": [s for s, _ in units],
+                          "category": [c for _, c in units], "units": pa.array(list(units.values()), pa.int64()),
+                          "net_sales": [float(u) * 3 for u in units.values()]}).cast(SALES_BY_SERIES.arrow_schema())
+        lake.put_bytes(partition_object_key(SALES_BY_SERIES_KEY, "sale_date", day.isoformat()), table_to_parquet_bytes(table))
+        rows += [{"series_id": f"{s}|{c}", "date": day, "y": float(u)} for (s, c), u in units.items()]
+    return dense_panel(pd.DataFrame(rows))
+
+
+def promote_new_model(lake: Any, dense: pd.DataFrame, wape: float) -> str:
+    model = train(dense, dense["date"].max(), FeatureConfig(horizon=HORIZON), max_iter=40)
+    registry = ModelRegistry(lake)
+    metrics = {"target": "units", "horizon": HORIZON,
+               **{m: {"wape": w} for m, w in (("model", wape), ("seasonal_naive", 0.3), ("exponential_smoothing", 0.25))}}
+    manifest = registry.save(MODEL_NAME, model.models, model.features, model.trained_until,
+                             [str(START), model.trained_until], metrics)
+    registry.promote(MODEL_NAME, manifest.version)
+    return manifest.version
+
+
+@pytest.fixture
+def service(local_env: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    with initialized(local_env["lake"]) as lake:
+        dense = curated_history(lake)
+        version = promote_new_model(lake, dense, 0.1)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(create_app(lake, [KEY], recheck_seconds=0), host="127.0.0.1", port=port,
+                                               log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started, "uvicorn did not start"
+        yield {"url": f"http://127.0.0.1:{port}", "lake": lake, "dense": dense, "version": version}
+        server.should_exit = True
+        thread.join(10)
+
+
+def call(url: str, path: str, body: object | None = None, key: str | None = KEY, raw: bytes | None = None) -> tuple[int, Any]:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(url + path, data=data, method="POST" if data is not None else "GET",
+                                     headers={"Content-Type": "application/json", **({API_KEY_HEADER: key} if key else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_forecasts_come_with_quantiles_and_the_model_version(service: dict[str, Any]) -> None:
+    status, answer = call(service["url"], "/v1/forecast", {"series": ["S1|tea", "S2|tea"], "horizon": 7})
+    assert status == 200 and answer["model_version"] == service["version"] and answer["target"] == "units"
+    points = answer["forecasts"]
+    assert len(points) == 2 * 7 and all(p["p10"] <= p["p50"] <= p["p90"] for p in points)
+    first_day = (START + dt.timedelta(days=DAYS)).isoformat()
+    assert min(p["date"] for p in points) == first_day and answer["origin_date"] == (START + dt.timedelta(days=DAYS - 1)).isoformat()
+    big, small = (np.mean([p["p50"] for p in points if p["series_id"] == s]) for s in ("S1|tea", "S2|tea"))
+    assert big > 1.5 * small  # each series at its own level
+    status, info = call(service["url"], "/v1/model")
+    assert status == 200 and info["model_version"] == service["version"] and info["horizon"] == HORIZON
+
+
+@pytest.mark.parametrize("key", [None, "wrong-key-of-enough-length", KEY[:-1]])
+def test_requests_without_the_right_key_are_refused(service: dict[str, Any], key: str | None) -> None:
+    for path, body in (("/v1/forecast", {"series": ["S1|tea"], "horizon": 1}), ("/v1/model", None)):
+        status, answer = call(service["url"], path, body, key=key)
+        assert status == 401 and answer["detail"] == "missing or unknown API key"
+
+
+def test_bad_requests_get_clear_4xx(service: dict[str, Any]) -> None:
+    status, answer = call(service["url"], "/v1/forecast", {"series": ["S1|tea", "S9|nope"], "horizon": 3})
+    assert status == 404 and answer["detail"] == {"reason": "unknown series", "series": ["S9|nope"]}
+    status, answer = call(service["url"], "/v1/forecast", {"series": ["S1|tea"], "horizon": HORIZON + 1})
+    assert status == 422 and "beyond the model's 14 days" in answer["detail"]
+    for body in ({"series": [], "horizon": 3}, {"series": ["S1|tea"], "horizon": 0}, {"series": "S1|tea", "horizon": 3}, {}):
+        assert call(service["url"], "/v1/forecast", body)[0] == 422
+    status, _ = call(service["url"], "/v1/forecast", raw=b"{not json")
+    assert status == 422
+
+
+def test_openapi_schema_describes_the_endpoints(service: dict[str, Any]) -> None:
+    status, schema = call(service["url"], "/openapi.json", key=None)
+    assert status == 200 and {"/v1/forecast", "/v1/model"} <= set(schema["paths"])
+    assert API_KEY_HEADER in json.dumps(schema["components"]["securitySchemes"])
+
+
+def test_a_newly_promoted_model_is_served_without_a_restart(service: dict[str, Any]) -> None:
+    newer = promote_new_model(service["lake"], service["dense"], 0.09)
+    status, answer = call(service["url"], "/v1/forecast", {"series": ["S1|tea"], "horizon": 2})
+    assert status == 200 and answer["model_version"] == newer != service["version"]
+
+
+def test_the_service_refuses_to_start_without_proper_keys(local_env: dict[str, Any]) -> None:
+    for keys in ([], ["short"]):
+        with pytest.raises(ValueError, match="API keys of at least 16 characters"):
+            create_app(local_env["lake"], keys)
