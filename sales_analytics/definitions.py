@@ -6,7 +6,17 @@ import dagster as dg
 
 from sales_analytics.curated.assets import sales_by_series
 from sales_analytics.ingest.assets import extraction_assets, landing_specs, raw_order_lines
-from sales_analytics.jobs import daily_sales_job, daily_sales_schedule, extract_jobs, ingest_job, reference_job
+from sales_analytics.jobs import (
+    daily_sales_job,
+    daily_sales_schedule,
+    demand_forecast_job,
+    demand_forecast_schedule,
+    extract_jobs,
+    ingest_job,
+    reference_job,
+    train_demand_model_job,
+    train_demand_model_schedule,
+)
 from sales_analytics.lake.assets import clean_order_lines, reference_assets
 from sales_analytics.ml.assets import demand_forecast, demand_model, demand_model_champion, forecast_accuracy
 from sales_analytics.profiles import build_resources
@@ -33,8 +43,8 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
             forecast_accuracy,
             *publish_assets(DAILY_STORE_SALES, REPORT_KEY),
         ],
-        jobs=[ingest_job, daily_sales_job, reference_job, *extract_jobs.values()],
-        schedules=[daily_sales_schedule],
+        jobs=[ingest_job, daily_sales_job, reference_job, train_demand_model_job, demand_forecast_job, *extract_jobs.values()],
+        schedules=[daily_sales_schedule, train_demand_model_schedule, demand_forecast_schedule],
         sensors=[*landing_sensors, *watermark_sensors, touched_partitions_sensor],
         resources=resources,
     )

@@ -40,6 +40,7 @@ def test_lineage_runs_landing_raw_clean_report_stores() -> None:
     assert graph.get(key("reports/daily_store_sales")).child_keys == {key("reports/rds/daily_store_sales"),
                                                                       key("reports/dynamodb/daily_store_sales")}
     assert graph.get(key("curated/sales_by_series")).parent_keys == {key("clean/order_lines"), key("clean/products")}
+    assert graph.get(key("ml/forecast_accuracy")).parent_keys == {key("ml/demand_forecast"), key("curated/sales_by_series")}
     assert graph.get(key("ml/demand_model_champion")).parent_keys == {key("ml/demand_model")}
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups == {"sources", "raw", "clean", "curated", "ml", "reports"}
@@ -56,7 +57,7 @@ def test_checks_guard_clean_table_and_report() -> None:
 def test_daily_job_selects_clean_and_reports_and_schedule_targets_it() -> None:
     job = defs.resolve_job_def("daily_sales")
     selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
-    assert selected == {"clean/order_lines", "quarantine/order_lines", "reports/daily_store_sales",
+    assert selected == {"clean/order_lines", "quarantine/order_lines", "curated/sales_by_series", "reports/daily_store_sales",
                         "reports/rds/daily_store_sales", "reports/dynamodb/daily_store_sales"}
     schedule = defs.resolve_schedule_def("daily_sales_schedule")
     assert schedule.cron_schedule == "0 3 * * *"
@@ -64,3 +65,15 @@ def test_daily_job_selects_clean_and_reports_and_schedule_targets_it() -> None:
     context = dg.build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def())
     (request,) = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2026-03-04"  # yesterday's order date, complete by 03:00
+
+
+def test_ml_jobs_select_their_assets_and_schedules_fire_after_the_daily_build() -> None:
+    train_job, forecast_job = defs.resolve_job_def("train_demand_model"), defs.resolve_job_def("demand_forecast")
+    assert {k.to_user_string() for k in train_job.asset_layer.executable_asset_keys} == {"ml/demand_model", "ml/demand_model_champion"}
+    assert {k.to_user_string() for k in forecast_job.asset_layer.executable_asset_keys} == {"ml/demand_forecast", "ml/forecast_accuracy"}
+    assert defs.resolve_schedule_def("train_demand_model_schedule").cron_schedule == "0 5 * * 1"
+    schedule = defs.resolve_schedule_def("demand_forecast_schedule")
+    tick = dt.datetime(2026, 3, 5, 4, 0, tzinfo=dt.UTC)
+    context = dg.build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def())
+    (request,) = schedule.evaluate_tick(context).run_requests
+    assert schedule.cron_schedule == "0 4 * * *" and request.partition_key == "2026-03-04"

@@ -8,7 +8,13 @@ from sales_analytics.lake.assets import CLEAN_ORDER_LINES, column_schema
 from sales_analytics.lake.dimensions import as_of
 from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
 from sales_analytics.schema import SALES_BY_SERIES
-from sales_analytics.storage.parquet_io import INPUT_COLUMNS, PARTITION_COLUMN
+from sales_analytics.storage.lake import LakeResource
+from sales_analytics.storage.parquet_io import (
+    INPUT_COLUMNS,
+    PARTITION_COLUMN,
+    parquet_bytes_to_table,
+    partition_object_key,
+)
 from sales_analytics.tables import split_by
 
 SALES_BY_SERIES_KEY = dg.AssetKey(["curated", "sales_by_series"])
@@ -40,11 +46,20 @@ def compute_sales_by_series(lines: pa.Table, products: pa.Table) -> pa.Table:
     return series.cast(SALES_BY_SERIES.arrow_schema()).sort_by([(k, "ascending") for k in SALES_BY_SERIES.key])
 
 
+def product_history(lake: LakeResource) -> pa.Table:
+    """clean/products' versions; none yet (reference data not built) means every category is unknown."""
+    key = partition_object_key(CLEAN_PRODUCTS, None, None)
+    if not lake.exists(key):
+        return pa.table({"product_id": pa.array([], pa.string()), "category": pa.array([], pa.string()),
+                         "valid_from": pa.array([], pa.date32())})
+    return parquet_bytes_to_table(lake.get_bytes(key), ["product_id", "category", "valid_from"])
+
+
 @dg.asset(
     key=SALES_BY_SERIES_KEY,
     ins={"order_lines": dg.AssetIn(CLEAN_ORDER_LINES, metadata={INPUT_COLUMNS: [
-             "order_date", "store_id", "product_id", "status", "quantity", "unit_price", "discount"]}),
-         "products": dg.AssetIn(CLEAN_PRODUCTS)},
+             "order_date", "store_id", "product_id", "status", "quantity", "unit_price", "discount"]})},
+    deps=[CLEAN_PRODUCTS],
     partitions_def=daily_partitions,
     backfill_policy=monthly_chunks,
     group_name="curated",
@@ -53,8 +68,8 @@ def compute_sales_by_series(lines: pa.Table, products: pa.Table) -> pa.Table:
     description=SALES_BY_SERIES.description,
     metadata={PARTITION_COLUMN: SALES_BY_SERIES.partition_column, "dagster/column_schema": column_schema(SALES_BY_SERIES)},
 )
-def sales_by_series(context: dg.AssetExecutionContext, order_lines: pa.Table, products: pa.Table) -> pa.Table:
-    series = compute_sales_by_series(order_lines, products)
+def sales_by_series(context: dg.AssetExecutionContext, order_lines: pa.Table, lake: LakeResource) -> pa.Table:
+    series = compute_sales_by_series(order_lines, product_history(lake))
     rows = {day.isoformat(): part.num_rows for day, part in split_by(series, "sale_date").items()}
     add_partition_metadata(context, {key: {"dagster/row_count": rows.get(key, 0)} for key in context.partition_keys})
     return series
