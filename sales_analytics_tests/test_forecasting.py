@@ -2,11 +2,12 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from sales_analytics.ml.features import FeatureConfig, dense_panel
-from sales_analytics.ml.forecasting import backtest, score, seasonal_naive
+from sales_analytics.ml.forecasting import backtest, forecast, score, seasonal_naive, train
 
 ROSSMANN = Path(__file__).resolve().parents[2] / "shared" / "data" / "rossmann_subset" / "rossmann-sales.csv"
 
@@ -54,3 +55,22 @@ def test_seasonal_naive_repeats_the_last_known_week() -> None:
     naive = seasonal_naive(dense, dates[-1], 10)
     expected = [float((dates[-1] + pd.Timedelta(days=k)).dayofweek) for k in range(1, 11)]
     assert naive.sort_values("step")["p50"].tolist() == expected
+
+
+def test_new_series_start_from_their_own_short_history_and_closed_days_forecast_zero() -> None:
+    rng = np.random.default_rng(5)
+    dates = pd.date_range("2025-01-01", periods=200, freq="D")
+    rows = [{"series_id": s, "date": d, "y": base * (1.4 if d.dayofweek >= 5 else 1.0) + rng.normal(0, 1), "open": 1}
+            for s, base in (("old_small", 10.0), ("old_big", 80.0)) for d in dates]
+    rows += [{"series_id": "new_store", "date": d, "y": 40.0 + rng.normal(0, 1), "open": 1} for d in dates[-10:]]
+    future = pd.date_range(dates[-1] + pd.Timedelta(days=1), periods=14, freq="D")
+    rows += [{"series_id": s, "date": d, "y": np.nan, "open": int(d.dayofweek != 6)}  # closed on Sundays ahead
+             for s in ("old_small", "old_big", "new_store") for d in future]
+    panel = pd.DataFrame(rows)
+    history = dense_panel(panel[panel["y"].notna()])
+    dense = pd.concat([history, panel[panel["y"].isna()]], ignore_index=True)
+    model = train(history, dates[-1], FeatureConfig(horizon=14), max_iter=60)
+    predicted = forecast(model, dense, dates[-1])
+    new = predicted[predicted["series_id"] == "new_store"]
+    assert len(new) == 14 and 25 < new.loc[new["date"].dt.dayofweek != 6, "p50"].mean() < 60  # its own level, not a neighbour's
+    assert (predicted.loc[predicted["date"].dt.dayofweek == 6, ["p10", "p50", "p90"]] == 0).all().all()

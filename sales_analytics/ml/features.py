@@ -11,6 +11,7 @@ model learns shapes shared across stores of very different size; predictions are
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,16 +69,20 @@ def _at_origin(values: np.ndarray, exog: dict[str, np.ndarray], dates: pd.Dateti
         return pd.DataFrame()
     known = values[:origin + 1]
     alive = ~np.all(np.isnan(known), axis=0)  # series that existed by the origin
-    known = np.nan_to_num(known[:, alive])
+    # Within a series' span missing days are zeros (dense_panel); NaN means it did not exist yet, and
+    # a new store's level is the mean of the days it has, not diluted by days before it opened.
+    known = known[:, alive]
     level = _recent_mean(known, LEVEL_DAYS)
-    level = np.where(level > 0, level, np.maximum(known.mean(axis=0), 0))
+    level = np.where(level > 0, level, np.maximum(_recent_mean(known, len(known)), 0))
     level = np.where(level > 0, level, 1.0)
     mean_7, mean_28 = _recent_mean(known, 7) / level, _recent_mean(known, 28) / level
     previous_28 = _recent_mean(known[:-28], 28) / level if len(known) >= 56 else mean_28
     steps = np.arange(1, config.horizon + 1)
     targets = origin + steps
     seasonal_index = targets - SEASON * -(-steps // SEASON)  # the same weekday in the last known week
-    same_weekday = np.nanmean([_rows(known, seasonal_index - SEASON * w) for w in range(config.same_weekday_weeks)], axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no such weekday yet in a new series' history
+        same_weekday = np.nanmean([_rows(known, seasonal_index - SEASON * w) for w in range(config.same_weekday_weeks)], axis=0)
     target_dates = dates[origin] + pd.to_timedelta(steps, unit="D")
     shape = (len(steps), int(alive.sum()))
     columns = {
@@ -105,7 +110,12 @@ def _at_origin(values: np.ndarray, exog: dict[str, np.ndarray], dates: pd.Dateti
 
 
 def _recent_mean(known: np.ndarray, days: int) -> np.ndarray:
-    return known[-days:].mean(axis=0) if len(known) else np.zeros(known.shape[1])
+    """Mean of the last ``days`` days each series existed in; NaN for one that did not exist then."""
+    if not len(known):
+        return np.full(known.shape[1], np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: series not born yet
+        return np.nanmean(known[-days:], axis=0)
 
 
 def _rows(table: np.ndarray, index: np.ndarray) -> np.ndarray:
