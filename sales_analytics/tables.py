@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pyarrow as pa
@@ -23,6 +24,14 @@ def split_by(table: pa.Table, column: str) -> dict[Any, pa.Table]:
         groups[value] = ordered.slice(start, end - start)
         start = end
     return groups
+
+
+def with_constants(rows: pa.Table, values: dict[str, object]) -> pa.Table:
+    """``rows`` with one more column per value, the same on every row (dates as date32, else text)."""
+    for name, value in values.items():
+        kind = pa.date32() if isinstance(value, dt.date) else pa.string()
+        rows = rows.append_column(name, pa.repeat(pa.scalar(value, kind), rows.num_rows))
+    return rows
 
 
 def _is_sorted(values: pa.Array) -> bool:

@@ -4,14 +4,13 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sales_analytics.lake.assets import CLEAN_ORDER_LINES, column_schema
+from sales_analytics.lake.assets import CLEAN_ORDER_LINES, table_metadata
 from sales_analytics.lake.dimensions import as_of
 from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
 from sales_analytics.schema import SALES_BY_SERIES
 from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.parquet_io import (
     INPUT_COLUMNS,
-    PARTITION_COLUMN,
     parquet_bytes_to_table,
     partition_object_key,
 )
@@ -66,7 +65,7 @@ def product_history(lake: LakeResource) -> pa.Table:
     kinds={"parquet", "pyarrow"},
     owners=["team:data-science"],
     description=SALES_BY_SERIES.description,
-    metadata={PARTITION_COLUMN: SALES_BY_SERIES.partition_column, "dagster/column_schema": column_schema(SALES_BY_SERIES)},
+    metadata=table_metadata(SALES_BY_SERIES),
 )
 def sales_by_series(context: dg.AssetExecutionContext, order_lines: pa.Table, lake: LakeResource) -> pa.Table:
     series = compute_sales_by_series(order_lines, product_history(lake))

@@ -30,7 +30,7 @@ from sales_analytics.sources.readers import UnreadableFile, read_source_file
 from sales_analytics.sources.spec import SourceSpec, order_sources
 from sales_analytics.storage.lake import LakeResource, ObjectInfo
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, table_to_parquet_bytes
-from sales_analytics.tables import split_by
+from sales_analytics.tables import split_by, with_constants
 
 RAW_PREFIX = "raw/order_lines"
 MANIFEST_PREFIX = f"{RAW_PREFIX}/_manifest"
@@ -133,9 +133,7 @@ def _read(lake: LakeResource, spec: SourceSpec, info: ObjectInfo, result: FileIn
     broken = landed.broken
     quarantine = _quarantine_rows(spec, info.key, [b[0] for b in broken], [None] * len(broken), [None] * len(broken),
                                   [b[1] for b in broken])
-    table = landed.table
-    table = table.append_column("source", pa.array([spec.name] * table.num_rows, pa.string()))
-    table = table.append_column("source_file", pa.array([info.key] * table.num_rows, pa.string()))
+    table = with_constants(landed.table, {"source": spec.name, "source_file": info.key})
     return table, quarantine
 
 

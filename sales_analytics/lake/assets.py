@@ -29,6 +29,15 @@ def column_schema(spec: TableSpec) -> dg.TableSchema:
     )
 
 
+def table_metadata(spec: TableSpec) -> dict[str, object]:
+    """Definition metadata of a lake table: its column schema and, when partitioned, the column the
+    IO manager splits a range's output by."""
+    metadata: dict[str, object] = {"dagster/column_schema": column_schema(spec)}
+    if spec.partition_column:
+        metadata[PARTITION_COLUMN] = spec.partition_column
+    return metadata
+
+
 def _check(name: str, description: str, blocking: bool = False) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(name, asset=CLEAN_ORDER_LINES, description=description, blocking=blocking)
 
@@ -37,7 +46,7 @@ def _partitioned_out(key: dg.AssetKey, spec: TableSpec, description: str) -> dg.
     return dg.AssetOut(
         key=key, group_name="clean", kinds={"parquet", "pyarrow"}, owners=["team:data-engineering"],
         description=description,
-        metadata={PARTITION_COLUMN: spec.partition_column, "dagster/column_schema": column_schema(spec)},
+        metadata=table_metadata(spec),
     )
 
 
@@ -126,7 +135,7 @@ def snapshot_assets(target: str) -> dg.AssetsDefinition:
         outs={
             "rows": dg.AssetOut(key=["clean", target], group_name="clean", kinds={"parquet", "pyarrow"},
                                 owners=["team:data-engineering"], description=description,
-                                metadata={"dagster/column_schema": column_schema(table)}),
+                                metadata=table_metadata(table)),
             "quarantine": dg.AssetOut(key=["quarantine", target], group_name="clean", kinds={"parquet"},
                                       owners=["team:data-engineering"],
                                       description=f"Rejected `{target}` rows and unreadable files, with reasons."),

@@ -24,7 +24,7 @@ from sales_analytics.sources.mapping import map_rows
 from sales_analytics.sources.readers import UnreadableFile, read_source_file
 from sales_analytics.sources.spec import TARGETS, SourceSpec
 from sales_analytics.storage.lake import LakeResource
-from sales_analytics.tables import same_as_neighbour
+from sales_analytics.tables import same_as_neighbour, with_constants
 
 GONE = "_gone"  # marks a departure row while versions are built
 HISTORY_COLUMNS = [("valid_from", pa.date32()), ("valid_to", pa.date32()), ("is_current", pa.bool_()),
@@ -69,25 +69,17 @@ def read_snapshots(lake: LakeResource, specs: tuple[SourceSpec, ...]) -> Snapsho
                 read.rejects.append(_whole_file(spec, info.key, str(err)))
                 read.rows_in += 1
                 continue
-            landed = landed.append_column("source", pa.array([spec.name] * landed.num_rows, pa.string()))
-            landed = landed.append_column("source_file", pa.array([info.key] * landed.num_rows, pa.string()))
+            landed = with_constants(landed, {"source": spec.name, "source_file": info.key})
             mapped = map_rows(landed, spec)
             result = validate(mapped, table, landed)
             read.rows_in += landed.num_rows
             lineage = {"valid_from": snapshot_date(spec, info.key), "source": spec.name, "source_file": info.key}
-            read.valid.append(_with_constants(result.valid, lineage))
+            read.valid.append(with_constants(result.valid, lineage))
             read.rejects.append(result.rejects)
             keys = pa.table({k: mapped[k].parsed for k in table.key}).drop_null()
             if keys.num_rows:  # a snapshot listing no key at all is broken, not every key closed
-                read.listed.append(_with_constants(keys, lineage))
+                read.listed.append(with_constants(keys, lineage))
     return read
-
-
-def _with_constants(rows: pa.Table, values: dict[str, object]) -> pa.Table:
-    for name, value in values.items():
-        kind = pa.date32() if isinstance(value, dt.date) else pa.string()
-        rows = rows.append_column(name, pa.array([value] * rows.num_rows, kind))
-    return rows
 
 
 def departures(listed: list[pa.Table], key: list[str]) -> pa.Table:
@@ -105,7 +97,7 @@ def departures(listed: list[pa.Table], key: list[str]) -> pa.Table:
             earlier = of_source.filter(pc.equal(of_source["valid_from"], before)).select(key)
             now = of_source.filter(pc.equal(of_source["valid_from"], day))
             missing = earlier.group_by(key).aggregate([]).join(now.select(key), keys=key, join_type="left anti")
-            gone.append(_with_constants(missing, {"valid_from": day, "source": source,
+            gone.append(with_constants(missing, {"valid_from": day, "source": source,
                                                   "source_file": now["source_file"][0].as_py()}))
     return pa.concat_tables(gone) if gone else every.slice(0, 0)
 

@@ -20,7 +20,7 @@ from sales_analytics.lake.coerce import validate
 from sales_analytics.schema import ORDER_LINES, QUARANTINE
 from sales_analytics.sources.mapping import Mapped, map_rows
 from sales_analytics.sources.spec import SourceSpec
-from sales_analytics.tables import same_as_neighbour, split_by
+from sales_analytics.tables import same_as_neighbour, split_by, with_constants
 
 SHARD_DAY = "_shard_day"  # the raw shard a row came from: the partition it belongs to
 
@@ -46,8 +46,7 @@ def clean_days(shards_by_day: dict[str, list[pa.Table]], specs: dict[str, Source
             source = shard["source"][0].as_py()
             if source not in specs:
                 raise KeyError(f"raw shard from {shard['source_file'][0]} names source {source!r}, which has no spec")
-            day_column = pa.array([dt.date.fromisoformat(day)] * shard.num_rows, pa.date32())
-            by_source.setdefault(source, []).append(shard.append_column(SHARD_DAY, day_column))
+            by_source.setdefault(source, []).append(with_constants(shard, {SHARD_DAY: dt.date.fromisoformat(day)}))
     valid, rejects = [ORDER_LINES.empty_table()], [QUARANTINE.empty_table()]
     for source, shards in by_source.items():
         batch = pa.concat_tables(shards, promote_options="permissive")

@@ -12,14 +12,14 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
-from sales_analytics.lake.assets import column_schema
+from sales_analytics.lake.assets import table_metadata
 from sales_analytics.ml.features import FeatureConfig, dense_panel
 from sales_analytics.ml.forecasting import QuantileForecaster, backtest, forecast, train
 from sales_analytics.ml.registry import ModelRegistry, promotion_verdict
 from sales_analytics.partitions import daily_partitions
 from sales_analytics.schema import DEMAND_FORECAST, FORECAST_ACCURACY, SALES_BY_SERIES
 from sales_analytics.storage.lake import LakeResource
-from sales_analytics.storage.parquet_io import PARTITION_COLUMN, parquet_bytes_to_table, partition_object_key
+from sales_analytics.storage.parquet_io import parquet_bytes_to_table, stored_partitions
 
 MODEL_NAME = "demand"
 DEMAND_MODEL = dg.AssetKey(["ml", "demand_model"])
@@ -41,11 +41,10 @@ class DemandModelConfig(dg.Config):
 def load_series(lake: LakeResource, until: dt.date, days: int, target: str) -> pd.DataFrame:
     """The forecasting panel (``series_id`` = store|category, ``date``, ``y``) for the ``days`` up to ``until``:
     memory bounded by the training window, not by history."""
-    tables = []
-    for offset in range(days):
-        key = partition_object_key(SALES_BY_SERIES_KEY, SALES_BY_SERIES.partition_column, (until - dt.timedelta(days=offset)).isoformat())
-        if lake.exists(key):
-            tables.append(parquet_bytes_to_table(lake.get_bytes(key), ["sale_date", "store_id", "category", target]))
+    first = (until - dt.timedelta(days=days - 1)).isoformat()
+    stored = stored_partitions(lake, SALES_BY_SERIES_KEY, SALES_BY_SERIES.partition_column)
+    tables = [parquet_bytes_to_table(lake.get_bytes(key), ["sale_date", "store_id", "category", target])
+              for day, key in sorted(stored.items()) if first <= day <= until.isoformat()]
     if not tables:
         return pd.DataFrame(columns=["series_id", "date", "y"])
     frame = pa.concat_tables(tables).to_pandas()
@@ -54,8 +53,7 @@ def load_series(lake: LakeResource, until: dt.date, days: int, target: str) -> p
 
 
 def last_curated_day(lake: LakeResource) -> dt.date | None:
-    days = [o.key.split(f"{SALES_BY_SERIES.partition_column}=")[1].split("/")[0]
-            for o in lake.list("/".join(SALES_BY_SERIES_KEY.path) + "/")]
+    days = stored_partitions(lake, SALES_BY_SERIES_KEY, SALES_BY_SERIES.partition_column)
     return dt.date.fromisoformat(max(days)) if days else None
 
 
@@ -119,7 +117,7 @@ def _backtest_markdown(windows: list[dict]) -> str:
     kinds={"scikit-learn", "parquet"},
     owners=["team:data-science"],
     description=DEMAND_FORECAST.description,
-    metadata={PARTITION_COLUMN: DEMAND_FORECAST.partition_column, "dagster/column_schema": column_schema(DEMAND_FORECAST)},
+    metadata=table_metadata(DEMAND_FORECAST),
 )
 def demand_forecast(context: dg.AssetExecutionContext, lake: LakeResource) -> pa.Table:
     """The champion's forecast as of the partition's day (the origin), from data up to that day only."""
@@ -165,13 +163,14 @@ def compute_forecast_accuracy(forecasts: pd.DataFrame, actuals: pd.DataFrame) ->
 
 def forecasts_of_day(lake: LakeResource, day: dt.date) -> pd.DataFrame:
     """Every stored forecast whose target is ``day``: origins at most MAX_HORIZON_DAYS before it."""
-    tables = []
-    for back in range(1, MAX_HORIZON_DAYS + 1):
-        key = partition_object_key(DEMAND_FORECAST_KEY, DEMAND_FORECAST.partition_column, (day - dt.timedelta(days=back)).isoformat())
-        if lake.exists(key):
-            table = parquet_bytes_to_table(lake.get_bytes(key))
-            tables.append(table.filter(pc.equal(table["target_date"], pa.scalar(day, pa.date32()))))
-    return pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame()
+    first = (day - dt.timedelta(days=MAX_HORIZON_DAYS)).isoformat()
+    stored = stored_partitions(lake, DEMAND_FORECAST_KEY, DEMAND_FORECAST.partition_column)
+    tables = [parquet_bytes_to_table(lake.get_bytes(key)) for origin, key in sorted(stored.items())
+              if first <= origin < day.isoformat()]
+    if not tables:
+        return pd.DataFrame()
+    every = pa.concat_tables(tables)
+    return every.filter(pc.equal(every["target_date"], pa.scalar(day, pa.date32()))).to_pandas()
 
 
 @dg.asset(
@@ -183,7 +182,7 @@ def forecasts_of_day(lake: LakeResource, day: dt.date) -> pd.DataFrame:
     kinds={"parquet"},
     owners=["team:data-science"],
     description=FORECAST_ACCURACY.description,
-    metadata={PARTITION_COLUMN: FORECAST_ACCURACY.partition_column, "dagster/column_schema": column_schema(FORECAST_ACCURACY)},
+    metadata=table_metadata(FORECAST_ACCURACY),
 )
 def forecast_accuracy(context: dg.AssetExecutionContext, actuals: pa.Table, lake: LakeResource) -> pa.Table:
     day = dt.date.fromisoformat(context.partition_key)

@@ -12,10 +12,10 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sales_analytics.lake.assets import CLEAN_ORDER_LINES, column_schema
+from sales_analytics.lake.assets import CLEAN_ORDER_LINES, table_metadata
 from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
 from sales_analytics.schema import DAILY_STORE_SALES
-from sales_analytics.storage.parquet_io import INPUT_COLUMNS, PARTITION_COLUMN
+from sales_analytics.storage.parquet_io import INPUT_COLUMNS
 from sales_analytics.tables import split_by
 
 REPORT_KEY = dg.AssetKey(["reports", "daily_store_sales"])
@@ -77,7 +77,7 @@ def _money(values: pa.Array) -> pa.Array:
     kinds={"parquet", "pyarrow"},
     owners=["team:analytics"],
     description=__doc__,
-    metadata={PARTITION_COLUMN: DAILY_STORE_SALES.partition_column, "dagster/column_schema": column_schema(DAILY_STORE_SALES)},
+    metadata=table_metadata(DAILY_STORE_SALES),
     check_specs=[
         dg.AssetCheckSpec("units_reconcile_with_clean", asset=REPORT_KEY,
                           description="Units in the report equal units of sold and returned clean lines."),

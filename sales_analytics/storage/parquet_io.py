@@ -30,6 +30,18 @@ def partition_object_key(asset_key: dg.AssetKey, partition_column: str | None, p
     return f"{base}/{partition_column}={partition_key}/data.parquet"
 
 
+def stored_partitions(lake: LakeResource, asset_key: dg.AssetKey, partition_column: str) -> dict[str, str]:
+    """Partition key -> object key, for every partition of the asset in the lake: one listing, not a
+    request per day."""
+    prefix, marker = "/".join(asset_key.path) + "/", f"{partition_column}="
+    found = {}
+    for info in lake.list(prefix):
+        folder = info.key.removeprefix(prefix).split("/", 1)[0]
+        if folder.startswith(marker):
+            found[folder.removeprefix(marker)] = info.key
+    return found
+
+
 def table_to_parquet_bytes(table: pa.Table, statistics: bool = True) -> bytes:
     """``statistics``: min/max per column chunk, for engines that skip data by predicate (Athena);
     objects that are only ever read whole can do without them."""
