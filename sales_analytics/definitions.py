@@ -18,11 +18,19 @@ from sales_analytics.jobs import (
     train_demand_model_schedule,
 )
 from sales_analytics.lake.assets import clean_order_lines, reference_assets
-from sales_analytics.ml.assets import demand_forecast, demand_model, demand_model_champion, forecast_accuracy
+from sales_analytics.ml.assets import (
+    DEMAND_FORECAST_KEY,
+    FORECAST_ACCURACY_KEY,
+    demand_forecast,
+    demand_model,
+    demand_model_champion,
+    forecast_accuracy,
+    model_backtest_report,
+)
 from sales_analytics.profiles import build_resources
 from sales_analytics.reports.daily_store_sales import REPORT_KEY, daily_store_sales
 from sales_analytics.reports.publish import publish_assets
-from sales_analytics.schema import DAILY_STORE_SALES
+from sales_analytics.schema import DAILY_STORE_SALES, DEMAND_FORECAST, FORECAST_ACCURACY
 from sales_analytics.sensors import landing_sensors, touched_partitions_sensor, watermark_sensors
 
 
@@ -41,7 +49,10 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
             demand_model_champion,
             demand_forecast,
             forecast_accuracy,
+            model_backtest_report,
             *publish_assets(DAILY_STORE_SALES, REPORT_KEY),
+            *publish_assets(DEMAND_FORECAST, DEMAND_FORECAST_KEY, backfill_policy=None),
+            *publish_assets(FORECAST_ACCURACY, FORECAST_ACCURACY_KEY, backfill_policy=None),
         ],
         jobs=[ingest_job, daily_sales_job, reference_job, train_demand_model_job, demand_forecast_job, *extract_jobs.values()],
         schedules=[daily_sales_schedule, train_demand_model_schedule, demand_forecast_schedule],

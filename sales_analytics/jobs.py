@@ -13,7 +13,7 @@ ingest_job = dg.define_asset_job(
 daily_sales_job = dg.define_asset_job(
     "daily_sales",
     selection=dg.AssetSelection.assets(["clean", "order_lines"], ["quarantine", "order_lines"], ["curated", "sales_by_series"])
-    | dg.AssetSelection.groups("reports"),
+    | dg.AssetSelection.assets(["reports", "daily_store_sales"]).downstream(),
     description="Clean order lines, the curated series and the daily sales reports (lake, SQL, serving) for "
                 "order-date partitions.",
 )
@@ -40,7 +40,8 @@ extract_jobs = {
 
 train_demand_model_job = dg.define_asset_job(
     "train_demand_model",
-    selection=dg.AssetSelection.assets(["ml", "demand_model"], ["ml", "demand_model_champion"]),
+    selection=dg.AssetSelection.assets(["ml", "demand_model"], ["ml", "demand_model_champion"],
+                                       ["reports", "rds", "model_backtest"]),
     description="Train and backtest a new demand model; promote it only if its promotable check passes.",
 )
 # Weekly, Monday 05:00 UTC, after the weekend's sales are curated.
@@ -48,8 +49,9 @@ train_demand_model_schedule = dg.ScheduleDefinition(job=train_demand_model_job, 
 
 demand_forecast_job = dg.define_asset_job(
     "demand_forecast",
-    selection=dg.AssetSelection.assets(["ml", "demand_forecast"], ["ml", "forecast_accuracy"]),
-    description="The champion's forecast as of the day, and the scoring of every past forecast of that day.",
+    selection=dg.AssetSelection.assets(["ml", "demand_forecast"]).downstream(),
+    description="The champion's forecast as of the day, the scoring of every past forecast of that day, both "
+                "published to the SQL and serving stores.",
 )
 # Yesterday's partition at 04:00 UTC, after daily_sales (03:00) has curated it.
 demand_forecast_schedule = dg.build_schedule_from_partitioned_job(demand_forecast_job, hour_of_day=4, minute_of_hour=0)

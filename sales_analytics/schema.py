@@ -35,12 +35,24 @@ class Column:
             raise ValueError(f"column {self.name!r}: unknown type {self.type!r}")
 
 
+SORT_KEY_SEPARATOR = "#"
+
+
 @dataclass(frozen=True)
 class ServingKey:
-    """DynamoDB key schema: the item's partition (hash) key and sort (range) key columns."""
+    """DynamoDB key schema: the item's partition (hash) key column and sort (range) key columns.
+
+    A sort key over several columns is one attribute named and valued by joining them with ``#``
+    (``target_date#origin_date`` = ``2026-12-01#2026-11-28``): each combination is its own item,
+    and a query over a leading column's range still works on the string.
+    """
 
     partition_key: str
-    sort_key: str
+    sort_columns: tuple[str, ...]
+
+    @property
+    def sort_key(self) -> str:
+        return SORT_KEY_SEPARATOR.join(self.sort_columns)
 
 
 @dataclass(frozen=True)
@@ -58,7 +70,7 @@ class TableSpec:
         object.__setattr__(self, "_by_name", by_name)
         referenced = [*self.key, *([self.partition_column] if self.partition_column else [])]
         if self.serving_key:
-            referenced += [self.serving_key.partition_key, self.serving_key.sort_key]
+            referenced += [self.serving_key.partition_key, *self.serving_key.sort_columns]
         unknown = [name for name in referenced if name not in by_name]
         if unknown:
             raise ValueError(f"table {self.name!r}: unknown columns {unknown}")
@@ -212,7 +224,7 @@ DAILY_STORE_SALES = TableSpec(
     ),
     key=("sale_date", "store_id"),
     partition_column="sale_date",
-    serving_key=ServingKey(partition_key="store_id", sort_key="sale_date"),
+    serving_key=ServingKey(partition_key="store_id", sort_columns=("sale_date",)),
 )
 
 SALES_BY_SERIES = TableSpec(
@@ -249,6 +261,9 @@ DEMAND_FORECAST = TableSpec(
     ),
     key=("origin_date", "series_id", "target_date"),
     partition_column="origin_date",
+    # Every origin's forecast of a day is its own item, so re-publishing an older origin never
+    # replaces a newer forecast; a reader takes the latest origin per target day.
+    serving_key=ServingKey(partition_key="series_id", sort_columns=("target_date", "origin_date")),
 )
 
 FORECAST_ACCURACY = TableSpec(
@@ -270,4 +285,24 @@ FORECAST_ACCURACY = TableSpec(
     ),
     key=("target_date", "origin_date", "series_id"),
     partition_column="target_date",
+    serving_key=ServingKey(partition_key="series_id", sort_columns=("target_date", "origin_date")),
+)
+
+MODEL_BACKTEST = TableSpec(
+    name="model_backtest",
+    description="The rolling-origin backtest of every trained model version: the model and both baselines "
+                "scored on the same days, per window and over all windows.",
+    columns=_cols(
+        ("model_version", "string", False),
+        ("window_origin", "string", False, "the last day of data a window's model saw; 'all' for every window pooled"),
+        ("method", "string", False, "model, seasonal_naive or exponential_smoothing"),
+        ("wape", "float64", False, "weighted absolute percentage error of P50"),
+        ("mase", "float64", True, "mean absolute error over the in-sample seasonal-naive error"),
+        ("bias", "float64", False, "(forecast - actual) / actual, summed"),
+        ("weighted_quantile_loss", "float64", True, "P10 / P50 / P90 pinball loss, scaled (model only)"),
+        ("coverage_p10_p90", "float64", True, "share of actuals inside P10..P90 (model only)"),
+        ("points", "int64", False, "series-days scored"),
+    ),
+    key=("model_version", "window_origin", "method"),
+    partition_column="model_version",
 )

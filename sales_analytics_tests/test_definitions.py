@@ -69,8 +69,13 @@ def test_daily_job_selects_clean_and_reports_and_schedule_targets_it() -> None:
 
 def test_ml_jobs_select_their_assets_and_schedules_fire_after_the_daily_build() -> None:
     train_job, forecast_job = defs.resolve_job_def("train_demand_model"), defs.resolve_job_def("demand_forecast")
-    assert {k.to_user_string() for k in train_job.asset_layer.executable_asset_keys} == {"ml/demand_model", "ml/demand_model_champion"}
-    assert {k.to_user_string() for k in forecast_job.asset_layer.executable_asset_keys} == {"ml/demand_forecast", "ml/forecast_accuracy"}
+    assert {k.to_user_string() for k in train_job.asset_layer.executable_asset_keys} == {
+        "ml/demand_model", "ml/demand_model_champion", "reports/rds/model_backtest"}
+    assert {k.to_user_string() for k in forecast_job.asset_layer.executable_asset_keys} == {
+        "ml/demand_forecast", "ml/forecast_accuracy", *[f"reports/{store}/{table}" for store in ("rds", "dynamodb")
+                                                        for table in ("demand_forecast", "forecast_accuracy")]}
+    daily_job = defs.resolve_job_def("daily_sales")  # the sales reports only: forecasts are published by their own job
+    assert not any("forecast" in k.to_user_string() for k in daily_job.asset_layer.executable_asset_keys)
     assert defs.resolve_schedule_def("train_demand_model_schedule").cron_schedule == "0 5 * * 1"
     schedule = defs.resolve_schedule_def("demand_forecast_schedule")
     tick = dt.datetime(2026, 3, 5, 4, 0, tzinfo=dt.UTC)

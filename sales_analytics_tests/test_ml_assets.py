@@ -17,11 +17,13 @@ from sales_analytics.ml.assets import (
     demand_model,
     demand_model_champion,
     forecast_accuracy,
+    latest_forecasts,
+    model_backtest_report,
 )
 from sales_analytics.ml.registry import ModelRegistry
 from sales_analytics.profiles import initialized
 from sales_analytics.runner import ingest_and_build
-from sales_analytics.schema import DEMAND_FORECAST
+from sales_analytics.schema import DEMAND_FORECAST, FORECAST_ACCURACY, MODEL_BACKTEST
 from sales_analytics.storage.parquet_io import PARTITION_COLUMN, partition_object_key, table_to_parquet_bytes
 
 START, DAYS = dt.date(2026, 1, 1), 150
@@ -36,12 +38,18 @@ def test_model_is_trained_backtested_stored_and_promoted_only_when_it_earns_it(l
     last = (START + dt.timedelta(days=DAYS - 1)).isoformat()
     assert summary.partitions["curated/sales_by_series"] == DAYS
 
-    first = dg.materialize([demand_model, demand_model_champion], resources=local_env, instance=instance, run_config=CONFIG)
+    first = dg.materialize([demand_model, demand_model_champion, model_backtest_report], resources=local_env,
+                           instance=instance, run_config=CONFIG)
     assert first.success
     metadata = first.asset_materializations_for_node(demand_model.op.name)[0].metadata
     assert metadata["model/wape"].value < metadata["seasonal_naive/wape"].value  # it earned promotion
     check = first.get_asset_check_evaluations()[0]
     assert check.passed and "no champion yet" in check.metadata["reason"].value
+    with initialized(local_env["report_db"]) as db:  # two windows and the pooled row, for each of three methods
+        backtest = db.read(MODEL_BACKTEST, metadata["version"].value)
+        assert len(backtest) == 3 * 3 and {r["window_origin"] for r in backtest} >= {"all"}
+        pooled = {r["method"]: r["wape"] for r in backtest if r["window_origin"] == "all"}
+        assert pooled["model"] == pytest.approx(metadata["model/wape"].value)
     with initialized(local_env["lake"]) as lake:
         registry = ModelRegistry(lake)
         version = metadata["version"].value
@@ -55,6 +63,8 @@ def test_model_is_trained_backtested_stored_and_promoted_only_when_it_earns_it(l
     assert all(0 <= r["p10"] <= r["p50"] <= r["p90"] for r in table)
     assert {str(r["target_date"]) for r in table} == {(dt.date.fromisoformat(last) + dt.timedelta(days=k)).isoformat()
                                                       for k in range(1, 15)}
+    _forecasts_are_published_and_the_latest_origin_wins(local_env, instance, dt.date.fromisoformat(last))
+
     with initialized(local_env["lake"]) as lake:
         # a champion far better than anything we can train: the next candidate is stored but not promoted
         champion = ModelRegistry(lake).manifest(MODEL_NAME, version)
@@ -68,6 +78,29 @@ def test_model_is_trained_backtested_stored_and_promoted_only_when_it_earns_it(l
     with initialized(local_env["lake"]) as lake:
         registry = ModelRegistry(lake)
         assert registry.champion(MODEL_NAME) == version and len(registry.versions(MODEL_NAME)) == 2
+
+
+def _forecasts_are_published_and_the_latest_origin_wins(env: dict[str, Any], instance: dg.DagsterInstance,
+                                                        last: dt.date) -> None:
+    """The daily forecast job for two origins, then the older one again: SQL holds each origin's rows,
+    and the serving store still answers every day with the newest origin's forecast."""
+    job = build_defs(env).resolve_job_def("demand_forecast")
+    older = last - dt.timedelta(days=1)
+    for origin in (older, last, older):
+        assert job.execute_in_process(partition_key=origin.isoformat(), instance=instance).success
+    with initialized(env["report_db"]) as db, initialized(env["serving_store"]) as serving:
+        newest = db.read(DEMAND_FORECAST, last.isoformat())
+        assert len(newest) == len(db.read(DEMAND_FORECAST, older.isoformat())) > 0
+        series_id = newest[0]["series_id"]
+        served = latest_forecasts(serving, series_id, older + dt.timedelta(days=1), last + dt.timedelta(days=14))
+        origin_of = {item["target_date"]: item["origin_date"] for item in served}
+        assert origin_of[last.isoformat()] == older.isoformat()  # only the older origin forecast that day
+        assert {origin_of[(last + dt.timedelta(days=k)).isoformat()] for k in range(1, 14)} == {last.isoformat()}
+        expected = {str(r["target_date"]): r["p50"] for r in newest if r["series_id"] == series_id}
+        from_newest = {i["target_date"]: float(i["p50"]) for i in served if i["origin_date"] == last.isoformat()}
+        assert from_newest == pytest.approx(expected)
+        accuracy = db.read(FORECAST_ACCURACY, last.isoformat())
+        assert {r["origin_date"] for r in accuracy} == {older}  # the older origin's forecast of `last`, scored
 
 
 def test_forecast_accuracy_scores_every_past_forecast_of_the_day(local_env: dict[str, Any]) -> None:

@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+from sales_analytics.ml.assets import latest_forecasts
 from sales_analytics.profiles import initialized
-from sales_analytics.schema import DAILY_STORE_SALES
+from sales_analytics.schema import DAILY_STORE_SALES, DEMAND_FORECAST
 from sales_analytics.storage import parquet_io
 from sales_analytics.storage.lake import UnsafeKeyError
 from sales_analytics.storage.parquet_io import INPUT_COLUMNS, PARTITION_COLUMN, partition_object_key
@@ -231,6 +232,26 @@ def test_serving_replace_partition_leaves_no_stale_items(any_env: dict[str, Any]
         assert store.query(DAILY_STORE_SALES, "S042") == []  # deleted with the shrink
         assert [i["sale_date"] for i in store.query(DAILY_STORE_SALES, "S001", sort_from=DAY)] == [DAY]
         assert [i["sale_date"] for i in store.query(DAILY_STORE_SALES, "S001", sort_to="2026-03-01")] == ["2026-03-01"]
+
+
+def forecast_rows(origin: dt.date, p50: float) -> pa.Table:
+    rows = [{"origin_date": origin, "series_id": "S1|tea", "store_id": "S1", "category": "tea",
+             "target_date": origin + dt.timedelta(days=k), "step": k, "p10": p50 - 1, "p50": p50, "p90": p50 + 1,
+             "model_version": "v1", "target": "units"} for k in (1, 2)]
+    return pa.Table.from_pylist(rows, schema=DEMAND_FORECAST.arrow_schema())
+
+
+def test_serving_keeps_every_origin_and_an_older_one_republished_never_hides_the_newer(any_env: dict[str, Any]) -> None:
+    older, newer = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
+    with initialized(any_env["serving_store"]) as store:
+        for origin, p50 in ((older, 5.0), (newer, 7.0), (older, 5.0)):
+            store.replace_partition(DEMAND_FORECAST, origin.isoformat(), forecast_rows(origin, p50))
+        items = store.query(DEMAND_FORECAST, "S1|tea")
+        assert [i["target_date#origin_date"] for i in items] == [
+            "2026-03-02#2026-03-01", "2026-03-03#2026-03-01", "2026-03-03#2026-03-02", "2026-03-04#2026-03-02"]
+        served = latest_forecasts(store, "S1|tea", dt.date(2026, 3, 2), dt.date(2026, 3, 4))
+        assert [(i["target_date"], i["origin_date"], float(i["p50"])) for i in served] == [
+            ("2026-03-02", "2026-03-01", 5.0), ("2026-03-03", "2026-03-02", 7.0), ("2026-03-04", "2026-03-02", 7.0)]
 
 
 def test_dynamodb_table_key_schema_from_spec(stack_env: dict[str, Any]) -> None:

@@ -15,11 +15,19 @@ from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.ml.features import FeatureConfig, dense_panel
 from sales_analytics.ml.forecasting import QuantileForecaster, backtest, forecast, train
-from sales_analytics.ml.registry import ModelRegistry, promotion_verdict
+from sales_analytics.ml.registry import ModelManifest, ModelRegistry, promotion_verdict
 from sales_analytics.partitions import daily_partitions
-from sales_analytics.schema import DEMAND_FORECAST, FORECAST_ACCURACY, SALES_BY_SERIES
+from sales_analytics.schema import (
+    DEMAND_FORECAST,
+    FORECAST_ACCURACY,
+    MODEL_BACKTEST,
+    SALES_BY_SERIES,
+    SORT_KEY_SEPARATOR,
+)
 from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, stored_partitions
+from sales_analytics.storage.serving_store import Item, ServingStore
+from sales_analytics.storage.sql_store import SqlReportStore
 
 MODEL_NAME = "demand"
 DEMAND_MODEL = dg.AssetKey(["ml", "demand_model"])
@@ -27,6 +35,7 @@ DEMAND_CHAMPION = dg.AssetKey(["ml", "demand_model_champion"])
 DEMAND_FORECAST_KEY = dg.AssetKey(["ml", "demand_forecast"])
 FORECAST_ACCURACY_KEY = dg.AssetKey(["ml", "forecast_accuracy"])
 MAX_HORIZON_DAYS = 120  # the longest horizon a model may have: how far back forecasts of a day are looked for
+BACKTEST_METHODS = ("model", "seasonal_naive", "exponential_smoothing")
 FORECAST_HISTORY_DAYS = 400  # what the features look back at: a year ago, plus a few weeks
 
 
@@ -78,7 +87,7 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
     tested = backtest(dense, features, windows=config.backtest_windows, max_iter=config.max_iter)
     model = train(dense, pd.Timestamp(until), features, max_iter=config.max_iter)
     registry = ModelRegistry(lake)
-    metrics = {**tested.summary, "target": config.target, "horizon": config.horizon}
+    metrics = {**tested.summary, "windows": tested.windows, "target": config.target, "horizon": config.horizon}
     manifest = registry.save(MODEL_NAME, model.models, model.features, model.trained_until,
                              [str(dense["date"].min().date()), str(until)], metrics)
     champion = registry.champion(MODEL_NAME)
@@ -103,9 +112,29 @@ def demand_model_champion(context: dg.AssetExecutionContext, lake: LakeResource)
     return dg.MaterializeResult(metadata={"version": version})
 
 
+def backtest_rows(manifest: ModelManifest) -> pa.Table:
+    """The manifest's backtest as MODEL_BACKTEST rows: each window, and every window pooled ('all')."""
+    scored = [(w["origin"], {m: w[m] for m in BACKTEST_METHODS}) for w in manifest.metrics["windows"]]
+    scored.append(("all", {m: manifest.metrics[m] for m in BACKTEST_METHODS}))
+    rows = [{"model_version": manifest.version, "window_origin": origin, "method": method, **metrics}
+            for origin, by_method in scored for method, metrics in by_method.items()]
+    return pa.Table.from_pylist([{c: r.get(c) for c in MODEL_BACKTEST.column_names} for r in rows],
+                                schema=MODEL_BACKTEST.arrow_schema())
+
+
+@dg.asset(key=["reports", "rds", MODEL_BACKTEST.name], deps=[DEMAND_MODEL], group_name="reports", kinds={"postgres", "sql"},
+          owners=["team:data-science"], description=MODEL_BACKTEST.description)
+def model_backtest_report(context: dg.AssetExecutionContext, lake: LakeResource, report_db: SqlReportStore) -> dg.MaterializeResult:
+    """The latest trained version's backtest in the SQL report store, next to every earlier version's."""
+    candidate = context.instance.get_latest_materialization_event(DEMAND_MODEL)
+    version = str(candidate.asset_materialization.metadata["version"].value)
+    rows = backtest_rows(ModelRegistry(lake).manifest(MODEL_NAME, version))
+    written = report_db.replace_partition(MODEL_BACKTEST, version, rows)
+    return dg.MaterializeResult(metadata={"dagster/row_count": written, "version": version})
+
+
 def _backtest_markdown(windows: list[dict]) -> str:
-    methods = ("model", "seasonal_naive", "exponential_smoothing")
-    rows = [f"| {w['origin']} | " + " | ".join(f"{w[m]['wape']:.4f}" for m in methods) + " |" for w in windows]
+    rows = [f"| {w['origin']} | " + " | ".join(f"{w[m]['wape']:.4f}" for m in BACKTEST_METHODS) + " |" for w in windows]
     return "| origin | WAPE model | seasonal naive | exp. smoothing |\n|---|---|---|---|\n" + "\n".join(rows)
 
 
@@ -144,6 +173,16 @@ def demand_forecast(context: dg.AssetExecutionContext, lake: LakeResource) -> pa
     context.add_output_metadata({"dagster/row_count": table.num_rows, "model_version": version, "target": target,
                                  "series": int(predicted["series_id"].nunique()), "horizon_days": horizon})
     return table
+
+
+def latest_forecasts(serving: ServingStore, series_id: str, first: dt.date, last: dt.date) -> list[Item]:
+    """A series' forecast for each day in [first, last] from the latest origin that forecast it (the
+    serving store keeps every origin's items: a re-published older origin never hides a newer one)."""
+    items = serving.query(DEMAND_FORECAST, series_id, first.isoformat(), f"{last.isoformat()}{SORT_KEY_SEPARATOR}~")
+    latest: dict[str, Item] = {}
+    for item in items:  # sorted by target day, then origin: the last of a day is its latest origin
+        latest[item["target_date"]] = item
+    return list(latest.values())
 
 
 def compute_forecast_accuracy(forecasts: pd.DataFrame, actuals: pd.DataFrame) -> pa.Table:
@@ -190,7 +229,8 @@ def forecast_accuracy(context: dg.AssetExecutionContext, actuals: pa.Table, lake
     sold = pd.DataFrame({"series_id": sold["store_id"] + "|" + sold["category"], "units": sold["units"], "net_sales": sold["net_sales"]})
     scored = compute_forecast_accuracy(forecasts_of_day(lake, day), sold)
     frame = scored.to_pandas()
-    by_step = frame.groupby("step").apply(lambda g: g["abs_error"].sum() / max(g["actual"].abs().sum(), 1e-9), include_groups=False)
+    sums = frame.assign(actual=frame["actual"].abs()).groupby("step")[["abs_error", "actual"]].sum()
+    by_step = sums["abs_error"] / sums["actual"].clip(lower=1e-9)
     context.add_output_metadata({
         "dagster/row_count": scored.num_rows,
         "wape": float(frame["abs_error"].sum() / max(frame["actual"].abs().sum(), 1e-9)) if len(frame) else 0.0,

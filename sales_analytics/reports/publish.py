@@ -22,11 +22,13 @@ def _partitions(report: pa.Table, spec: TableSpec, keys: list[str]) -> list[tupl
     return [(key, parts.get(key, empty)) for key in keys]
 
 
-def publish_assets(spec: TableSpec, report_key: dg.AssetKey) -> list[dg.AssetsDefinition]:
+def publish_assets(spec: TableSpec, report_key: dg.AssetKey,
+                   backfill_policy: dg.BackfillPolicy | None = monthly_chunks) -> list[dg.AssetsDefinition]:
+    """``backfill_policy`` matches the report's own, so a job running both plans the same runs."""
     common = {
         "ins": {"report": dg.AssetIn(report_key)},
         "partitions_def": daily_partitions,
-        "backfill_policy": monthly_chunks,
+        "backfill_policy": backfill_policy,
         "group_name": "reports",
         "owners": ["team:analytics"],
     }

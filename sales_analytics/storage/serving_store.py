@@ -27,7 +27,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from dagster_aws.utils import ResourceWithBoto3Configuration
 from pydantic import Field, PrivateAttr
 
-from sales_analytics.schema import TableSpec
+from sales_analytics.schema import SORT_KEY_SEPARATOR, TableSpec
 
 BATCH_WRITE_LIMIT = 25  # DynamoDB's BatchWriteItem maximum
 PARTITION_INDEX = "by_partition"
@@ -56,13 +56,16 @@ def to_item(spec: TableSpec, row: dict[str, Any]) -> Item:
         elif isinstance(value, float):
             value = Decimal(repr(value))
         item[column.name] = value
+    key = spec.serving_key
+    if key is not None and len(key.sort_columns) > 1:
+        item[key.sort_key] = SORT_KEY_SEPARATOR.join(str(item[c]) for c in key.sort_columns)
     return item
 
 
 def _check_serving_spec(spec: TableSpec) -> None:
     if spec.serving_key is None or spec.partition_column is None:
         raise ValueError(f"{spec.name} has no serving key or partition column; it is not served")
-    for name in (spec.serving_key.partition_key, spec.serving_key.sort_key, spec.partition_column):
+    for name in (spec.serving_key.partition_key, *spec.serving_key.sort_columns, spec.partition_column):
         if spec.column(name).type not in ("string", "date"):
             raise ValueError(f"{spec.name}.{name}: serving keys must be string or date columns")
 
