@@ -177,6 +177,18 @@ CALENDAR = TableSpec(
     key=("date",),
 )
 
+SIGNALS = TableSpec(
+    name="signals",
+    description="Exogenous daily signals a source provides (temperature, fuel price, markdown budget...): one "
+                "value per day and signal, past and planned. The demand model uses each as a feature known ahead.",
+    columns=_cols(
+        ("date", "date", False),
+        ("signal", "string", False, "the signal's name, e.g. temperature"),
+        ("value", "float64", False),
+    ),
+    key=("date", "signal"),
+)
+
 REVIEWS = TableSpec(
     name="reviews",
     description="Customer reviews with their rating: the input of review NLP.",
@@ -229,16 +241,20 @@ DAILY_STORE_SALES = TableSpec(
 
 SALES_BY_SERIES = TableSpec(
     name="sales_by_series",
-    description="Daily demand per store and product category (the forecasting series), from clean lines and "
-                "the product's category as it was that day.",
+    description="Daily demand per store and product, the finest forecasting grain, with the product's category "
+                "and the store's region and format as they were that day: coarser series (store x category, "
+                "region x category) are sums of it.",
     columns=_cols(
         ("sale_date", "date", False),
         ("store_id", "string", False),
+        ("product_id", "string", False),
         ("category", "string", False, "'unknown' for products the product master does not list"),
+        ("region", "string", False, "'unknown' for stores the store master does not list"),
+        ("store_format", "string", False, "'unknown' for stores the store master does not list"),
         ("units", "int64", False, "units sold minus units returned"),
         ("net_sales", "float64", False, "value sold less discounts, less the net value of returns"),
     ),
-    key=("sale_date", "store_id", "category"),
+    key=("sale_date", "store_id", "product_id"),
     partition_column="sale_date",
 )
 
@@ -248,9 +264,8 @@ DEMAND_FORECAST = TableSpec(
                 "target day, kept per origin so accuracy can be scored as actuals arrive.",
     columns=_cols(
         ("origin_date", "date", False, "the last day of data the forecast saw"),
-        ("series_id", "string", False, "store|category"),
-        ("store_id", "string", False),
-        ("category", "string", False),
+        ("level", "string", False, "what a series is: store_category, store_product or region_category"),
+        ("series_id", "string", False, "the level's keys joined by '|', e.g. S001|grocery"),
         ("target_date", "date", False),
         ("step", "int64", False, "days ahead of the origin"),
         ("p10", "float64", False),
@@ -273,6 +288,7 @@ FORECAST_ACCURACY = TableSpec(
     columns=_cols(
         ("target_date", "date", False),
         ("origin_date", "date", False),
+        ("level", "string", False),
         ("series_id", "string", False),
         ("model_version", "string", False),
         ("step", "int64", False, "days ahead the forecast was made"),
@@ -283,7 +299,7 @@ FORECAST_ACCURACY = TableSpec(
         ("abs_error", "float64", False, "|actual - p50|"),
         ("in_band", "bool", False, "P10 <= actual <= P90"),
     ),
-    key=("target_date", "origin_date", "series_id"),
+    key=("target_date", "origin_date", "level", "series_id"),
     partition_column="target_date",
     serving_key=ServingKey(partition_key="series_id", sort_columns=("target_date", "origin_date")),
 )

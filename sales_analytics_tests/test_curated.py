@@ -1,4 +1,4 @@
-"""Curated daily demand per store and category: the forecasting series."""
+"""Curated daily demand per store and product, with the attributes the forecasting series are cut by."""
 
 import datetime as dt
 
@@ -10,7 +10,7 @@ from sales_analytics.schema import SALES_BY_SERIES
 D1, D2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
 
 
-def test_units_and_sales_per_store_and_category_as_the_product_was_that_day() -> None:
+def test_units_and_sales_per_store_and_product_with_attributes_as_they_were_that_day() -> None:
     lines = pa.table({
         "order_date": pa.array([D1, D1, D1, D2, D2, D2], pa.date32()),
         "store_id": ["S1", "S1", "S1", "S1", "S1", "S2"],
@@ -24,11 +24,15 @@ def test_units_and_sales_per_store_and_category_as_the_product_was_that_day() ->
         "product_id": ["P1", "P1"], "category": ["tea", "coffee"],
         "valid_from": pa.array([dt.date(2026, 1, 1), D2], pa.date32()),
     })
-    series = compute_sales_by_series(lines, products)
+    stores = pa.table({  # S1 is in the north throughout; S2 is not in the store master
+        "store_id": ["S1"], "region": ["north"], "format": ["express"], "valid_from": pa.array([dt.date(2025, 1, 1)], pa.date32()),
+    })
+    series = compute_sales_by_series(lines, products, stores)
     assert series.schema.equals(SALES_BY_SERIES.arrow_schema())
-    assert [(str(r["sale_date"]), r["store_id"], r["category"], r["units"], r["net_sales"]) for r in series.to_pylist()] == [
-        ("2026-03-01", "S1", "tea", 2, 20.0),  # 3 sold, 1 returned
-        ("2026-03-01", "S1", "unknown", 2, 4.0),  # 2 x 4.00 at 50% off
-        ("2026-03-02", "S1", "coffee", 5, 45.0),  # the cancelled line does not count
-        ("2026-03-02", "S2", "coffee", 1, 10.0),
+    assert [(str(r["sale_date"]), r["store_id"], r["product_id"], r["category"], r["region"], r["store_format"], r["units"],
+             r["net_sales"]) for r in series.to_pylist()] == [
+        ("2026-03-01", "S1", "P1", "tea", "north", "express", 2, 20.0),  # 3 sold, 1 returned
+        ("2026-03-01", "S1", "P9", "unknown", "north", "express", 2, 4.0),  # 2 x 4.00 at 50% off
+        ("2026-03-02", "S1", "P1", "coffee", "north", "express", 5, 45.0),  # the cancelled line does not count
+        ("2026-03-02", "S2", "P1", "coffee", "unknown", "unknown", 1, 10.0),
     ]

@@ -1,4 +1,4 @@
-"""Reference data: every version kept (valid from / to), facts join the version of their day; reviews."""
+"""Reference data: every version kept (valid from / to), facts join the version of their day; reviews; signals."""
 
 import csv
 import datetime as dt
@@ -8,7 +8,8 @@ from typing import Any
 import pyarrow as pa
 
 from sales_analytics.definitions import build_defs
-from sales_analytics.lake.dimensions import as_of, build_dimension, latest_reviews
+from sales_analytics.lake.dimensions import as_of, build_dimension, latest_deliveries
+from sales_analytics.ml.assets import load_known_ahead
 from sales_analytics.profiles import initialized
 from sales_analytics.schema import PRODUCTS, REVIEWS, STORES
 from sales_analytics.sources.spec import reference_sources, source_named
@@ -66,11 +67,21 @@ def test_reference_job_materializes_dimensions_with_their_check(local_env: dict[
         lake.put_bytes("landing/reference/customers/2026-01-01/customers.csv", b"customer_id,region,segment,joined\nC1,north,consumer,2025-03-01\n")
         lake.put_bytes("landing/reference/calendar/2026-01-01/calendar.csv",
                        b"date,is_holiday,holiday_name,is_promo_week\n2026-01-01,true,New Year,false\n2026-01-02,No,,YES\n2026-01-03,maybe,,false\n")
+        lake.put_bytes("landing/reference/signals/2026-01-01/weather.csv",
+                       b"date,signal,value\n2026-01-01,temperature,4.0\n2026-01-02,temperature,6.0\n2026-01-01,fuel_price,1.71\n")
+        lake.put_bytes("landing/reference/signals/2026-01-02/weather.csv",  # restates the 2nd, one value unreadable
+                       b"date,signal,value\n2026-01-02,temperature,9.5\n2026-01-03,temperature,warm\n")
     result = build_defs(local_env).resolve_job_def("reference_data").execute_in_process()
     assert result.success
     checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {**{(f"clean/{t}", "one_current_version_per_key"): True for t in ("stores", "products", "customers", "calendar")},
-                      ("clean/reviews", "unique_key"): True}
+                      ("clean/reviews", "unique_key"): True, ("clean/signals", "unique_key"): True}
+    with initialized(local_env["lake"]) as lake:  # what the demand model knows ahead of each day
+        known = load_known_ahead(lake)
+    assert known.loc["2026-01-01"].to_dict() == {"is_holiday": 1.0, "is_promo_week": 0.0, "signal_fuel_price": 1.71,
+                                                 "signal_temperature": 4.0}
+    assert known.loc["2026-01-02", "signal_temperature"] == 9.5  # the later delivery wins
+    assert [(r["column"], r["value"]) for r in result.output_for_node("clean_signals", "quarantine").to_pylist()] == [("value", "warm")]
     calendar = result.output_for_node("clean_calendar", "rows").to_pylist()
     assert [(str(r["date"]), r["is_holiday"], r["is_promo_week"]) for r in calendar] == [("2026-01-01", True, False),
                                                                                           ("2026-01-02", False, True)]
@@ -83,7 +94,7 @@ def test_clothing_reviews_ingest_with_every_row_accounted_for(local_env: dict[st
     spec = source_named("clothing_reviews")
     with initialized(local_env["lake"]) as lake:
         lake.put_bytes(f"{spec.prefix}{path.name}", path.read_bytes())
-        reviews = latest_reviews(lake, (spec,), REVIEWS)
+        reviews = latest_deliveries(lake, (spec,), REVIEWS)
     with open(path, newline="") as handle:
         records = list(csv.DictReader(handle))
     assert reviews.rows_in == len(records) == reviews.history.num_rows + reviews.rejects.num_rows

@@ -8,6 +8,7 @@ import pytest
 
 from sales_analytics.ml.features import FeatureConfig, dense_panel
 from sales_analytics.ml.forecasting import backtest, forecast, score, seasonal_naive, train
+from sales_analytics.ml.series import Covariates
 
 ROSSMANN = Path(__file__).resolve().parents[2] / "shared" / "data" / "rossmann_subset" / "rossmann-sales.csv"
 
@@ -74,3 +75,18 @@ def test_new_series_start_from_their_own_short_history_and_closed_days_forecast_
     new = predicted[predicted["series_id"] == "new_store"]
     assert len(new) == 14 and 25 < new.loc[new["date"].dt.dayofweek != 6, "p50"].mean() < 60  # its own level, not a neighbour's
     assert (predicted.loc[predicted["date"].dt.dayofweek == 6, ["p10", "p50", "p90"]] == 0).all().all()
+
+
+def test_a_signal_known_ahead_that_drives_demand_is_learned() -> None:
+    rng = np.random.default_rng(8)
+    dates = pd.date_range("2025-01-01", periods=200, freq="D")
+    temperature = rng.normal(15, 8, len(dates))  # the weather forecast, known for the days ahead
+    panel = dense_panel(pd.concat([pd.DataFrame({
+        "series_id": name, "date": dates,
+        "y": base * np.clip(1 + 0.04 * (temperature - 15), 0.1, None) + rng.normal(0, base * 0.03, len(dates))})
+        for name, base in (("S1|drinks", 40.0), ("S2|drinks", 25.0), ("S3|drinks", 60.0))]))
+    known = pd.DataFrame({"signal_temperature": temperature}, index=pd.DatetimeIndex(dates, name="date"))
+    config = FeatureConfig(horizon=14)
+    blind = backtest(panel, config, windows=2, max_iter=80, baselines={})
+    informed = backtest(panel, config, windows=2, max_iter=80, covariates=Covariates(calendar=known), baselines={})
+    assert informed.summary["model"]["wape"] < 0.6 * blind.summary["model"]["wape"]

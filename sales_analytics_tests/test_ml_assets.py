@@ -23,7 +23,7 @@ from sales_analytics.ml.assets import (
 from sales_analytics.ml.registry import ModelRegistry
 from sales_analytics.profiles import initialized
 from sales_analytics.runner import ingest_and_build
-from sales_analytics.schema import DEMAND_FORECAST, FORECAST_ACCURACY, MODEL_BACKTEST
+from sales_analytics.schema import DEMAND_FORECAST, FORECAST_ACCURACY, MODEL_BACKTEST, SALES_BY_SERIES
 from sales_analytics.storage.parquet_io import PARTITION_COLUMN, partition_object_key, table_to_parquet_bytes
 
 START, DAYS = dt.date(2026, 1, 1), 150
@@ -106,20 +106,21 @@ def _forecasts_are_published_and_the_latest_origin_wins(env: dict[str, Any], ins
 def test_forecast_accuracy_scores_every_past_forecast_of_the_day(local_env: dict[str, Any]) -> None:
     day, d1, d2 = dt.date(2026, 4, 10), dt.date(2026, 4, 8), dt.date(2026, 4, 9)
     forecast_rows = [  # two origins forecast 2026-04-10 for two series; one forecast is of another day
-        (d1, "S1|tea", day, 2, 8.0, 10.0, 12.0, "v1", "units"),
-        (d1, "S2|tea", day, 2, 0.0, 1.0, 3.0, "v1", "units"),
-        (d2, "S1|tea", day, 1, 11.0, 13.0, 15.0, "v2", "units"),
-        (d2, "S1|tea", dt.date(2026, 4, 11), 2, 1.0, 2.0, 3.0, "v2", "units"),
+        (d1, "store_category", "S1|tea", day, 2, 8.0, 10.0, 12.0, "v1", "units"),
+        (d1, "store_category", "S2|tea", day, 2, 0.0, 1.0, 3.0, "v1", "units"),
+        (d2, "store_category", "S1|tea", day, 1, 11.0, 13.0, 15.0, "v2", "units"),
+        (d2, "store_category", "S1|tea", dt.date(2026, 4, 11), 2, 1.0, 2.0, 3.0, "v2", "units"),
+        (d2, "region_category", "north|tea", day, 1, 20.0, 30.0, 40.0, "v3", "net_sales"),
     ]
-    names = ["origin_date", "series_id", "target_date", "step", "p10", "p50", "p90", "model_version", "target"]
     with initialized(local_env["lake"]) as lake:
         for origin in (d1, d2):
-            rows = [dict(zip(names, r, strict=True)) for r in forecast_rows if r[0] == origin]
-            table = pa.Table.from_pylist([{**r, "store_id": r["series_id"].split("|")[0], "category": "tea"} for r in rows])
+            rows = [dict(zip(DEMAND_FORECAST.column_names, r, strict=True)) for r in forecast_rows if r[0] == origin]
             lake.put_bytes(partition_object_key(DEMAND_FORECAST_KEY, "origin_date", origin.isoformat()),
-                           table_to_parquet_bytes(table.select(DEMAND_FORECAST.arrow_schema().names).cast(DEMAND_FORECAST.arrow_schema())))
-        actuals = pa.table({"sale_date": pa.array([day], pa.date32()), "store_id": ["S1"], "category": ["tea"],
-                            "units": pa.array([11], pa.int64()), "net_sales": [99.0]})  # S2 sold nothing
+                           table_to_parquet_bytes(pa.Table.from_pylist(rows, schema=DEMAND_FORECAST.arrow_schema())))
+        actuals = pa.Table.from_pylist([  # S1 sold 11 tea over two products; S2 sold nothing
+            {"sale_date": day, "store_id": "S1", "product_id": p, "category": "tea", "region": "north",
+             "store_format": "express", "units": u, "net_sales": v} for p, u, v in (("P1", 4, 12.0), ("P2", 7, 21.5))],
+            schema=SALES_BY_SERIES.arrow_schema())
         lake.put_bytes(partition_object_key(SALES_BY_SERIES_KEY, "sale_date", day.isoformat()), table_to_parquet_bytes(actuals))
     upstream = dg.AssetSpec(SALES_BY_SERIES_KEY, partitions_def=forecast_accuracy.partitions_def,
                             metadata={PARTITION_COLUMN: "sale_date"})
@@ -129,7 +130,8 @@ def test_forecast_accuracy_scores_every_past_forecast_of_the_day(local_env: dict
               for r in result.output_for_node(forecast_accuracy.op.name).to_pylist()]
     assert scored == [("2026-04-08", "S1|tea", "v1", 2, 11.0, 1.0, True),
                       ("2026-04-08", "S2|tea", "v1", 2, 0.0, 1.0, True),
+                      ("2026-04-09", "north|tea", "v3", 1, 33.5, 3.5, True),  # net sales of the region's tea
                       ("2026-04-09", "S1|tea", "v2", 1, 11.0, 2.0, True)]
     metadata = result.asset_materializations_for_node(forecast_accuracy.op.name)[0].metadata
-    assert metadata["wape"].value == pytest.approx((1 + 1 + 2) / 22)
-    assert metadata["wape_by_days_ahead"].value == {"1": round(2 / 11, 4), "2": round(2 / 11, 4)}  # S2: error 1, sold 0
+    assert metadata["wape"].value == pytest.approx((1 + 1 + 2 + 3.5) / (11 + 11 + 33.5))
+    assert metadata["wape_by_days_ahead"].value == {"1": round(5.5 / 44.5, 4), "2": round(2 / 11, 4)}  # S2: error 1, sold 0

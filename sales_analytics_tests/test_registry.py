@@ -3,10 +3,15 @@
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from sales_analytics.ml.registry import ModelIntegrityError, ModelRegistry, promotion_verdict
+from sales_analytics.ml.features import FeatureConfig, dense_panel
+from sales_analytics.ml.forecasting import backtest, train
+from sales_analytics.ml.promotion import Comparison, compare_with_champion, promotion_verdict
+from sales_analytics.ml.registry import ModelIntegrityError, ModelRegistry
+from sales_analytics.ml.series import Covariates
 from sales_analytics.profiles import initialized
 
 
@@ -56,5 +61,37 @@ def test_only_complete_versions_are_listed_and_promotable(local_env: dict[str, A
     (0.13, {"wape": 0.12}, False),  # worse than the champion beyond tolerance
 ])
 def test_promotion_needs_to_beat_naive_and_hold_against_the_champion(wape: float, champion: dict | None, promoted: bool) -> None:
-    ok, reason = promotion_verdict({"wape": wape}, baseline_wape=0.30, champion=champion)
+    ok, reason = promotion_verdict({"wape": wape}, baseline_wape=0.30, compared=Comparison({"wape": wape}, champion, "test"))
     assert ok is promoted and reason
+
+
+def weekly_panel(days: int = 150) -> pd.DataFrame:
+    """Three series with a weekend peak and noise."""
+    rng = np.random.default_rng(5)
+    dates = pd.date_range("2026-01-01", periods=days, freq="D")
+    return dense_panel(pd.concat([pd.DataFrame({"series_id": name, "date": dates,
+                                                "y": base * np.where(dates.dayofweek >= 5, 1.6, 1.0) + rng.normal(0, base * 0.1, days)})
+                                  for name, base in (("S1|tea", 20.0), ("S1|coffee", 50.0), ("S2|tea", 8.0))]))
+
+
+def test_the_champion_is_judged_on_windows_it_never_saw_not_on_its_stored_score(local_env: dict[str, Any]) -> None:
+    dense, config = weekly_panel(), FeatureConfig(horizon=14)
+    last = dense["date"].max()
+    with initialized(local_env["lake"]) as lake:
+        registry = ModelRegistry(lake)
+        weak = train(dense, last - pd.Timedelta(days=28), config, max_iter=1)  # barely fitted, but claims a perfect score
+        claimed = {"model": {"wape": 0.0001}, "target": "units", "level": "store_category", "horizon": 14}
+        manifest = registry.save("demand", weak.models, weak.features, weak.trained_until, ["2026-01-01", weak.trained_until], claimed)
+        registry.promote("demand", manifest.version)
+        tested = backtest(dense, config, windows=2, max_iter=60, baselines={})
+
+        compared = compare_with_champion(registry, "demand", tested, dense, Covariates(), "units", "store_category")
+        assert "out of sample for both" in compared.basis
+        assert compared.candidate["points"] == compared.champion["points"] == 3 * 28  # the same series-days
+        assert compared.champion["wape"] > compared.candidate["wape"]
+        assert promotion_verdict(tested.summary["model"], baseline_wape=1.0, compared=compared)[0]
+
+        # A champion of another level cannot forecast these series: only its stored backtest is left.
+        other = compare_with_champion(registry, "demand", tested, dense, Covariates(), "units", "region_category")
+        assert "own backtest" in other.basis and other.champion == claimed["model"]
+        assert not promotion_verdict(tested.summary["model"], baseline_wape=1.0, compared=other)[0]

@@ -39,7 +39,9 @@ def curated_history(lake: Any) -> pd.DataFrame:
         day = START + dt.timedelta(days=offset)
         units = {s: max(0, round(base * (1.5 if day.weekday() >= 5 else 1.0) + rng.normal(0, base * 0.1))) for s, base in SERIES.items()}
         table = pa.table({"sale_date": pa.array([day] * len(units), pa.date32()), "store_id": [s for s, _ in units],
-                          "category": [c for _, c in units], "units": pa.array(list(units.values()), pa.int64()),
+                          "product_id": [f"P-{c}" for _, c in units], "category": [c for _, c in units],
+                          "region": ["north"] * len(units), "store_format": ["express"] * len(units),
+                          "units": pa.array(list(units.values()), pa.int64()),
                           "net_sales": [float(u) * 3 for u in units.values()]}).cast(SALES_BY_SERIES.arrow_schema())
         lake.put_bytes(partition_object_key(SALES_BY_SERIES_KEY, "sale_date", day.isoformat()), table_to_parquet_bytes(table))
         rows += [{"series_id": f"{s}|{c}", "date": day, "y": float(u)} for (s, c), u in units.items()]
@@ -49,7 +51,7 @@ def curated_history(lake: Any) -> pd.DataFrame:
 def promote_new_model(lake: Any, dense: pd.DataFrame, wape: float) -> str:
     model = train(dense, dense["date"].max(), FeatureConfig(horizon=HORIZON), max_iter=40)
     registry = ModelRegistry(lake)
-    metrics = {"target": "units", "horizon": HORIZON,
+    metrics = {"target": "units", "horizon": HORIZON, "level": "store_category",
                **{m: {"wape": w} for m, w in (("model", wape), ("seasonal_naive", 0.3), ("exponential_smoothing", 0.25))}}
     manifest = registry.save(MODEL_NAME, model.models, model.features, model.trained_until,
                              [str(START), model.trained_until], metrics)

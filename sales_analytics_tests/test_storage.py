@@ -235,7 +235,7 @@ def test_serving_replace_partition_leaves_no_stale_items(any_env: dict[str, Any]
 
 
 def forecast_rows(origin: dt.date, p50: float) -> pa.Table:
-    rows = [{"origin_date": origin, "series_id": "S1|tea", "store_id": "S1", "category": "tea",
+    rows = [{"origin_date": origin, "level": "store_category", "series_id": "S1|tea",
              "target_date": origin + dt.timedelta(days=k), "step": k, "p10": p50 - 1, "p50": p50, "p90": p50 + 1,
              "model_version": "v1", "target": "units"} for k in (1, 2)]
     return pa.Table.from_pylist(rows, schema=DEMAND_FORECAST.arrow_schema())

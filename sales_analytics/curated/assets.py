@@ -18,11 +18,14 @@ from sales_analytics.tables import split_by
 
 SALES_BY_SERIES_KEY = dg.AssetKey(["curated", "sales_by_series"])
 CLEAN_PRODUCTS = dg.AssetKey(["clean", "products"])
-UNKNOWN_CATEGORY = "unknown"
+CLEAN_STORES = dg.AssetKey(["clean", "stores"])
+UNKNOWN = "unknown"
+PRODUCT_ATTRIBUTES = {"category": "category"}  # dimension column -> curated column
+STORE_ATTRIBUTES = {"region": "region", "format": "store_format"}
 
 
-def compute_sales_by_series(lines: pa.Table, products: pa.Table) -> pa.Table:
-    """Net units and sales per (day, store, category); returns count against the day they belong to."""
+def compute_sales_by_series(lines: pa.Table, products: pa.Table, stores: pa.Table) -> pa.Table:
+    """Net units and sales per (day, store, product); returns count against the day they belong to."""
     counted = lines.filter(pc.is_in(lines["status"], value_set=pa.array(["sold", "returned"])))
     if counted.num_rows == 0:
         return SALES_BY_SERIES.empty_table()
@@ -32,33 +35,42 @@ def compute_sales_by_series(lines: pa.Table, products: pa.Table) -> pa.Table:
     facts = pa.table({"order_date": counted["order_date"], "store_id": counted["store_id"], "product_id": counted["product_id"],
                       "units": pc.multiply(counted["quantity"], pc.cast(sign, pa.int64())),
                       "net_sales": pc.multiply(value, pc.cast(sign, pa.float64()))})
-    if products.num_rows:
-        facts = as_of(facts, products, "product_id", "order_date", ["category"])
-    else:
-        facts = facts.append_column("category", pa.nulls(facts.num_rows, pa.string()))
-    facts = facts.set_column(facts.schema.get_field_index("category"), "category",
-                             pc.fill_null(facts["category"], UNKNOWN_CATEGORY))
-    grouped = facts.group_by(["order_date", "store_id", "category"], use_threads=False).aggregate(
-        [("units", "sum"), ("net_sales", "sum")])
-    series = pa.table({"sale_date": grouped["order_date"], "store_id": grouped["store_id"], "category": grouped["category"],
+    facts = _with_attributes(facts, products, "product_id", PRODUCT_ATTRIBUTES)
+    facts = _with_attributes(facts, stores, "store_id", STORE_ATTRIBUTES)
+    keys = ["order_date", "store_id", "product_id", "category", "region", "store_format"]
+    grouped = facts.group_by(keys, use_threads=False).aggregate([("units", "sum"), ("net_sales", "sum")])
+    series = pa.table({"sale_date": grouped["order_date"], **{k: grouped[k] for k in keys[1:]},
                        "units": grouped["units_sum"], "net_sales": pc.round(grouped["net_sales_sum"], 2)})
     return series.cast(SALES_BY_SERIES.arrow_schema()).sort_by([(k, "ascending") for k in SALES_BY_SERIES.key])
 
 
-def product_history(lake: LakeResource) -> pa.Table:
-    """clean/products' versions; none yet (reference data not built) means every category is unknown."""
-    key = partition_object_key(CLEAN_PRODUCTS, None, None)
-    if not lake.exists(key):
-        return pa.table({"product_id": pa.array([], pa.string()), "category": pa.array([], pa.string()),
+def _with_attributes(facts: pa.Table, history: pa.Table, key: str, attributes: dict[str, str]) -> pa.Table:
+    """The dimension's attributes as they were on each fact's day; 'unknown' where it has no such key."""
+    if history.num_rows:
+        facts = as_of(facts, history, key, "order_date", list(attributes))
+    else:
+        for column in attributes:
+            facts = facts.append_column(column, pa.nulls(facts.num_rows, pa.string()))
+    for column, curated in attributes.items():
+        filled = pc.fill_null(pc.cast(facts[column], pa.string()), UNKNOWN)
+        facts = facts.set_column(facts.schema.get_field_index(column), curated, filled)
+    return facts
+
+
+def dimension_history(lake: LakeResource, key: dg.AssetKey, id_column: str, attributes: list[str]) -> pa.Table:
+    """A reference table's versions; none yet (reference data not built) means every attribute is unknown."""
+    object_key = partition_object_key(key, None, None)
+    if not lake.exists(object_key):
+        return pa.table({id_column: pa.array([], pa.string()), **{a: pa.array([], pa.string()) for a in attributes},
                          "valid_from": pa.array([], pa.date32())})
-    return parquet_bytes_to_table(lake.get_bytes(key), ["product_id", "category", "valid_from"])
+    return parquet_bytes_to_table(lake.get_bytes(object_key), [id_column, *attributes, "valid_from"])
 
 
 @dg.asset(
     key=SALES_BY_SERIES_KEY,
     ins={"order_lines": dg.AssetIn(CLEAN_ORDER_LINES, metadata={INPUT_COLUMNS: [
              "order_date", "store_id", "product_id", "status", "quantity", "unit_price", "discount"]})},
-    deps=[CLEAN_PRODUCTS],
+    deps=[CLEAN_PRODUCTS, CLEAN_STORES],
     partitions_def=daily_partitions,
     backfill_policy=monthly_chunks,
     group_name="curated",
@@ -68,7 +80,9 @@ def product_history(lake: LakeResource) -> pa.Table:
     metadata=table_metadata(SALES_BY_SERIES),
 )
 def sales_by_series(context: dg.AssetExecutionContext, order_lines: pa.Table, lake: LakeResource) -> pa.Table:
-    series = compute_sales_by_series(order_lines, product_history(lake))
+    products = dimension_history(lake, CLEAN_PRODUCTS, "product_id", list(PRODUCT_ATTRIBUTES))
+    stores = dimension_history(lake, CLEAN_STORES, "store_id", list(STORE_ATTRIBUTES))
+    series = compute_sales_by_series(order_lines, products, stores)
     rows = {day.isoformat(): part.num_rows for day, part in split_by(series, "sale_date").items()}
     add_partition_metadata(context, {key: {"dagster/row_count": rows.get(key, 0)} for key in context.partition_keys})
     return series

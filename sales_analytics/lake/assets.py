@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 
 from sales_analytics.ingest.assets import RAW_ORDER_LINES
 from sales_analytics.ingest.raw import read_day_shards
-from sales_analytics.lake.dimensions import build_dimension, latest_reviews
+from sales_analytics.lake.dimensions import build_dimension, latest_deliveries
 from sales_analytics.lake.order_lines import CleanDay, clean_days
 from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
 from sales_analytics.schema import ORDER_LINES, QUARANTINE, TableSpec
@@ -120,7 +120,7 @@ def _rejects_markdown(rejects: pa.Table, limit: int = 10) -> str:
 def snapshot_assets(target: str) -> dg.AssetsDefinition:
     """``clean/<target>`` from every snapshot of its sources, and ``quarantine/<target>``.
 
-    Reference targets keep every version (SCD type 2); reviews keep the latest delivery of each.
+    Reference targets keep every version (SCD type 2); reviews and signals keep each key's latest delivery.
     """
     table = TARGETS[target]
     sources = reference_sources(target)
@@ -128,7 +128,7 @@ def snapshot_assets(target: str) -> dg.AssetsDefinition:
     check = "one_current_version_per_key" if keeps_history else "unique_key"
     description = (f"`{target}` with its history (SCD type 2): one row per version, valid_from / valid_to / "
                    "is_current, built from dated snapshots." if keeps_history else
-                   f"`{target}`, one row per {table.key[0]}: the latest delivery of each.")
+                   f"`{target}`, one row per {' and '.join(table.key)}: the latest delivery of each.")
 
     @dg.multi_asset(
         name=f"clean_{target}",
@@ -145,7 +145,7 @@ def snapshot_assets(target: str) -> dg.AssetsDefinition:
                                        description="Every key has exactly one current row.")],
     )
     def _snapshots(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
-        built = (build_dimension if keeps_history else latest_reviews)(lake, sources, table)
+        built = (build_dimension if keeps_history else latest_deliveries)(lake, sources, table)
         rows = built.history
         current = rows.filter(rows["is_current"]) if keeps_history else rows
         yield dg.Output(rows, output_name="rows", metadata={

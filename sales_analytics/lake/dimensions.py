@@ -144,8 +144,8 @@ def build_dimension(lake: LakeResource, specs: tuple[SourceSpec, ...], table: Ta
     return Dimension(history, pa.concat_tables([QUARANTINE.empty_table(), *read.rejects]), read.rows_in, len(read.valid))
 
 
-def latest_reviews(lake: LakeResource, specs: tuple[SourceSpec, ...], table: TableSpec) -> Dimension:
-    """Review exports: one row per review, the latest delivery (by file date, then key) winning."""
+def latest_deliveries(lake: LakeResource, specs: tuple[SourceSpec, ...], table: TableSpec) -> Dimension:
+    """Reviews, signals: one row per key, the latest delivery (by file date, then file) winning."""
     read = read_snapshots(lake, specs)
     rejects = pa.concat_tables([QUARANTINE.empty_table(), *read.rejects])
     schema = pa.schema([*table.arrow_schema(), pa.field("source", pa.string()), pa.field("source_file", pa.string())])

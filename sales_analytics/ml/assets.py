@@ -5,7 +5,6 @@ from collections.abc import Iterator
 from typing import Literal
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,7 +14,17 @@ from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.ml.features import FeatureConfig, dense_panel
 from sales_analytics.ml.forecasting import QuantileForecaster, backtest, forecast, train
-from sales_analytics.ml.registry import ModelManifest, ModelRegistry, promotion_verdict
+from sales_analytics.ml.promotion import compare_with_champion, promotion_verdict
+from sales_analytics.ml.registry import ModelManifest, ModelRegistry
+from sales_analytics.ml.series import (
+    CURATED_COLUMNS,
+    SERIES_LEVELS,
+    Covariates,
+    SeriesLevelName,
+    calendar_frame,
+    series_panel,
+    signals_frame,
+)
 from sales_analytics.partitions import daily_partitions
 from sales_analytics.schema import (
     DEMAND_FORECAST,
@@ -25,11 +34,18 @@ from sales_analytics.schema import (
     SORT_KEY_SEPARATOR,
 )
 from sales_analytics.storage.lake import LakeResource
-from sales_analytics.storage.parquet_io import parquet_bytes_to_table, stored_partitions
+from sales_analytics.storage.parquet_io import (
+    INPUT_COLUMNS,
+    parquet_bytes_to_table,
+    partition_object_key,
+    stored_partitions,
+)
 from sales_analytics.storage.serving_store import Item, ServingStore
 from sales_analytics.storage.sql_store import SqlReportStore
 
 MODEL_NAME = "demand"
+CLEAN_CALENDAR = dg.AssetKey(["clean", "calendar"])
+CLEAN_SIGNALS = dg.AssetKey(["clean", "signals"])
 DEMAND_MODEL = dg.AssetKey(["ml", "demand_model"])
 DEMAND_CHAMPION = dg.AssetKey(["ml", "demand_model_champion"])
 DEMAND_FORECAST_KEY = dg.AssetKey(["ml", "demand_forecast"])
@@ -40,6 +56,7 @@ FORECAST_HISTORY_DAYS = 400  # what the features look back at: a year ago, plus 
 
 
 class DemandModelConfig(dg.Config):
+    level: SeriesLevelName = Field(default="store_category", description="what one series is: " + ", ".join(SERIES_LEVELS))
     history_days: int = Field(default=730, ge=120, description="days of curated history the model learns from")
     horizon: int = Field(default=28, ge=1, le=120, description="days ahead to forecast")
     target: Literal["units", "net_sales"] = "units"
@@ -47,18 +64,31 @@ class DemandModelConfig(dg.Config):
     max_iter: int = Field(default=300, ge=10, le=2000, description="boosting iterations per quantile model")
 
 
-def load_series(lake: LakeResource, until: dt.date, days: int, target: str) -> pd.DataFrame:
-    """The forecasting panel (``series_id`` = store|category, ``date``, ``y``) for the ``days`` up to ``until``:
-    memory bounded by the training window, not by history."""
+def load_series(lake: LakeResource, until: dt.date, days: int, target: str, level: str) -> tuple[pd.DataFrame, Covariates]:
+    """The forecasting panel at ``level`` (``series_id``, ``date``, ``y``) for the ``days`` up to ``until``, and
+    its covariates: memory bounded by the training window, not by history."""
     first = (until - dt.timedelta(days=days - 1)).isoformat()
     stored = stored_partitions(lake, SALES_BY_SERIES_KEY, SALES_BY_SERIES.partition_column)
-    tables = [parquet_bytes_to_table(lake.get_bytes(key), ["sale_date", "store_id", "category", target])
+    tables = [parquet_bytes_to_table(lake.get_bytes(key), [*CURATED_COLUMNS, target])
               for day, key in sorted(stored.items()) if first <= day <= until.isoformat()]
     if not tables:
-        return pd.DataFrame(columns=["series_id", "date", "y"])
-    frame = pa.concat_tables(tables).to_pandas()
-    return pd.DataFrame({"series_id": frame["store_id"] + "|" + frame["category"], "date": frame["sale_date"],
-                         "y": frame[target].astype(float)})
+        return pd.DataFrame(columns=["series_id", "date", "y"]), Covariates()
+    panel, static = series_panel(pa.concat_tables(tables).to_pandas(), level, target)
+    return panel, Covariates(static=static, calendar=load_known_ahead(lake))
+
+
+def load_known_ahead(lake: LakeResource) -> pd.DataFrame:
+    """Per day, what every series knows ahead: holidays and promotion weeks (clean/calendar) and each
+    signal of clean/signals as ``signal_<name>``; future days included, empty before either is built."""
+    frames = []
+    if lake.exists(key := partition_object_key(CLEAN_CALENDAR, None, None)):
+        days = parquet_bytes_to_table(lake.get_bytes(key), ["date", "is_holiday", "is_promo_week", "is_current"])
+        current = days.filter(days["is_current"]).to_pandas()
+        frames.append(calendar_frame(current["date"], current["is_holiday"], current["is_promo_week"]))
+    if lake.exists(key := partition_object_key(CLEAN_SIGNALS, None, None)):
+        signals = parquet_bytes_to_table(lake.get_bytes(key), ["date", "signal", "value"]).to_pandas()
+        frames.append(signals_frame(signals))
+    return pd.concat(frames, axis=1).sort_index() if frames else pd.DataFrame()
 
 
 def last_curated_day(lake: LakeResource) -> dt.date | None:
@@ -68,7 +98,7 @@ def last_curated_day(lake: LakeResource) -> dt.date | None:
 
 @dg.asset(
     key=DEMAND_MODEL,
-    deps=[SALES_BY_SERIES_KEY],
+    deps=[SALES_BY_SERIES_KEY, CLEAN_CALENDAR, CLEAN_SIGNALS],
     group_name="ml",
     kinds={"scikit-learn"},
     owners=["team:data-science"],
@@ -82,17 +112,19 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
     until = last_curated_day(lake)
     if until is None:
         raise dg.Failure("curated/sales_by_series has no partitions yet: materialize it first")
-    dense = dense_panel(load_series(lake, until, config.history_days, config.target))
+    panel, covariates = load_series(lake, until, config.history_days, config.target, config.level)
+    dense = dense_panel(panel)
     features = FeatureConfig(horizon=config.horizon)
-    tested = backtest(dense, features, windows=config.backtest_windows, max_iter=config.max_iter)
-    model = train(dense, pd.Timestamp(until), features, max_iter=config.max_iter)
+    tested = backtest(dense, features, windows=config.backtest_windows, max_iter=config.max_iter, covariates=covariates)
+    model = train(dense, pd.Timestamp(until), features, max_iter=config.max_iter, covariates=covariates)
     registry = ModelRegistry(lake)
-    metrics = {**tested.summary, "windows": tested.windows, "target": config.target, "horizon": config.horizon}
+    metrics = {**tested.summary, "windows": tested.windows, "target": config.target, "horizon": config.horizon,
+               "level": config.level}
     manifest = registry.save(MODEL_NAME, model.models, model.features, model.trained_until,
                              [str(dense["date"].min().date()), str(until)], metrics)
     champion = registry.champion(MODEL_NAME)
-    champion_metrics = registry.manifest(MODEL_NAME, champion).metrics["model"] if champion else None
-    ok, reason = promotion_verdict(tested.summary["model"], tested.summary["seasonal_naive"]["wape"], champion_metrics)
+    compared = compare_with_champion(registry, MODEL_NAME, tested, dense, covariates, config.target, config.level)
+    ok, reason = promotion_verdict(tested.summary["model"], tested.summary["seasonal_naive"]["wape"], compared)
     context.log.info(f"demand model {manifest.version}: {reason}")
     yield dg.MaterializeResult(asset_key=DEMAND_MODEL, metadata={
         "version": manifest.version, "series": int(dense["series_id"].nunique()), "trained_until": str(until),
@@ -140,7 +172,7 @@ def _backtest_markdown(windows: list[dict]) -> str:
 
 @dg.asset(
     key=DEMAND_FORECAST_KEY,
-    deps=[DEMAND_CHAMPION, SALES_BY_SERIES_KEY],
+    deps=[DEMAND_CHAMPION, SALES_BY_SERIES_KEY, CLEAN_CALENDAR, CLEAN_SIGNALS],
     partitions_def=daily_partitions,
     group_name="ml",
     kinds={"scikit-learn", "parquet"},
@@ -156,21 +188,20 @@ def demand_forecast(context: dg.AssetExecutionContext, lake: LakeResource) -> pa
         raise dg.Failure("no promoted demand model yet: materialize ml/demand_model (its promotable check must pass)")
     models, manifest = registry.load(MODEL_NAME, version)
     origin = dt.date.fromisoformat(context.partition_key)
-    target, horizon = manifest.metrics["target"], int(manifest.metrics["horizon"])
-    dense = dense_panel(load_series(lake, origin, FORECAST_HISTORY_DAYS, target))
-    if dense.empty:
+    target, horizon, level = manifest.metrics["target"], int(manifest.metrics["horizon"]), manifest.metrics["level"]
+    panel, covariates = load_series(lake, origin, FORECAST_HISTORY_DAYS, target, level)
+    if panel.empty:
         raise dg.Failure(f"curated/sales_by_series has no data up to {origin}: nothing to forecast from")
     model = QuantileForecaster(manifest.features, models, FeatureConfig(horizon=horizon), manifest.trained_until)
-    predicted = forecast(model, dense, pd.Timestamp(origin))
-    store_and_category = predicted["series_id"].str.split("|", n=1, expand=True)
+    predicted = forecast(model, dense_panel(panel), pd.Timestamp(origin), covariates)
     table = pa.table({
         "origin_date": pa.array([origin] * len(predicted), pa.date32()),
-        "series_id": predicted["series_id"], "store_id": store_and_category[0], "category": store_and_category[1],
+        "level": [level] * len(predicted), "series_id": predicted["series_id"],
         "target_date": pa.array(predicted["date"].dt.date, pa.date32()), "step": predicted["step"].astype("int64"),
         "p10": predicted["p10"], "p50": predicted["p50"], "p90": predicted["p90"],
         "model_version": [version] * len(predicted), "target": [target] * len(predicted),
     }).cast(DEMAND_FORECAST.arrow_schema())
-    context.add_output_metadata({"dagster/row_count": table.num_rows, "model_version": version, "target": target,
+    context.add_output_metadata({"dagster/row_count": table.num_rows, "model_version": version, "target": target, "level": level,
                                  "series": int(predicted["series_id"].nunique()), "horizon_days": horizon})
     return table
 
@@ -185,16 +216,18 @@ def latest_forecasts(serving: ServingStore, series_id: str, first: dt.date, last
     return list(latest.values())
 
 
-def compute_forecast_accuracy(forecasts: pd.DataFrame, actuals: pd.DataFrame) -> pa.Table:
-    """Each forecast of the day (any origin, any version) against the day's actual per series;
-    ``actuals``: ``series_id``, ``units``, ``net_sales`` (a series absent from them sold nothing)."""
+def compute_forecast_accuracy(forecasts: pd.DataFrame, sold: pd.DataFrame) -> pa.Table:
+    """Each forecast of the day (any origin, version or level) against the day's actual per series;
+    ``sold``: the day's curated rows (a series absent from them sold nothing)."""
     if forecasts.empty:
         return FORECAST_ACCURACY.empty_table()
-    merged = forecasts.merge(actuals, on="series_id", how="left")
-    actual = pd.Series(np.where(merged["target"] == "units", merged["units"], merged["net_sales"]), dtype=float).fillna(0.0)
+    actuals = pd.concat([series_panel(sold, level, target)[0][["series_id", "y"]].assign(level=level, target=target)
+                         for level, target in forecasts[["level", "target"]].drop_duplicates().itertuples(index=False)])
+    merged = forecasts.merge(actuals, on=["level", "target", "series_id"], how="left")
+    actual = merged["y"].astype(float).fillna(0.0)
     return pa.table({
         "target_date": pa.array(merged["target_date"], pa.date32()), "origin_date": pa.array(merged["origin_date"], pa.date32()),
-        "series_id": merged["series_id"], "model_version": merged["model_version"], "step": merged["step"].astype("int64"),
+        "level": merged["level"], "series_id": merged["series_id"], "model_version": merged["model_version"], "step": merged["step"].astype("int64"),
         "actual": actual, "p10": merged["p10"], "p50": merged["p50"], "p90": merged["p90"],
         "abs_error": (actual - merged["p50"]).abs(), "in_band": (merged["p10"] <= actual) & (actual <= merged["p90"]),
     }).cast(FORECAST_ACCURACY.arrow_schema()).sort_by([(k, "ascending") for k in FORECAST_ACCURACY.key])
@@ -215,7 +248,7 @@ def forecasts_of_day(lake: LakeResource, day: dt.date) -> pd.DataFrame:
 @dg.asset(
     key=FORECAST_ACCURACY_KEY,
     deps=[DEMAND_FORECAST_KEY],
-    ins={"actuals": dg.AssetIn(SALES_BY_SERIES_KEY)},
+    ins={"actuals": dg.AssetIn(SALES_BY_SERIES_KEY, metadata={INPUT_COLUMNS: [*CURATED_COLUMNS, "units", "net_sales"]})},
     partitions_def=daily_partitions,
     group_name="ml",
     kinds={"parquet"},
@@ -225,9 +258,7 @@ def forecasts_of_day(lake: LakeResource, day: dt.date) -> pd.DataFrame:
 )
 def forecast_accuracy(context: dg.AssetExecutionContext, actuals: pa.Table, lake: LakeResource) -> pa.Table:
     day = dt.date.fromisoformat(context.partition_key)
-    sold = actuals.to_pandas()
-    sold = pd.DataFrame({"series_id": sold["store_id"] + "|" + sold["category"], "units": sold["units"], "net_sales": sold["net_sales"]})
-    scored = compute_forecast_accuracy(forecasts_of_day(lake, day), sold)
+    scored = compute_forecast_accuracy(forecasts_of_day(lake, day), actuals.to_pandas())
     frame = scored.to_pandas()
     sums = frame.assign(actual=frame["actual"].abs()).groupby("step")[["abs_error", "actual"]].sum()
     by_step = sums["abs_error"] / sums["actual"].clip(lower=1e-9)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sales_analytics.ml.series import Covariates
+
 SEASON = 7
 LEVEL_DAYS = 28
 KNOWN_AHEAD = ("open", "promo", "holiday", "school_holiday")  # exogenous columns used at the target day
@@ -27,12 +29,14 @@ class FeatureConfig:
     horizon: int = 28
     origin_stride: int = 14  # training origins two weeks apart: half the rows of weekly, same accuracy on Rossmann
     same_weekday_weeks: int = 4  # mean of the same weekday over this many weeks
+    max_training_rows: int = 1_500_000  # beyond this, each training origin sees a random share of the series
 
 
-def feature_columns(panel: pd.DataFrame) -> list[str]:
+def feature_columns(panel: pd.DataFrame, covariates: Covariates | None = None) -> list[str]:
     exogenous = [c for c in KNOWN_AHEAD if c in panel.columns]
     return ["step", "weekday", "week_of_year", "month", "day_of_month", "is_payday", "seasonal_lag", "last_year",
-            "same_weekday_mean", "mean_7", "mean_28", "last_value", "trend", *exogenous]
+            "same_weekday_mean", "mean_7", "mean_28", "last_value", "trend", *exogenous,
+            *(covariates.feature_names() if covariates else [])]
 
 
 def dense_panel(panel: pd.DataFrame) -> pd.DataFrame:
@@ -41,34 +45,44 @@ def dense_panel(panel: pd.DataFrame) -> pd.DataFrame:
     panel = (panel.assign(date=pd.to_datetime(panel["date"])).drop_duplicates(["series_id", "date"], keep="last")
              .sort_values(["series_id", "date"]))
     spans = panel.groupby("series_id")["date"].agg(["min", "max"])
-    index = pd.MultiIndex.from_tuples(
-        [(s, d) for s, row in spans.iterrows() for d in pd.date_range(row["min"], row["max"], freq="D")],
+    lengths = ((spans["max"] - spans["min"]).dt.days + 1).to_numpy()
+    starts = np.cumsum(lengths) - lengths
+    day_in_span = np.arange(lengths.sum()) - np.repeat(starts, lengths)
+    index = pd.MultiIndex.from_arrays(
+        [np.repeat(spans.index.to_numpy(), lengths),
+         np.repeat(spans["min"].to_numpy(), lengths) + day_in_span.astype("timedelta64[D]")],
         names=["series_id", "date"])
     dense = panel.set_index(["series_id", "date"]).reindex(index)
     dense["y"] = dense["y"].fillna(0.0)
     return dense.reset_index()
 
 
-def build_features(dense: pd.DataFrame, origins: list[pd.Timestamp], config: FeatureConfig) -> pd.DataFrame:
-    """Feature rows for each origin, series and step; ``y`` (the actual, where known) and ``level``."""
+def build_features(dense: pd.DataFrame, origins: list[pd.Timestamp], config: FeatureConfig,
+                   covariates: Covariates | None = None, sample: float = 1.0) -> pd.DataFrame:
+    """Feature rows for each origin, series and step; ``y`` (the actual, where known) and ``level``.
+    With ``sample`` < 1 each origin keeps that share of the series (a fixed draw per origin)."""
     wide = dense.pivot(index="date", columns="series_id", values="y").sort_index()
     wide = wide.reindex(pd.date_range(wide.index.min(), wide.index.max(), freq="D"))
     exog = {c: dense.pivot(index="date", columns="series_id", values=c).reindex(index=wide.index, columns=wide.columns).to_numpy(float)
             for c in KNOWN_AHEAD if c in dense.columns}
     values = wide.to_numpy(float)
-    frames = [_at_origin(values, exog, wide.index, wide.columns, wide.index.get_loc(origin), config)
-              for origin in origins if origin in wide.index]
+    covariates = covariates or Covariates()
+    static = covariates.static_codes().reindex(wide.columns)
+    frames = [_at_origin(values, exog, wide.index, wide.columns, wide.index.get_loc(origin), config, static, covariates.calendar,
+                         sample) for origin in origins if origin in wide.index]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _at_origin(values: np.ndarray, exog: dict[str, np.ndarray], dates: pd.DatetimeIndex, series: pd.Index, origin: int,
-               config: FeatureConfig) -> pd.DataFrame:
+               config: FeatureConfig, static: pd.DataFrame, calendar: pd.DataFrame, sample: float) -> pd.DataFrame:
     """All steps at one origin as (step x series) arrays: only days up to ``origin`` inform features."""
     if origin + 1 < SEASON:
         return pd.DataFrame()
     known = values[:origin + 1]
     alive = ~np.all(np.isnan(known), axis=0)  # series that existed by the origin
+    if sample < 1.0:
+        alive &= np.random.default_rng(origin).random(len(alive)) < sample
     # Within a series' span missing days are zeros (dense_panel); NaN means it did not exist yet, and
     # a new store's level is the mean of the days it has, not diluted by days before it opened.
     known = known[:, alive]
@@ -105,6 +119,9 @@ def _at_origin(values: np.ndarray, exog: dict[str, np.ndarray], dates: pd.Dateti
         "level": np.broadcast_to(level, shape),
         "y": _rows(values[:, alive], targets),
         **{name: _rows(table[:, alive], targets) for name, table in exog.items()},
+        **{name: np.broadcast_to(column.to_numpy()[alive], shape) for name, column in static.items()},
+        **{name: np.broadcast_to(column.reindex(target_dates).to_numpy(float)[:, None], shape)
+           for name, column in calendar.items()},
     }
     return pd.DataFrame({name: np.asarray(column).ravel() for name, column in columns.items()})
 

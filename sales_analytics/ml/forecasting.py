@@ -8,7 +8,9 @@ exponential smoothing (Holt-Winters, weekly season, statsmodels).
 
 from __future__ import annotations
 
+import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +18,7 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from sales_analytics.ml.features import SEASON, FeatureConfig, build_features, feature_columns
+from sales_analytics.ml.series import Covariates
 
 QUANTILES = (0.1, 0.5, 0.9)
 MIN_HISTORY_DAYS = 8 * SEASON  # an origin needs this much history to be a training example
@@ -30,7 +33,8 @@ class QuantileForecaster:
 
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
         """``rows`` from ``build_features``: P10 / P50 / P90 per row, in the series' own units."""
-        scaled = np.column_stack([self.models[q].predict(rows[self.features]) for q in QUANTILES])
+        inputs = rows.reindex(columns=self.features)  # a covariate the data no longer has is unknown, not an error
+        scaled = np.column_stack([self.models[q].predict(inputs) for q in QUANTILES])
         scaled = np.sort(scaled, axis=1)  # quantile models trained apart may cross: keep them ordered
         values = np.clip(scaled * rows["level"].to_numpy()[:, None], 0.0, None)
         if "open" in rows:  # a day the store is known to be closed sells nothing
@@ -51,16 +55,19 @@ def training_origins(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureCo
     return sorted(origins)
 
 
-def train(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureConfig, max_iter: int = 300) -> QuantileForecaster:
+def train(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureConfig, max_iter: int = 300,
+          covariates: Covariates | None = None) -> QuantileForecaster:
     """Fit on data up to ``until`` (inclusive); targets beyond it are never seen."""
     history = dense[dense["date"] <= until]
-    rows = build_features(history, training_origins(history, until, config), config)
+    origins = training_origins(history, until, config)
+    full_size = len(origins) * config.horizon * history["series_id"].nunique()
+    rows = build_features(history, origins, config, covariates, sample=min(1.0, config.max_training_rows / max(full_size, 1)))
     rows = rows[rows["y"].notna()]
     if rows.empty:
         raise ValueError(f"not enough history before {until.date()} to train (need {MIN_HISTORY_DAYS} days + the horizon)")
     # A feature with no value at all (last year's sales, in a first year) teaches nothing, and
     # scikit-learn cannot bin it: leave it out of this model.
-    features = [f for f in feature_columns(history) if rows[f].notna().any()]
+    features = [f for f in feature_columns(history, covariates) if rows[f].notna().any()]
     target = rows["y"] / rows["level"]
     models = {}
     for q in QUANTILES:
@@ -71,10 +78,11 @@ def train(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureConfig, max_i
     return QuantileForecaster(features, models, config, str(until.date()))
 
 
-def forecast(model: QuantileForecaster, dense: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame:
+def forecast(model: QuantileForecaster, dense: pd.DataFrame, origin: pd.Timestamp,
+             covariates: Covariates | None = None) -> pd.DataFrame:
     """P10 / P50 / P90 for the ``horizon`` days after ``origin``, from data up to it."""
     return model.predict(build_features(dense[dense["date"] <= origin].pipe(_with_future_exog, dense, origin, model.config),
-                                        [origin], model.config))
+                                        [origin], model.config, covariates))
 
 
 def _with_future_exog(history: pd.DataFrame, dense: pd.DataFrame, origin: pd.Timestamp, config: FeatureConfig) -> pd.DataFrame:
@@ -148,36 +156,47 @@ def seasonal_naive_scale(dense: pd.DataFrame, until: pd.Timestamp) -> float:
     return float(change.mean()) if change.notna().any() else 0.0
 
 
+Baseline = Callable[[pd.DataFrame, pd.Timestamp, int], pd.DataFrame]  # (dense, origin, horizon) -> p50 per series and day
+
+
 @dataclass
 class Backtest:
     windows: list[dict] = field(default_factory=list)  # per origin: metrics of the model and each baseline
     summary: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> metrics over all windows
+    predictions: dict[str, pd.DataFrame] = field(default_factory=dict)  # method -> every window's forecasts
+    actuals: pd.DataFrame = field(default_factory=pd.DataFrame)  # what the windows' days sold
+    seconds: dict[str, float] = field(default_factory=dict)  # method -> time spent fitting and forecasting
+    mean_scale: float = 0.0  # the MASE denominator the summary used
 
 
-def backtest(dense: pd.DataFrame, config: FeatureConfig, windows: int = 3, max_iter: int = 300) -> Backtest:
+def backtest(dense: pd.DataFrame, config: FeatureConfig, windows: int = 3, max_iter: int = 300,
+             covariates: Covariates | None = None, baselines: dict[str, Baseline] | None = None) -> Backtest:
     """Rolling origins: the last ``windows`` horizons, each forecast by a model trained only on data
-    before it, next to both baselines on the same points."""
+    before it, next to the baselines (seasonal naive and exponential smoothing by default) on the same points."""
+    baselines = {"seasonal_naive": seasonal_naive, "exponential_smoothing": exponential_smoothing} if baselines is None else baselines
+    methods: dict[str, Baseline] = {
+        "model": lambda d, origin, _: forecast(train(d, origin, config, max_iter, covariates), d, origin, covariates),
+        **baselines}
     last = dense["date"].max()
-    result = Backtest()
-    pooled: dict[str, list[pd.DataFrame]] = {"model": [], "seasonal_naive": [], "exponential_smoothing": []}
-    actuals = []
+    result = Backtest(seconds=dict.fromkeys(methods, 0.0))
+    pooled: dict[str, list[pd.DataFrame]] = {name: [] for name in methods}
+    actuals, scales = [], []
     for w in range(windows, 0, -1):
         origin = last - pd.Timedelta(days=config.horizon * w)
         actual = dense[(dense["date"] > origin) & (dense["date"] <= origin + pd.Timedelta(days=config.horizon))]
         scale = seasonal_naive_scale(dense, origin)
-        predictions = {
-            "model": forecast(train(dense, origin, config, max_iter), dense, origin),
-            "seasonal_naive": seasonal_naive(dense, origin, config.horizon),
-            "exponential_smoothing": exponential_smoothing(dense, origin, config.horizon),
-        }
-        result.windows.append({"origin": str(origin.date()),
-                               **{name: score(p, actual, scale) for name, p in predictions.items()}})
-        for name, p in predictions.items():
-            pooled[name].append(p.assign(scale=scale))
+        scores = {}
+        for name, method in methods.items():
+            started = time.perf_counter()
+            predicted = method(dense, origin, config.horizon)
+            result.seconds[name] += time.perf_counter() - started
+            scores[name] = score(predicted, actual, scale)
+            pooled[name].append(predicted)
+        result.windows.append({"origin": str(origin.date()), **scores})
         actuals.append(actual)
-    every_actual = pd.concat(actuals, ignore_index=True)
-    mean_scale = float(np.mean([seasonal_naive_scale(dense, last - pd.Timedelta(days=config.horizon * w))
-                                for w in range(windows, 0, -1)]))
-    result.summary = {name: score(pd.concat(frames, ignore_index=True), every_actual, mean_scale)
-                      for name, frames in pooled.items()}
+        scales.append(scale)
+    result.actuals = pd.concat(actuals, ignore_index=True)
+    result.predictions = {name: pd.concat(frames, ignore_index=True) for name, frames in pooled.items()}
+    result.mean_scale = float(np.mean(scales))
+    result.summary = {name: score(p, result.actuals, result.mean_scale) for name, p in result.predictions.items()}
     return result

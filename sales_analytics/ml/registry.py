@@ -85,16 +85,3 @@ class ModelRegistry:
     @staticmethod
     def _key(name: str, version: str, file: str) -> str:
         return f"{MODELS_PREFIX}/{name}/{version}/{file}"
-
-
-def promotion_verdict(candidate: dict[str, float], baseline_wape: float, champion: dict[str, float] | None,
-                      tolerance: float = 0.02) -> tuple[bool, str]:
-    """A new version is promoted only if its backtest WAPE beats seasonal naive and is not worse than
-    the champion's by more than ``tolerance`` (relative)."""
-    wape = candidate["wape"]
-    if wape >= baseline_wape:
-        return False, f"WAPE {wape:.4f} does not beat seasonal naive ({baseline_wape:.4f})"
-    if champion is not None and wape > champion["wape"] * (1 + tolerance):
-        return False, f"WAPE {wape:.4f} is worse than the champion's {champion['wape']:.4f} beyond {tolerance:.0%}"
-    return True, f"WAPE {wape:.4f} beats seasonal naive ({baseline_wape:.4f})" + (
-        f" and holds against the champion ({champion['wape']:.4f})" if champion else "; no champion yet")

@@ -57,5 +57,6 @@ class ChampionForecasts:
         models, manifest = self.registry.load(MODEL_NAME, version)
         model = QuantileForecaster(manifest.features, models, FeatureConfig(horizon=int(manifest.metrics["horizon"])),
                                    manifest.trained_until)
-        dense = dense_panel(load_series(self.lake, origin, FORECAST_HISTORY_DAYS, manifest.metrics["target"]))
-        return ServedForecasts(manifest, origin.isoformat(), forecast(model, dense, pd.Timestamp(origin)))
+        panel, covariates = load_series(self.lake, origin, FORECAST_HISTORY_DAYS, manifest.metrics["target"],
+                                        manifest.metrics["level"])
+        return ServedForecasts(manifest, origin.isoformat(), forecast(model, dense_panel(panel), pd.Timestamp(origin), covariates))

@@ -21,13 +21,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sales_analytics.schema import CALENDAR, CUSTOMERS, ORDER_LINES, PRODUCTS, REVIEWS, STORES, TableSpec
+from sales_analytics.schema import CALENDAR, CUSTOMERS, ORDER_LINES, PRODUCTS, REVIEWS, SIGNALS, STORES, TableSpec
 
 SPEC_DIR = Path(__file__).parent / "specs"
 TARGETS: dict[str, TableSpec] = {"order_lines": ORDER_LINES, "stores": STORES, "products": PRODUCTS, "customers": CUSTOMERS,
-                                  "calendar": CALENDAR, "reviews": REVIEWS}
+                                  "calendar": CALENDAR, "reviews": REVIEWS, "signals": SIGNALS}
 REFERENCE_TARGETS = ("stores", "products", "customers", "calendar")  # slowly changing: every delivery is a full snapshot
-SNAPSHOT_TARGETS = (*REFERENCE_TARGETS, "reviews")  # read whole at each build, dated by folder or effective_from
+# Read whole at each build, dated by folder or effective_from; reviews and signals keep each key's latest delivery.
+SNAPSHOT_TARGETS = (*REFERENCE_TARGETS, "reviews", "signals")
 PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 ROW_NUMBER = "__row__"  # placeholder for the record number in the file (sources without a line id)
 _EXPRESSION_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub,
@@ -125,7 +126,7 @@ class SourceSpec(_Strict):
     description: str
     kind: Literal["files", "sql"] = "files"
     extract: SqlExtract | None = Field(default=None, description="for kind sql: the table to extract")
-    target: Literal["order_lines", "stores", "products", "customers", "calendar", "reviews"] = "order_lines"
+    target: Literal["order_lines", "stores", "products", "customers", "calendar", "reviews", "signals"] = "order_lines"
     effective_from: dt.date | None = Field(
         default=None, description="reference data without dated folders: the date its one snapshot holds from")
     prefix: str = Field(description="landing-zone folder the source drops into, ending in /")

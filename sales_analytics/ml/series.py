@@ -1,0 +1,74 @@
+"""Forecasting series: the curated store x product grain summed to the level a model forecasts at,
+with what is known about each series besides its sales (its attributes, the shared calendar)."""
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class SeriesLevel:
+    keys: tuple[str, ...]  # curated columns that name a series, joined by '|'
+    attributes: tuple[str, ...]  # curated columns constant within a series: its static features
+
+
+SeriesLevelName = Literal["store_category", "store_product", "region_category"]  # the keys of SERIES_LEVELS
+SERIES_LEVELS: dict[str, SeriesLevel] = {
+    "store_category": SeriesLevel(("store_id", "category"), ("region", "store_format", "category")),
+    "store_product": SeriesLevel(("store_id", "product_id"), ("region", "store_format", "category")),
+    "region_category": SeriesLevel(("region", "category"), ("region", "category")),
+}
+CURATED_COLUMNS = ["sale_date", "store_id", "product_id", "category", "region", "store_format"]
+
+
+@dataclass
+class Covariates:
+    """``static``: one row per series (index ``series_id``), e.g. the store's format or a competitor's
+    distance; ``calendar``: one row per day (index ``date``, future days included), known ahead for
+    every series alike, e.g. holidays and promotion weeks."""
+
+    static: pd.DataFrame = field(default_factory=pd.DataFrame)
+    calendar: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def feature_names(self) -> list[str]:
+        return [*self.static.columns, *self.calendar.columns]
+
+    def static_codes(self) -> pd.DataFrame:
+        """Static attributes as numbers: text by a stable hash, so codes agree between training and
+        serving without a stored vocabulary (trees split codes apart as they need)."""
+        return self.static.apply(lambda column: column if pd.api.types.is_numeric_dtype(column)
+                                 else column.astype(str).map(_stable_code)).astype(float)
+
+
+def _stable_code(text: str) -> float:
+    return float(zlib.crc32(text.encode()) % 100_003)
+
+
+def series_panel(curated: pd.DataFrame, level: str, target: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(``series_id, date, y`` per series and day at ``level``; each series' latest attributes)."""
+    spec = SERIES_LEVELS[level]
+    series_id = curated[spec.keys[0]].astype(str)
+    for key in spec.keys[1:]:
+        series_id = series_id + "|" + curated[key].astype(str)
+    frame = curated.assign(series_id=series_id.to_numpy())
+    panel = (frame.groupby(["series_id", "sale_date"], as_index=False, sort=False)[target].sum()
+             .rename(columns={"sale_date": "date", target: "y"}))
+    panel["y"] = panel["y"].astype(float)
+    static = frame.sort_values("sale_date").groupby("series_id")[list(spec.attributes)].last()
+    return panel, static
+
+
+def calendar_frame(dates: pd.Series, is_holiday: pd.Series, is_promo_week: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame({"is_holiday": np.asarray(is_holiday, float), "is_promo_week": np.asarray(is_promo_week, float)},
+                        index=pd.DatetimeIndex(pd.to_datetime(dates), name="date")).sort_index()
+
+
+def signals_frame(signals: pd.DataFrame) -> pd.DataFrame:
+    """clean/signals (``date, signal, value``) as one ``signal_<name>`` column per signal, one row per day."""
+    wide = signals.pivot(index="date", columns="signal", values="value").add_prefix("signal_")
+    wide.index = pd.DatetimeIndex(pd.to_datetime(wide.index), name="date")
+    wide.columns.name = None
+    return wide.astype(float)
