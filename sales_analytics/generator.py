@@ -109,8 +109,10 @@ class SalesGenerator:
         return rows
 
     # -- order lines (vectorised: 10M lines in about a minute) ----------------------------------
-    def _day_lines(self, day: dt.date, day_info: dict) -> pa.Table:
-        """All original order lines placed on ``day``, as a table of text columns."""
+    def day_lines(self, offset: int) -> pa.Table:
+        """All original order lines placed on the ``offset``-th day, as the exports carry them (text
+        columns), before any fault is planted."""
+        day, day_info = self.config.start + dt.timedelta(days=offset), self.calendar[offset]
         yearly = 1.0 + 0.15 * np.sin(2 * np.pi * (day.timetuple().tm_yday - 80) / 365.25) + (0.4 if day.month == 12 else 0.0)
         promo = 1.25 if day_info["is_promo_week"] else 1.0
         holiday = HOLIDAYS.get((day.month, day.day))
@@ -167,7 +169,7 @@ class SalesGenerator:
         pending: dict[str, list[pa.Table]] = {"pos": [], "web": []}  # late and corrected lines, delivered next day
         for offset in tqdm(range(self.config.days), desc="generating days", unit="day", disable=not progress):
             day = self.config.start + dt.timedelta(days=offset)
-            lines = self._day_lines(day, self.calendar[offset])
+            lines = self.day_lines(offset)
             last_day = offset == self.config.days - 1
             for source, channel in (("pos", "store"), ("web", "online")):
                 mine = lines.filter(pc.equal(lines["channel"], channel))
