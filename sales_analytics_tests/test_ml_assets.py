@@ -71,9 +71,12 @@ def test_model_is_trained_backtested_stored_and_promoted_only_when_it_earns_it(l
         lake.put_bytes(f"models/{MODEL_NAME}/{version}/manifest.json",
                        lake.get_bytes(f"models/{MODEL_NAME}/{version}/manifest.json").replace(
                            f'"wape": {champion.metrics["model"]["wape"]}'.encode(), b'"wape": 0.0001'))
-    second = dg.materialize([demand_model, demand_model_champion], resources=local_env, instance=instance, run_config=CONFIG,
+    by_region = {"ops": {demand_model.op.name: {"config": {**CONFIG["ops"][demand_model.op.name]["config"], "level": "region_category"}}}}
+    second = dg.materialize([demand_model, demand_model_champion], resources=local_env, instance=instance, run_config=by_region,
                             raise_on_error=False)
-    assert not second.get_asset_check_evaluations()[0].passed
+    check = second.get_asset_check_evaluations()[0]
+    assert not check.passed and "own backtest" in check.metadata["reason"].value  # another level: only its score to go by
+    assert second.asset_materializations_for_node(demand_model.op.name)[0].metadata["series"].value == 4 * 6  # regions x categories
     assert not second.asset_materializations_for_node(demand_model_champion.op.name)  # the blocking check stopped it
     with initialized(local_env["lake"]) as lake:
         registry = ModelRegistry(lake)
