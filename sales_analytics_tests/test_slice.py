@@ -86,8 +86,8 @@ def test_report_in_every_store_equals_an_independent_computation(built: dict[str
     env, summary = built["env"], built["summary"]
     expected = expected_report(built["files"])
     assert summary.touched_days == sorted({day for day, _ in expected})
-    # clean (4), report (2), raw (1), and one per reference table (stores, products, customers, calendar, reviews)
-    assert all(summary.checks.values()) and len(summary.checks) == 12
+    # clean (4), report (2), raw (1), and one per reference table (stores, products, customers, calendar, reviews, signals)
+    assert all(summary.checks.values()) and len(summary.checks) == 13
     with initialized(env["report_db"]) as db:
         assert_matches(db.read(DAILY_STORE_SALES), expected)
     with initialized(env["serving_store"]) as serving:
