@@ -1,7 +1,9 @@
 """Forecast features: what is known at a forecast origin about each (series, target day).
 
-Input is a daily panel ``series_id, date, y`` plus optional exogenous columns known ahead of time
-(promotion plans, opening days, holidays). One row of features per series, origin and horizon
+Input is a daily panel ``series_id, date, y`` plus optional per-series columns known ahead of time
+(promotion plans, opening days, holidays), and ``Covariates``: each series' static attributes and
+a calendar of days known ahead for all (holidays, promotion weeks, signals such as the weather
+forecast). One row of features per series, origin and horizon
 step ``k`` (1..horizon): a *direct* multi-step model that takes the step as a feature, so one
 global model serves every horizon without feeding its own errors back.
 
