@@ -9,11 +9,7 @@ from sales_analytics.lake.dimensions import as_of
 from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
 from sales_analytics.schema import SALES_BY_SERIES
 from sales_analytics.storage.lake import LakeResource
-from sales_analytics.storage.parquet_io import (
-    INPUT_COLUMNS,
-    parquet_bytes_to_table,
-    partition_object_key,
-)
+from sales_analytics.storage.parquet_io import INPUT_COLUMNS, read_unpartitioned
 from sales_analytics.tables import split_by
 
 SALES_BY_SERIES_KEY = dg.AssetKey(["curated", "sales_by_series"])
@@ -59,11 +55,11 @@ def _with_attributes(facts: pa.Table, history: pa.Table, key: str, attributes: d
 
 def dimension_history(lake: LakeResource, key: dg.AssetKey, id_column: str, attributes: list[str]) -> pa.Table:
     """A reference table's versions; none yet (reference data not built) means every attribute is unknown."""
-    object_key = partition_object_key(key, None, None)
-    if not lake.exists(object_key):
+    history = read_unpartitioned(lake, key, [id_column, *attributes, "valid_from"])
+    if history is None:
         return pa.table({id_column: pa.array([], pa.string()), **{a: pa.array([], pa.string()) for a in attributes},
                          "valid_from": pa.array([], pa.date32())})
-    return parquet_bytes_to_table(lake.get_bytes(object_key), [id_column, *attributes, "valid_from"])
+    return history
 
 
 @dg.asset(

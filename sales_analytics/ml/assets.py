@@ -37,7 +37,7 @@ from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.parquet_io import (
     INPUT_COLUMNS,
     parquet_bytes_to_table,
-    partition_object_key,
+    read_unpartitioned,
     stored_partitions,
 )
 from sales_analytics.storage.serving_store import Item, ServingStore
@@ -81,13 +81,11 @@ def load_known_ahead(lake: LakeResource) -> pd.DataFrame:
     """Per day, what every series knows ahead: holidays and promotion weeks (clean/calendar) and each
     signal of clean/signals as ``signal_<name>``; future days included, empty before either is built."""
     frames = []
-    if lake.exists(key := partition_object_key(CLEAN_CALENDAR, None, None)):
-        days = parquet_bytes_to_table(lake.get_bytes(key), ["date", "is_holiday", "is_promo_week", "is_current"])
+    if (days := read_unpartitioned(lake, CLEAN_CALENDAR, ["date", "is_holiday", "is_promo_week", "is_current"])) is not None:
         current = days.filter(days["is_current"]).to_pandas()
         frames.append(calendar_frame(current["date"], current["is_holiday"], current["is_promo_week"]))
-    if lake.exists(key := partition_object_key(CLEAN_SIGNALS, None, None)):
-        signals = parquet_bytes_to_table(lake.get_bytes(key), ["date", "signal", "value"]).to_pandas()
-        frames.append(signals_frame(signals))
+    if (signals := read_unpartitioned(lake, CLEAN_SIGNALS, ["date", "signal", "value"])) is not None:
+        frames.append(signals_frame(signals.to_pandas()))
     return pd.concat(frames, axis=1).sort_index() if frames else pd.DataFrame()
 
 
@@ -122,7 +120,6 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
                "level": config.level}
     manifest = registry.save(MODEL_NAME, model.models, model.features, model.trained_until,
                              [str(dense["date"].min().date()), str(until)], metrics)
-    champion = registry.champion(MODEL_NAME)
     compared = compare_with_champion(registry, MODEL_NAME, tested, dense, covariates, config.target, config.level)
     ok, reason = promotion_verdict(tested.summary["model"], tested.summary["seasonal_naive"]["wape"], compared)
     context.log.info(f"demand model {manifest.version}: {reason}")
@@ -132,7 +129,7 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
         "backtest": dg.MetadataValue.md(_backtest_markdown(tested.windows)),
     })
     yield dg.AssetCheckResult(check_name="promotable", asset_key=DEMAND_MODEL, passed=ok,
-                              metadata={"reason": reason, "version": manifest.version, "champion": champion or "none"})
+                              metadata={"reason": reason, "version": manifest.version, "champion": compared.champion_version or "none"})
 
 
 @dg.asset(key=DEMAND_CHAMPION, deps=[DEMAND_MODEL], group_name="ml", kinds={"scikit-learn"}, owners=["team:data-science"],

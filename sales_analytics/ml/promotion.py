@@ -17,6 +17,7 @@ class Comparison:
     candidate: dict[str, float]  # the new model's scores on the basis
     champion: dict[str, float] | None  # the champion's on the same basis; None without a champion
     basis: str
+    champion_version: str | None = None
 
 
 def compare_with_champion(registry: ModelRegistry, name: str, tested: Backtest, dense: pd.DataFrame,
@@ -32,7 +33,7 @@ def compare_with_champion(registry: ModelRegistry, name: str, tested: Backtest, 
     fresh = [w["origin"] for w in tested.windows if w["origin"] >= manifest.trained_until]
     comparable = manifest.metrics.get("target") == target and manifest.metrics.get("level") == level
     if not fresh or not comparable:
-        return Comparison(tested.summary["model"], manifest.metrics["model"], f"champion {version}'s own backtest")
+        return Comparison(tested.summary["model"], manifest.metrics["model"], f"champion {version}'s own backtest", version)
     champion = QuantileForecaster(manifest.features, models, FeatureConfig(horizon=int(manifest.metrics["horizon"])),
                                   manifest.trained_until)
     theirs = pd.concat([forecast(champion, dense, pd.Timestamp(origin), covariates) for origin in fresh], ignore_index=True)
@@ -41,7 +42,7 @@ def compare_with_champion(registry: ModelRegistry, name: str, tested: Backtest, 
     on_points = [frame.merge(points, on=["series_id", "date"]) for frame in (ours, theirs)]
     candidate, held = (score(frame, tested.actuals, tested.mean_scale) for frame in on_points)
     return Comparison(candidate, held, f"champion {version} and candidate on the {len(fresh)} window(s) from {fresh[0]}, "
-                                       "out of sample for both")
+                                       "out of sample for both", version)
 
 
 def promotion_verdict(candidate: dict[str, float], baseline_wape: float, compared: Comparison,
