@@ -189,7 +189,7 @@ def demand_forecast(context: dg.AssetExecutionContext, lake: LakeResource) -> pa
     panel, covariates = load_series(lake, origin, FORECAST_HISTORY_DAYS, target, level)
     if panel.empty:
         raise dg.Failure(f"curated/sales_by_series has no data up to {origin}: nothing to forecast from")
-    model = QuantileForecaster(manifest.features, models, FeatureConfig(horizon=horizon), manifest.trained_until)
+    model = QuantileForecaster.stored(models, manifest)
     predicted = forecast(model, dense_panel(panel), pd.Timestamp(origin), covariates)
     table = pa.table({
         "origin_date": pa.array([origin] * len(predicted), pa.date32()),

@@ -18,10 +18,15 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from sales_analytics.ml.features import SEASON, FeatureConfig, build_features, feature_columns
+from sales_analytics.ml.registry import ModelManifest
 from sales_analytics.ml.series import Covariates
 
 QUANTILES = (0.1, 0.5, 0.9)
 MIN_HISTORY_DAYS = 8 * SEASON  # an origin needs this much history to be a training example
+# Counts are spread uniformly over +-half a unit before fitting (jittering, as in quantile regression
+# for counts): where most days sell nothing, boosting starts at the median 0, every pinball gradient
+# ties there and no tree can split; at 10k store x product series the model predicted 0 everywhere.
+JITTER = 0.5
 
 
 @dataclass
@@ -30,6 +35,12 @@ class QuantileForecaster:
     models: dict[float, HistGradientBoostingRegressor]
     config: FeatureConfig
     trained_until: str = ""
+
+    @classmethod
+    def stored(cls, models: dict[float, HistGradientBoostingRegressor], manifest: ModelManifest) -> QuantileForecaster:
+        """A forecaster from the registry's quantile models and their manifest."""
+        return cls(manifest.features, models, FeatureConfig(horizon=int(manifest.metrics["horizon"])),
+                   manifest.trained_until)
 
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
         """``rows`` from ``build_features``: P10 / P50 / P90 per row, in the series' own units."""
@@ -68,7 +79,8 @@ def train(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureConfig, max_i
     # A feature with no value at all (last year's sales, in a first year) teaches nothing, and
     # scikit-learn cannot bin it: leave it out of this model.
     features = [f for f in feature_columns(history, covariates) if rows[f].notna().any()]
-    target = rows["y"] / rows["level"]
+    jitter = np.random.default_rng(0).uniform(-JITTER, JITTER, len(rows))
+    target = (rows["y"] + jitter) / rows["level"]
     models = {}
     for q in QUANTILES:
         model = HistGradientBoostingRegressor(loss="quantile", quantile=q, max_iter=max_iter, learning_rate=0.05,

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sales_analytics.ml.features import FeatureConfig
 from sales_analytics.ml.forecasting import Backtest, QuantileForecaster, forecast, score
 from sales_analytics.ml.registry import ModelRegistry
 from sales_analytics.ml.series import Covariates
@@ -34,8 +33,7 @@ def compare_with_champion(registry: ModelRegistry, name: str, tested: Backtest, 
     comparable = manifest.metrics.get("target") == target and manifest.metrics.get("level") == level
     if not fresh or not comparable:
         return Comparison(tested.summary["model"], manifest.metrics["model"], f"champion {version}'s own backtest", version)
-    champion = QuantileForecaster(manifest.features, models, FeatureConfig(horizon=int(manifest.metrics["horizon"])),
-                                  manifest.trained_until)
+    champion = QuantileForecaster.stored(models, manifest)
     theirs = pd.concat([forecast(champion, dense, pd.Timestamp(origin), covariates) for origin in fresh], ignore_index=True)
     ours = tested.predictions["model"]
     points = ours[["series_id", "date"]].merge(theirs[["series_id", "date"]], on=["series_id", "date"])

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from sales_analytics.ml.assets import FORECAST_HISTORY_DAYS, MODEL_NAME, last_curated_day, load_series
-from sales_analytics.ml.features import FeatureConfig, dense_panel
+from sales_analytics.ml.features import dense_panel
 from sales_analytics.ml.forecasting import QuantileForecaster, forecast
 from sales_analytics.ml.registry import ModelManifest, ModelRegistry
 from sales_analytics.storage.lake import LakeResource
@@ -55,8 +55,7 @@ class ChampionForecasts:
         if served is not None and served.manifest.version == version and served.origin == origin.isoformat():
             return served
         models, manifest = self.registry.load(MODEL_NAME, version)
-        model = QuantileForecaster(manifest.features, models, FeatureConfig(horizon=int(manifest.metrics["horizon"])),
-                                   manifest.trained_until)
+        model = QuantileForecaster.stored(models, manifest)
         panel, covariates = load_series(self.lake, origin, FORECAST_HISTORY_DAYS, manifest.metrics["target"],
                                         manifest.metrics["level"])
         return ServedForecasts(manifest, origin.isoformat(), forecast(model, dense_panel(panel), pd.Timestamp(origin), covariates))
