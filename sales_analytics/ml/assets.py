@@ -13,7 +13,7 @@ from pydantic import Field
 from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.ml.features import FeatureConfig, dense_panel
-from sales_analytics.ml.forecasting import QuantileForecaster, backtest, forecast, train
+from sales_analytics.ml.forecasting import MAX_ITER, QuantileForecaster, backtest, forecast, train
 from sales_analytics.ml.promotion import compare_with_champion, promotion_verdict
 from sales_analytics.ml.registry import ModelManifest, ModelRegistry
 from sales_analytics.ml.series import (
@@ -61,7 +61,7 @@ class DemandModelConfig(dg.Config):
     horizon: int = Field(default=28, ge=1, le=120, description="days ahead to forecast")
     target: Literal["units", "net_sales"] = "units"
     backtest_windows: int = Field(default=3, ge=1, le=12)
-    max_iter: int = Field(default=300, ge=10, le=2000, description="boosting iterations per quantile model")
+    max_iter: int = Field(default=MAX_ITER, ge=10, le=2000, description="boosting iterations per quantile model")
 
 
 def load_series(lake: LakeResource, until: dt.date, days: int, target: str, level: str) -> tuple[pd.DataFrame, Covariates]:

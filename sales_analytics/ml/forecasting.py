@@ -27,6 +27,7 @@ MIN_HISTORY_DAYS = 8 * SEASON  # an origin needs this much history to be a train
 # for counts): where most days sell nothing, boosting starts at the median 0, every pinball gradient
 # ties there and no tree can split; at 10k store x product series the model predicted 0 everywhere.
 JITTER = 0.5
+MAX_ITER = 150  # with learning rate 0.1: the accuracy of 300 at 0.05 (Rossmann, 10k generated series) in half the time
 
 
 @dataclass
@@ -66,7 +67,7 @@ def training_origins(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureCo
     return sorted(origins)
 
 
-def train(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureConfig, max_iter: int = 300,
+def train(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureConfig, max_iter: int = MAX_ITER,
           covariates: Covariates | None = None) -> QuantileForecaster:
     """Fit on data up to ``until`` (inclusive); targets beyond it are never seen."""
     history = dense[dense["date"] <= until]
@@ -83,7 +84,7 @@ def train(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureConfig, max_i
     target = (rows["y"] + jitter) / rows["level"]
     models = {}
     for q in QUANTILES:
-        model = HistGradientBoostingRegressor(loss="quantile", quantile=q, max_iter=max_iter, learning_rate=0.05,
+        model = HistGradientBoostingRegressor(loss="quantile", quantile=q, max_iter=max_iter, learning_rate=0.1,
                                               max_leaf_nodes=63, min_samples_leaf=40, l2_regularization=1.0,
                                               random_state=0)
         models[q] = model.fit(rows[features], target)
@@ -181,7 +182,7 @@ class Backtest:
     mean_scale: float = 0.0  # the MASE denominator the summary used
 
 
-def backtest(dense: pd.DataFrame, config: FeatureConfig, windows: int = 3, max_iter: int = 300,
+def backtest(dense: pd.DataFrame, config: FeatureConfig, windows: int = 3, max_iter: int = MAX_ITER,
              covariates: Covariates | None = None, baselines: dict[str, Baseline] | None = None) -> Backtest:
     """Rolling origins: the last ``windows`` horizons, each forecast by a model trained only on data
     before it, next to the baselines (seasonal naive and exponential smoothing by default) on the same points."""
