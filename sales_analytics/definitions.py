@@ -13,9 +13,15 @@ from sales_analytics.jobs import (
     demand_forecast_schedule,
     extract_jobs,
     ingest_job,
+    receipts_job,
+    receipts_schedule,
     reference_job,
+    review_insights_job,
+    review_insights_schedule,
     train_demand_model_job,
     train_demand_model_schedule,
+    train_sentiment_model_job,
+    train_sentiment_model_schedule,
 )
 from sales_analytics.lake.assets import clean_order_lines, reference_assets
 from sales_analytics.ml.assets import (
@@ -27,6 +33,8 @@ from sales_analytics.ml.assets import (
     forecast_accuracy,
     model_backtest_report,
 )
+from sales_analytics.nlp.assets import review_insights, review_sql_reports, sentiment_model, sentiment_model_champion
+from sales_analytics.ocr.assets import receipt_extraction, receipt_ocr_evaluation, receipt_review_queue
 from sales_analytics.profiles import build_resources
 from sales_analytics.reports.daily_store_sales import REPORT_KEY, daily_store_sales
 from sales_analytics.reports.publish import publish_assets
@@ -50,12 +58,21 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
             demand_forecast,
             forecast_accuracy,
             model_backtest_report,
+            sentiment_model,
+            sentiment_model_champion,
+            review_insights,
+            *review_sql_reports,
+            receipt_extraction,
+            receipt_review_queue,
+            receipt_ocr_evaluation,
             *publish_assets(DAILY_STORE_SALES, REPORT_KEY),
             *publish_assets(DEMAND_FORECAST, DEMAND_FORECAST_KEY, backfill_policy=None),
             *publish_assets(FORECAST_ACCURACY, FORECAST_ACCURACY_KEY, backfill_policy=None),
         ],
-        jobs=[ingest_job, daily_sales_job, reference_job, train_demand_model_job, demand_forecast_job, *extract_jobs.values()],
-        schedules=[daily_sales_schedule, train_demand_model_schedule, demand_forecast_schedule],
+        jobs=[ingest_job, daily_sales_job, reference_job, train_demand_model_job, demand_forecast_job, train_sentiment_model_job,
+              review_insights_job, receipts_job, *extract_jobs.values()],
+        schedules=[daily_sales_schedule, train_demand_model_schedule, demand_forecast_schedule, train_sentiment_model_schedule,
+                   review_insights_schedule, receipts_schedule],
         sensors=[*landing_sensors, *watermark_sensors, touched_partitions_sensor],
         resources=resources,
     )

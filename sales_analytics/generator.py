@@ -7,7 +7,10 @@ Deterministic by seed. What it plants, and why:
   stores closed on some);
 - cancellations, returns (a later correction of the original line), late lines (delivered in a
   later day's file), exact duplicates, and a few malformed rows (bad date, non-numeric quantity,
-  missing key) — the faults the ingestion path must survive without losing a row.
+  missing key) — the faults the ingestion path must survive without losing a row;
+- weekly review exports with star ratings and text about fit, size, quality, price and delivery,
+  one malformed rating per file, and a planted spike: the best-selling apparel product's reviews
+  turn negative about its size in one week (``SPIKE_WEEK_SHARE`` of the way through).
 """
 
 from __future__ import annotations
@@ -31,10 +34,28 @@ CATEGORIES = {"grocery": (1.0, 8.0), "beverages": (0.8, 6.0), "household": (2.0,
 STORE_FORMATS = {"hypermarket": 2.0, "supermarket": 1.0, "express": 0.5}
 HOLIDAYS = {(1, 1): ("New Year", True), (12, 25): ("Christmas", True), (12, 26): ("Boxing Day", False),
             (5, 1): ("Labour Day", True), (10, 3): ("Unity Day", False)}
+REVIEW_COLUMNS = ["review_id", "product_id", "rating", "title", "text", "written_at"]
 ORDER_COLUMNS = ["order_id", "line_no", "order_ts", "store_id", "channel", "product_id", "customer_id",
                  "quantity", "unit_price", "discount", "currency", "status", "updated_at"]
 LATE_SHARE, CORRECTION_SHARE, DUPLICATE_SHARE, CANCEL_SHARE = 0.03, 0.01, 0.002, 0.01
 MALFORMED_PER_FILE = 1
+REVIEWS_PER_STORE_WEEK = 8.0
+SPIKE_WEEK_SHARE = 2 / 3
+# (aspect, sentiment) -> sentences a reviewer writes; ratings follow the sentiment.
+REVIEW_PHRASES = {
+    "positive": ["Fits perfectly and the cut is flattering.", "True to size, I ordered my usual.", "Great quality, really well made.",
+                 "Great value for the price.", "Arrived quickly and well packed.", "The colour is lovely, exactly as pictured.",
+                 "So comfortable I wear it every day.", "Love it, would buy again."],
+    "neutral": ["The fit is okay.", "I sized up, which worked.", "Quality is average.", "The price is fair.",
+                "Delivery took the usual few days.", "The colour is a bit different from the photo.", "It does the job."],
+    "negative": ["The fit is awful, tight across the shoulders.", "Runs very small, I had to return it.",
+                 "Cheap quality, the seams came apart after one wash.", "Overpriced for what you get.",
+                 "Delivery was late and the package was damaged.", "The colour faded after the first wash.",
+                 "Uncomfortable and itchy, very disappointed."],
+}
+REVIEW_TITLES = {"positive": ["Love it", "Great buy", "Recommended"], "neutral": ["It's okay", "Average"],
+                 "negative": ["Disappointed", "Not worth it", "Would not buy again"]}
+SPIKE_PHRASES = ["Runs very small, I had to return it.", "Sizing is way off, order two sizes up.", "Way too small, the size chart is wrong."]
 
 
 @dataclass
@@ -45,6 +66,7 @@ class GenerationSummary:
     late_rows: int = 0
     correction_rows: int = 0
     duplicate_rows: int = 0
+    review_rows: int = 0
     first_day: dt.date | None = None
     last_day: dt.date | None = None
 
@@ -185,7 +207,54 @@ class SalesGenerator:
                 lake.put_bytes(key, _csv_bytes(rows))
                 summary.files.append(key)
                 summary.order_rows += rows.num_rows
+        self._write_reviews(lake, summary)
         return summary
+
+    # -- reviews ------------------------------------------------------------------------------
+    def review_weeks(self) -> list[dt.date]:
+        """The Mondays whose week lies in the generated days: one review export each."""
+        first = self.config.start + dt.timedelta(days=-self.config.start.weekday() % 7)
+        return [first + dt.timedelta(weeks=w) for w in range(max(0, (self.config.days - (first - self.config.start).days) // 7))]
+
+    def spike(self) -> tuple[str, dt.date] | None:
+        """The planted negative-review spike: (product, week), or None when there are too few weeks."""
+        weeks = self.review_weeks()
+        apparel = [p["product_id"] for p in self.products if p["category"] == "apparel"]
+        return (apparel[0], weeks[int(len(weeks) * SPIKE_WEEK_SHARE)]) if len(weeks) >= 3 and apparel else None
+
+    def week_reviews(self, week: dt.date) -> pa.Table:
+        """One week's review export (text columns, as landed), before the malformed row is planted."""
+        rng, spike = self.rng, self.spike()
+        n = int(rng.poisson(REVIEWS_PER_STORE_WEEK * len(self.stores)))
+        product = rng.choice(len(self.products), size=n, p=self.popularity)
+        if spike and spike[1] == week:  # enough reviews of the spiking product to tell
+            product = np.concatenate([product, np.full(12, int(spike[0][1:]) - 1)])
+        rows = []
+        for i, p in enumerate(product):
+            product_id = self.products[p]["product_id"]
+            spiking = spike is not None and spike == (product_id, week)
+            mood = rng.choice(["positive", "neutral", "negative"], p=[0.15, 0.1, 0.75] if spiking else [0.72, 0.14, 0.14])
+            phrases = REVIEW_PHRASES[str(mood)]
+            body = list(rng.choice(phrases, size=int(rng.integers(1, 3)), replace=False))
+            if spiking and mood == "negative":
+                body[0] = str(rng.choice(SPIKE_PHRASES))
+            rating = {"positive": rng.integers(4, 6), "neutral": 3, "negative": rng.integers(1, 3)}[str(mood)]
+            written = dt.datetime.combine(week + dt.timedelta(days=int(rng.integers(7))), dt.time(int(rng.integers(8, 22))), dt.UTC)
+            rows.append({"review_id": f"R{week:%Y%m%d}-{i:04d}", "product_id": product_id, "rating": str(int(rating)),
+                         "title": str(rng.choice(REVIEW_TITLES[str(mood)])), "text": " ".join(body), "written_at": _iso(written)})
+        return pa.Table.from_pylist(rows, schema=pa.schema([(c, pa.string()) for c in REVIEW_COLUMNS]))
+
+    def _write_reviews(self, lake: LakeResource, summary: GenerationSummary) -> None:
+        for week in self.review_weeks():
+            rows = self.week_reviews(week)
+            if rows.num_rows:
+                bad = rows.slice(0, 1).to_pylist()[0] | {"review_id": f"R{week:%Y%m%d}-bad", "rating": "five"}
+                rows = pa.concat_tables([rows, pa.Table.from_pylist([bad], schema=rows.schema)])
+                summary.malformed_rows += 1
+            key = f"landing/reviews/web/{week:%Y-%m-%d}/web_reviews_{week:%Y%m%d}.csv"
+            lake.put_bytes(key, _csv_bytes(rows))
+            summary.files.append(key)
+            summary.review_rows += rows.num_rows
 
     def _corrections(self, lines: pa.Table, day: dt.date) -> pa.Table:
         """Returns of earlier sold lines, re-delivered with a later ``updated_at``."""

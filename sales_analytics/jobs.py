@@ -55,3 +55,28 @@ demand_forecast_job = dg.define_asset_job(
 )
 # Yesterday's partition at 04:00 UTC, after daily_sales (03:00) has curated it.
 demand_forecast_schedule = dg.build_schedule_from_partitioned_job(demand_forecast_job, hour_of_day=4, minute_of_hour=0)
+
+train_sentiment_model_job = dg.define_asset_job(
+    "train_sentiment_model",
+    selection=dg.AssetSelection.assets(["ml", "sentiment_model"], ["ml", "sentiment_model_champion"]),
+    description="Train the review sentiment model on rated reviews; promote it only if its promotable check passes.",
+)
+# Weekly, Monday 05:30 UTC, after the week's review exports have landed.
+train_sentiment_model_schedule = dg.ScheduleDefinition(job=train_sentiment_model_job, cron_schedule="30 5 * * 1")
+
+review_insights_job = dg.define_asset_job(
+    "review_insights",
+    selection=dg.AssetSelection.assets(["ml", "review_scores"]).required_multi_asset_neighbors().downstream(),
+    description="Score every review with the champion sentiment model; weekly sentiment, aspect and negative-spike "
+                "reports in the lake and the SQL store.",
+)
+# Daily 06:00 UTC: reviews of any day are in the weekly reports by the next morning.
+review_insights_schedule = dg.ScheduleDefinition(job=review_insights_job, cron_schedule="0 6 * * *")
+
+receipts_job = dg.define_asset_job(
+    "receipts",
+    selection=dg.AssetSelection.assets(["ml", "receipt_extraction"], ["reports", "rds", "receipt_review_queue"]),
+    description="Read a day's scanned receipts: confident ones exported as order lines, the rest to the review queue.",
+)
+# Yesterday's scans at 02:00 UTC, before the daily sales build (03:00) picks up their order lines.
+receipts_schedule = dg.build_schedule_from_partitioned_job(receipts_job, hour_of_day=2, minute_of_hour=0)

@@ -7,7 +7,7 @@ all derive their layouts from these specs, so a column is added in exactly one p
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
@@ -199,6 +199,7 @@ REVIEWS = TableSpec(
         ("title", "string", True),
         ("text", "string", True),
         ("ts", "timestamp", True, "when it was written, where the source says"),
+        ("category", "string", True, "the product's category, where the review source states it"),
     ),
     key=("review_id",),
 )
@@ -322,3 +323,107 @@ MODEL_BACKTEST = TableSpec(
     key=("model_version", "window_origin", "method"),
     partition_column="model_version",
 )
+
+
+REVIEW_SCORES = TableSpec(
+    name="review_scores",
+    description="Every review scored by the champion sentiment model, with the aspects it mentions.",
+    columns=_cols(
+        ("review_id", "string", False),
+        ("product_id", "string", False),
+        ("category", "string", False, "the review's own, else the product's current category, else 'unknown'"),
+        ("week_start", "date", False, "Monday of the week it was written (or delivered, where the source has no date)"),
+        ("rating", "int64", False),
+        ("sentiment", "string", False, "negative, neutral or positive"),
+        ("p_negative", "float64", False),
+        ("p_neutral", "float64", False),
+        ("p_positive", "float64", False),
+        ("aspects", "string", False, "aspects its sentences mention, comma-separated"),
+        ("negative_aspects", "string", False, "aspects mentioned in a negative sentence, comma-separated"),
+        ("model_version", "string", False),
+    ),
+    key=("review_id",),
+)
+
+ALL_PRODUCTS = "*"  # the product_id of a category's own row in REVIEW_SENTIMENT
+
+REVIEW_SENTIMENT = TableSpec(
+    name="review_sentiment",
+    description="Review sentiment per week, by product and by category (product_id '*').",
+    columns=_cols(
+        ("week_start", "date", False),
+        ("category", "string", False),
+        ("product_id", "string", False, "'*' for the whole category"),
+        ("reviews", "int64", False),
+        ("mean_rating", "float64", False),
+        ("negative_share", "float64", False),
+        ("neutral_share", "float64", False),
+        ("positive_share", "float64", False),
+        ("top_negative_aspect", "string", True, "the aspect most mentioned in negative sentences"),
+    ),
+    key=("week_start", "category", "product_id"),
+    partition_column="week_start",
+)
+
+REVIEW_ASPECTS = TableSpec(
+    name="review_aspects",
+    description="What reviews talk about, per week and category: mentions of each aspect and their sentiment.",
+    columns=_cols(
+        ("week_start", "date", False),
+        ("category", "string", False),
+        ("aspect", "string", False),
+        ("mentions", "int64", False, "sentences mentioning the aspect"),
+        ("negative_share", "float64", False),
+        ("positive_share", "float64", False),
+        ("top_negative_terms", "string", False, "over all weeks: the words that mark its negative mentions"),
+        ("top_positive_terms", "string", False, "over all weeks: the words that mark its positive mentions"),
+    ),
+    key=("week_start", "category", "aspect"),
+    partition_column="week_start",
+)
+
+NEGATIVE_REVIEW_SPIKES = TableSpec(
+    name="negative_review_spikes",
+    description="Products whose share of negative reviews jumped in a week, against their four weeks before.",
+    columns=_cols(
+        ("week_start", "date", False),
+        ("product_id", "string", False),
+        ("category", "string", False),
+        ("reviews", "int64", False),
+        ("negative_reviews", "int64", False),
+        ("negative_share", "float64", False),
+        ("expected_share", "float64", False, "the four weeks before, shrunk toward the category's share"),
+        ("p_value", "float64", False, "chance of this many negative reviews at the expected share"),
+        ("main_aspect", "string", True, "the aspect most mentioned in the week's negative sentences"),
+        ("narrative", "string", False),
+    ),
+    key=("week_start", "product_id"),
+    partition_column="week_start",
+)
+
+RECEIPTS = TableSpec(
+    name="receipts",
+    description="Scanned receipts read by OCR: vendor, date and total with a confidence each; accepted or queued for review.",
+    columns=_cols(
+        ("landed_on", "date", False, "the landing folder's day"),
+        ("receipt_id", "string", False, "sha256 of the image bytes (16 hex): the same scan twice is one receipt"),
+        ("image_key", "string", False, "where the image is in the landing zone"),
+        ("store_id", "string", True, "the store folder it was uploaded to"),
+        ("vendor", "string", True),
+        ("receipt_date", "date", True),
+        ("total", "float64", True),
+        ("currency", "string", True),
+        ("vendor_confidence", "float64", False, "0..1; 0 when not found"),
+        ("date_confidence", "float64", False),
+        ("total_confidence", "float64", False),
+        ("ocr_confidence", "float64", False, "Tesseract's mean word confidence"),
+        ("status", "string", False, "accepted (became an order line) or review"),
+        ("reason", "string", True, "why it needs review"),
+        ("text", "string", True, "the text as read"),
+    ),
+    key=("landed_on", "receipt_id"),
+    partition_column="landed_on",
+)
+
+RECEIPT_REVIEW_QUEUE = replace(RECEIPTS, name="receipt_review_queue",
+                               description="Receipts OCR could not read with confidence: the image, what was read, and why.")

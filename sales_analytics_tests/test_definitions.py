@@ -85,3 +85,35 @@ def test_ml_jobs_select_their_assets_and_schedules_fire_after_the_daily_build() 
     context = dg.build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def())
     (request,) = schedule.evaluate_tick(context).run_requests
     assert schedule.cron_schedule == "0 4 * * *" and request.partition_key == "2026-03-04"
+
+
+def test_review_nlp_lineage_jobs_and_schedules() -> None:
+    graph = defs.resolve_asset_graph()
+    key = dg.AssetKey.from_user_string
+    assert graph.get(key("clean/reviews")).parent_keys == {key("landing/clothing_reviews"), key("landing/web_reviews")}
+    assert graph.get(key("ml/sentiment_model")).parent_keys == {key("clean/reviews")}
+    assert graph.get(key("ml/sentiment_model_champion")).parent_keys == {key("ml/sentiment_model")}
+    assert graph.get(key("ml/review_scores")).parent_keys == {key("ml/sentiment_model_champion"), key("clean/reviews"),
+                                                             key("clean/products")}
+    reports = {"review_sentiment", "review_aspects", "negative_review_spikes"}
+    for name in reports:
+        assert graph.get(key(f"reports/rds/{name}")).parent_keys == {key(f"reports/{name}")}
+    train_job, insights_job = defs.resolve_job_def("train_sentiment_model"), defs.resolve_job_def("review_insights")
+    assert {k.to_user_string() for k in train_job.asset_layer.executable_asset_keys} == {
+        "ml/sentiment_model", "ml/sentiment_model_champion"}
+    assert {k.to_user_string() for k in insights_job.asset_layer.executable_asset_keys} == {
+        "ml/review_scores", *(f"reports/{name}" for name in reports), *(f"reports/rds/{name}" for name in reports)}
+    assert defs.resolve_schedule_def("train_sentiment_model_schedule").cron_schedule == "30 5 * * 1"
+    assert defs.resolve_schedule_def("review_insights_schedule").cron_schedule == "0 6 * * *"
+
+
+def test_receipts_job_reads_yesterdays_scans_before_the_daily_build() -> None:
+    job = defs.resolve_job_def("receipts")
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "ml/receipt_extraction", "reports/rds/receipt_review_queue"}
+    schedule = defs.resolve_schedule_def("receipts_schedule")
+    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 3, 5, 2, 0, tzinfo=dt.UTC),
+                                        repository_def=defs.get_repository_def())
+    (request,) = schedule.evaluate_tick(context).run_requests
+    assert schedule.cron_schedule == "0 2 * * *" and request.partition_key == "2026-03-04"
+    assert dg.AssetKey(["landing", "receipts"]) in defs.resolve_asset_graph().get(dg.AssetKey(["raw", "order_lines"])).parent_keys

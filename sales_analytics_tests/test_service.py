@@ -1,4 +1,5 @@
-"""The prediction service over real HTTP (uvicorn on 127.0.0.1): auth, answers, 4xx, reload on promotion."""
+"""The prediction service over real HTTP (uvicorn on 127.0.0.1): auth, answers, 4xx, reload on promotion;
+forecasts, review scoring and receipt extraction."""
 
 import datetime as dt
 import json
@@ -8,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,16 +19,21 @@ import pytest
 import uvicorn
 
 from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
+from sales_analytics.generator import GeneratorConfig, SalesGenerator
 from sales_analytics.ml.assets import MODEL_NAME
 from sales_analytics.ml.features import FeatureConfig, dense_panel
 from sales_analytics.ml.forecasting import train
 from sales_analytics.ml.registry import ModelRegistry
+from sales_analytics.nlp.assets import SENTIMENT_MODEL_NAME
+from sales_analytics.nlp.sentiment import review_texts, sentiment_of_rating, train_sentiment
+from sales_analytics.ocr.reader import MAX_IMAGE_BYTES
 from sales_analytics.profiles import initialized
 from sales_analytics.schema import SALES_BY_SERIES
-from sales_analytics.service.app import API_KEY_HEADER, create_app
+from sales_analytics.service.app import API_KEY_HEADER, MAX_REVIEW_CHARS, MAX_REVIEW_TEXTS, create_app
 from sales_analytics.storage.parquet_io import partition_object_key, table_to_parquet_bytes
 
 KEY = "k" * 24
+SROIE = Path(__file__).resolve().parents[2] / "shared" / "data" / "sroie_receipts"
 START, DAYS, HORIZON = dt.date(2026, 1, 1), 150, 14
 SERIES = {("S1", "tea"): 20.0, ("S1", "coffee"): 50.0, ("S2", "tea"): 8.0}
 
@@ -138,3 +145,69 @@ def test_the_service_refuses_to_start_without_proper_keys(local_env: dict[str, A
     for keys in ([], ["short"]):
         with pytest.raises(ValueError, match="API keys of at least 16 characters"):
             create_app(local_env["lake"], keys)
+
+
+def promote_sentiment_model(lake: Any) -> str:
+    """A sentiment model trained on a few weeks of generated reviews, promoted."""
+    generator = SalesGenerator(GeneratorConfig(days=42, stores=4, products=30))
+    reviews = pa.concat_tables([generator.week_reviews(week) for week in generator.review_weeks()]).to_pandas()
+    model = train_sentiment(review_texts(reviews), sentiment_of_rating(reviews["rating"].astype(int)))
+    registry = ModelRegistry(lake)
+    manifest = registry.save(SENTIMENT_MODEL_NAME, model, ["title", "text"], "2026-02-01", ["2026-01-01", "2026-02-01"], {})
+    registry.promote(SENTIMENT_MODEL_NAME, manifest.version)
+    return manifest.version
+
+
+def test_review_texts_are_scored_with_aspects_and_the_model_version(service: dict[str, Any]) -> None:
+    texts = ["Runs very small, I had to return it.", "Great quality, really well made. Arrived quickly and well packed.", ""]
+    status, answer = call(service["url"], "/v1/reviews/score", {"texts": texts})
+    assert status == 503 and "no sentiment model" in answer["detail"]
+    version = promote_sentiment_model(service["lake"])
+    status, answer = call(service["url"], "/v1/reviews/score", {"texts": texts})
+    assert status == 200 and answer["model_version"] == version
+    negative, positive, empty = answer["scores"]
+    assert negative["sentiment"] == "negative" and negative["negative_aspects"] == ["size"]
+    assert positive["sentiment"] == "positive" and set(positive["aspects"]) == {"quality", "delivery"}
+    assert positive["negative_aspects"] == [] and sum(positive["probabilities"].values()) == pytest.approx(1.0)
+    assert empty["sentiment"] == "neutral" and empty["aspects"] == []
+
+
+def test_review_scoring_refuses_bad_bodies_and_missing_keys(service: dict[str, Any]) -> None:
+    promote_sentiment_model(service["lake"])
+    assert call(service["url"], "/v1/reviews/score", {"texts": ["fine"]}, key=None)[0] == 401
+    for body in ({"texts": []}, {"texts": ["x"] * (MAX_REVIEW_TEXTS + 1)}, {"texts": ["x" * (MAX_REVIEW_CHARS + 1)]},
+                 {"texts": "not a list"}, {"texts": [3]}, {}):
+        status, answer = call(service["url"], "/v1/reviews/score", body)
+        assert status == 422 and "Traceback" not in json.dumps(answer)
+
+
+def upload(url: str, data: bytes, filename: str = "receipt.jpg", key: str | None = KEY) -> tuple[int, Any]:
+    """A multipart/form-data POST of one file field ``image``, as a browser or curl -F sends it."""
+    boundary = "----sales-analytics-test"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url + "/v1/receipts/extract", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
+                                              **({API_KEY_HEADER: key} if key else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_a_receipt_upload_is_read_into_fields_with_confidences(service: dict[str, Any]) -> None:
+    status, answer = upload(service["url"], (SROIE / "img" / "108.jpg").read_bytes())
+    assert status == 200
+    assert answer["total"]["value"] == "7.00" and answer["date"]["value"] == "2018-02-03" and answer["currency"] == "MYR"
+    assert answer["confident"] is True and all(0 < answer[f]["confidence"] <= 1 for f in ("vendor", "date", "total"))
+
+
+def test_bad_uploads_get_clear_4xx(service: dict[str, Any]) -> None:
+    assert upload(service["url"], b"x" * 10, key=None)[0] == 401
+    status, answer = upload(service["url"], b"%PDF-1.4 not an image", filename="receipt.pdf")
+    assert status == 415 and "not a readable image" in answer["detail"]
+    status, answer = upload(service["url"], b"\xff\xd8" + bytes(MAX_IMAGE_BYTES))
+    assert status == 413 and "byte limit" in answer["detail"]
+    status, _ = call(service["url"], "/v1/receipts/extract", {"image": "not a file"})
+    assert status == 422

@@ -145,16 +145,19 @@ def build_dimension(lake: LakeResource, specs: tuple[SourceSpec, ...], table: Ta
 
 
 def latest_deliveries(lake: LakeResource, specs: tuple[SourceSpec, ...], table: TableSpec) -> Dimension:
-    """Reviews, signals: one row per key, the latest delivery (by file date, then file) winning."""
+    """Reviews, signals: one row per key, the latest delivery (by file date, then file) winning, with
+    the day it was delivered."""
     read = read_snapshots(lake, specs)
     rejects = pa.concat_tables([QUARANTINE.empty_table(), *read.rejects])
-    schema = pa.schema([*table.arrow_schema(), pa.field("source", pa.string()), pa.field("source_file", pa.string())])
+    lineage = ["source", "source_file", "valid_from"]
+    schema = pa.schema([*table.arrow_schema(), pa.field("source", pa.string()), pa.field("source_file", pa.string()),
+                        pa.field("delivered_on", pa.date32())])
     if not read.valid:
         return Dimension(schema.empty_table(), rejects, read.rows_in, 0)
     rows = pa.concat_tables(read.valid).sort_by([(k, "ascending") for k in table.key] + [("valid_from", "descending"),
                                                                                        ("source_file", "descending")])
-    latest = _first_per(rows, list(table.key)).select(schema.names)
-    return Dimension(latest, rejects, read.rows_in, len(read.valid))
+    latest = _first_per(rows, list(table.key)).select([*table.column_names, *lineage]).rename_columns(schema.names)
+    return Dimension(latest.cast(schema), rejects, read.rows_in, len(read.valid))
 
 
 def as_of(facts: pa.Table, history: pa.Table, key: str, date_column: str, columns: list[str]) -> pa.Table:

@@ -132,13 +132,22 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
                               metadata={"reason": reason, "version": manifest.version, "champion": compared.champion_version or "none"})
 
 
-@dg.asset(key=DEMAND_CHAMPION, deps=[DEMAND_MODEL], group_name="ml", kinds={"scikit-learn"}, owners=["team:data-science"],
-          description="The promoted demand model the prediction service serves; runs only when `promotable` passed.")
-def demand_model_champion(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    candidate = context.instance.get_latest_materialization_event(DEMAND_MODEL)
-    version = str(candidate.asset_materialization.metadata["version"].value)
-    ModelRegistry(lake).promote(MODEL_NAME, version)
-    return dg.MaterializeResult(metadata={"version": version})
+def champion_asset(model_key: dg.AssetKey, champion_key: dg.AssetKey, model_name: str, served: str) -> dg.AssetsDefinition:
+    """Promotes the version ``model_key`` last trained. Downstream of a blocking check, it runs only
+    when that version passed ``promotable``."""
+
+    @dg.asset(key=champion_key, deps=[model_key], group_name="ml", kinds={"scikit-learn"}, owners=["team:data-science"],
+              description=f"The promoted {served}; runs only when `promotable` passed.")
+    def _champion(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        candidate = context.instance.get_latest_materialization_event(model_key)
+        version = str(candidate.asset_materialization.metadata["version"].value)
+        ModelRegistry(lake).promote(model_name, version)
+        return dg.MaterializeResult(metadata={"version": version})
+
+    return _champion
+
+
+demand_model_champion = champion_asset(DEMAND_MODEL, DEMAND_CHAMPION, MODEL_NAME, "demand model the prediction service serves")
 
 
 def backtest_rows(manifest: ModelManifest) -> pa.Table:

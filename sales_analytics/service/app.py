@@ -1,9 +1,10 @@
-"""The prediction service (FastAPI): forecasts of the promoted demand model, behind an API key.
+"""The prediction service (FastAPI): forecasts of the promoted demand model and review sentiment, behind an API key.
 
     sales-analytics serve [--host 127.0.0.1] [--port 8080]    # keys from SALES_ANALYTICS_API_KEYS
 
 Every answer names the model version. Errors are 4xx with a plain reason: unknown series (404),
-a horizon beyond the model's (422), a malformed body (422), a missing or wrong key (401).
+a horizon beyond the model's (422), a malformed body or too many or too long texts (422), a missing
+or wrong key (401), no promoted model yet (503).
 """
 
 from __future__ import annotations
@@ -11,11 +12,16 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Security
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Security, UploadFile
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 
+from sales_analytics.nlp.scoring import score_texts
+from sales_analytics.ocr.assets import ACCEPT_CONFIDENCE
+from sales_analytics.ocr.reader import MAX_IMAGE_BYTES, UnreadableImage, read_receipt
 from sales_analytics.service.forecasts import ChampionForecasts, NoChampion
+from sales_analytics.service.reviews import ChampionSentiment
 from sales_analytics.storage.lake import LakeResource
 
 API_KEY_HEADER = "X-API-Key"
@@ -50,10 +56,45 @@ class ModelInfo(BaseModel):
     backtest_wape: dict[str, float]
 
 
+MAX_REVIEW_TEXTS = 500
+MAX_REVIEW_CHARS = 10_000
+
+
+class ReviewScoreRequest(BaseModel):
+    texts: list[Annotated[str, Field(max_length=MAX_REVIEW_CHARS)]] = Field(min_length=1, max_length=MAX_REVIEW_TEXTS,
+                                                                           description="review texts (title and body)")
+
+
+class ReviewScore(BaseModel):
+    sentiment: str
+    probabilities: dict[str, float]
+    aspects: list[str] = Field(description="aspects the text's sentences mention")
+    negative_aspects: list[str] = Field(description="aspects mentioned in a negative sentence")
+
+
+class ReviewScoreResponse(BaseModel):
+    model_version: str
+    scores: list[ReviewScore]
+
+
+class ExtractedField(BaseModel):
+    value: str | None
+    confidence: float
+
+
+class ReceiptExtraction(BaseModel):
+    vendor: ExtractedField
+    date: ExtractedField = Field(description="ISO yyyy-mm-dd")
+    total: ExtractedField = Field(description="decimal with two places")
+    currency: str | None
+    confident: bool = Field(description=f"every field found with confidence >= {ACCEPT_CONFIDENCE}")
+
+
 def create_app(lake: LakeResource, api_keys: list[str], recheck_seconds: float = 5.0) -> FastAPI:
     if not api_keys or any(len(k) < 16 for k in api_keys):
         raise ValueError("the service needs API keys of at least 16 characters (SALES_ANALYTICS_API_KEYS)")
     champion = ChampionForecasts(lake, recheck_seconds)
+    sentiment = ChampionSentiment(lake, recheck_seconds)
     header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
     def authenticated(key: str | None = Security(header)) -> None:
@@ -68,7 +109,7 @@ def create_app(lake: LakeResource, api_keys: list[str], recheck_seconds: float =
             raise HTTPException(status_code=503, detail=str(err)) from err
 
     app = FastAPI(title="sales_analytics prediction service", version="1",
-                  description="Forecasts of the promoted demand model (P10 / P50 / P90), versioned.")
+                  description="Forecasts of the promoted demand model (P10 / P50 / P90) and review sentiment, versioned.")
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:
@@ -97,5 +138,32 @@ def create_app(lake: LakeResource, api_keys: list[str], recheck_seconds: float =
             model_version=current.manifest.version, target=current.manifest.metrics["target"], origin_date=current.origin,
             forecasts=[QuantilePoint(series_id=r.series_id, date=r.date.date().isoformat(), p10=r.p10, p50=r.p50, p90=r.p90)
                        for r in rows.itertuples()])
+
+    @app.post("/v1/reviews/score", response_model=ReviewScoreResponse, dependencies=[Depends(authenticated)])
+    def score_reviews(request: ReviewScoreRequest) -> ReviewScoreResponse:
+        try:
+            version, model = sentiment.current()
+        except NoChampion as err:
+            raise HTTPException(status_code=503, detail=str(err)) from err
+        scored = score_texts(model, pd.Series(request.texts)).texts
+        return ReviewScoreResponse(model_version=version, scores=[
+            ReviewScore(sentiment=r.sentiment, probabilities={"negative": r.p_negative, "neutral": r.p_neutral, "positive": r.p_positive},
+                        aspects=[a for a in r.aspects.split(",") if a], negative_aspects=[a for a in r.negative_aspects.split(",") if a])
+            for r in scored.itertuples()])
+
+    @app.post("/v1/receipts/extract", response_model=ReceiptExtraction, dependencies=[Depends(authenticated)],
+              responses={413: {"description": "image over the size limit"}, 415: {"description": "not an accepted image"}})
+    def extract_receipt(image: UploadFile) -> ReceiptExtraction:
+        data = image.file.read(MAX_IMAGE_BYTES + 1)
+        if len(data) > MAX_IMAGE_BYTES:
+            raise HTTPException(status_code=413, detail=f"image over the {MAX_IMAGE_BYTES:,}-byte limit")
+        try:
+            fields = read_receipt(data).fields
+        except UnreadableImage as err:
+            raise HTTPException(status_code=415, detail=str(err)) from err
+        found = {name: ExtractedField(value=f.value, confidence=round(f.confidence, 3))
+                 for name, f in (("vendor", fields.vendor), ("date", fields.date), ("total", fields.total))}
+        return ReceiptExtraction(**found, currency=fields.currency,
+                                 confident=all(f.value is not None and f.confidence >= ACCEPT_CONFIDENCE for f in found.values()))
 
     return app

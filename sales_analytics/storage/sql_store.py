@@ -74,6 +74,13 @@ class SqlReportStore(dg.ConfigurableResource):
             conn.execute(sa.delete(table).where(table.c[spec.partition_column] == sa.bindparam("p")), {"p": value})
             return self._insert(conn, table, spec, rows)
 
+    def replace_table(self, spec: TableSpec, rows: pa.Table) -> int:
+        """Make the whole table exactly ``rows``, atomically: for reports rebuilt whole."""
+        table = self.ensure_table(spec)
+        with self.engine().begin() as conn:
+            conn.execute(sa.delete(table))
+            return self._insert(conn, table, spec, rows)
+
     def read(self, spec: TableSpec, partition_key: str | None = None) -> list[dict[str, Any]]:
         table = self.ensure_table(spec)
         query = sa.select(table).order_by(*[table.c[k] for k in spec.key])

@@ -1,0 +1,156 @@
+"""Receipt OCR in the graph: read each day's scanned receipts; confident ones become order lines of the
+``receipts`` source, the rest wait in a review queue with the image and the reason.
+
+Scans land as ``landing/receipts/<YYYY-MM-DD>/<store_id>/<file>``. Accepted receipts are written as
+an order export to ``landing/orders/receipts/<day>/``, so they reach the facts through the same
+sensor, raw zone and clean path as every other source, quarantine and reconciliation included.
+"""
+
+import datetime as dt
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterator
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from sales_analytics.lake.assets import table_metadata
+from sales_analytics.ocr.fields import Field, normalise_amount, normalise_vendor, parse_receipt_date
+from sales_analytics.ocr.reader import Reading, UnreadableImage, read_receipt
+from sales_analytics.partitions import daily_partitions
+from sales_analytics.schema import RECEIPT_REVIEW_QUEUE, RECEIPTS
+from sales_analytics.storage.lake import LakeResource
+from sales_analytics.storage.sql_store import SqlReportStore
+
+RECEIPT_LANDING = "landing/receipts/"
+RECEIPT_ORDERS = "landing/orders/receipts/"
+LABELLED_RECEIPTS = "landing/reference/receipt_labels/"  # image + <name>.json with company, date, total
+RECEIPT_EXTRACTION = dg.AssetKey(["ml", "receipt_extraction"])
+ACCEPT_CONFIDENCE = 0.6  # every field at least this sure, or a person looks at it
+STORE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")
+UNITEMISED_PRODUCT = "RECEIPT-UNITEMISED"  # a receipt's total, until line items are read
+
+
+def receipt_row(day: dt.date, key: str, data: bytes) -> dict:
+    """One RECEIPTS row: what OCR read, and whether it is sure enough to become an order line."""
+    store = key.removeprefix(f"{RECEIPT_LANDING}{day.isoformat()}/").split("/")[0]
+    row = {"landed_on": day, "receipt_id": hashlib.sha256(data).hexdigest()[:16], "image_key": key,
+           "store_id": store if STORE_ID.match(store) else None}
+    try:
+        reading = read_receipt(data)
+    except UnreadableImage as err:
+        return row | _unread(str(err))
+    fields = reading.fields
+    doubts = [f"{name} {'not found' if not f.found else f'confidence {f.confidence:.2f}'}"
+              for name, f in (("vendor", fields.vendor), ("date", fields.date), ("total", fields.total))
+              if f.confidence < ACCEPT_CONFIDENCE]
+    if fields.currency is None:
+        doubts.append("no currency on the receipt")
+    if row["store_id"] is None:
+        doubts.append(f"folder {store!r} is not a store id")
+    return row | _read(reading) | {"status": "review" if doubts else "accepted", "reason": "; ".join(doubts) or None}
+
+
+def _read(reading: Reading) -> dict:
+    fields = reading.fields
+    return {"vendor": fields.vendor.value, "receipt_date": dt.date.fromisoformat(fields.date.value) if fields.date.found else None,
+            "total": float(fields.total.value) if fields.total.found else None, "currency": fields.currency,
+            "vendor_confidence": fields.vendor.confidence, "date_confidence": fields.date.confidence,
+            "total_confidence": fields.total.confidence, "ocr_confidence": reading.mean_confidence, "text": reading.text}
+
+
+def _unread(reason: str) -> dict:
+    return {"vendor": None, "receipt_date": None, "total": None, "currency": None, "vendor_confidence": 0.0,
+            "date_confidence": 0.0, "total_confidence": 0.0, "ocr_confidence": 0.0, "status": "review",
+            "reason": f"image not read: {reason}", "text": None}
+
+
+def order_lines_csv(accepted: list[dict]) -> bytes:
+    """Accepted receipts as the ``receipts`` source's order export: one line each, its total."""
+    def line(r: dict) -> dict:
+        placed = f"{r['receipt_date'].isoformat()}T12:00:00Z"  # receipts give the day; noon keeps it in that day anywhere
+        return {"order_id": f"RC-{r['receipt_id']}", "line_no": "1", "order_ts": placed, "store_id": r["store_id"],
+                "channel": "store", "product_id": UNITEMISED_PRODUCT, "customer_id": "", "quantity": "1",
+                "unit_price": f"{r['total']:.2f}", "discount": "0", "currency": r["currency"], "status": "sold",
+                "updated_at": f"{r['landed_on'].isoformat()}T00:00:00Z"}
+    sink = io.BytesIO()
+    pacsv.write_csv(pa.Table.from_pylist([line(r) for r in accepted]), sink)
+    return sink.getvalue()
+
+
+@dg.asset(
+    key=RECEIPT_EXTRACTION,
+    partitions_def=daily_partitions,
+    group_name="ml",
+    kinds={"tesseract", "parquet"},
+    owners=["team:data-engineering"],
+    description=RECEIPTS.description + " Accepted receipts are exported to the `receipts` order source.",
+    metadata=table_metadata(RECEIPTS),
+)
+def receipt_extraction(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[dg.Output]:
+    day = dt.date.fromisoformat(context.partition_key)
+    keys = sorted(o.key for o in lake.list(f"{RECEIPT_LANDING}{day.isoformat()}/"))
+    rows, seen = [], set()
+    for key in keys:
+        data = lake.get_bytes(key)
+        row = receipt_row(day, key, data) if key.lower().endswith(IMAGE_SUFFIXES) else \
+            {"landed_on": day, "receipt_id": hashlib.sha256(data).hexdigest()[:16], "image_key": key, "store_id": None,
+             **_unread("not an image file name (" + ", ".join(IMAGE_SUFFIXES) + ")")}
+        if row["receipt_id"] not in seen:  # the same scan uploaded twice is one receipt
+            seen.add(row["receipt_id"])
+            rows.append(row)
+    accepted = [r for r in rows if r["status"] == "accepted"]
+    export = f"{RECEIPT_ORDERS}{day.isoformat()}/receipts_{day:%Y%m%d}.csv"
+    if accepted:
+        lake.put_bytes(export, order_lines_csv(accepted))
+    table = pa.Table.from_pylist(rows, schema=RECEIPTS.arrow_schema())
+    yield dg.Output(table, metadata={"dagster/row_count": len(rows), "accepted": len(accepted),
+                                     "review": len(rows) - len(accepted), "order_export": export if accepted else "none"})
+
+
+@dg.asset(key=["reports", "rds", RECEIPT_REVIEW_QUEUE.name], ins={"receipts": dg.AssetIn(RECEIPT_EXTRACTION)},
+          partitions_def=daily_partitions, group_name="reports", kinds={"postgres", "sql"}, owners=["team:data-engineering"],
+          description=RECEIPT_REVIEW_QUEUE.description)
+def receipt_review_queue(context: dg.AssetExecutionContext, receipts: pa.Table, report_db: SqlReportStore) -> dg.MaterializeResult:
+    queued = receipts.filter(pc.equal(receipts["status"], "review"))
+    written = report_db.replace_partition(RECEIPT_REVIEW_QUEUE, context.partition_key, queued)
+    return dg.MaterializeResult(metadata={"dagster/row_count": written})
+
+
+def labelled_receipts(lake: LakeResource) -> Iterator[tuple[str, bytes, dict]]:
+    """(image key, image bytes, ground truth) for every labelled image under ``LABELLED_RECEIPTS``."""
+    for info in sorted(lake.list(LABELLED_RECEIPTS), key=lambda o: o.key):
+        if info.key.lower().endswith(IMAGE_SUFFIXES):
+            truth_key = info.key.rsplit(".", 1)[0] + ".json"
+            if lake.exists(truth_key):
+                yield info.key, lake.get_bytes(info.key), json.loads(lake.get_bytes(truth_key))
+
+
+def field_matches(reading_fields: dict[str, Field], truth: dict) -> dict[str, bool]:
+    """Exact match per field after normalisation: vendor by capitals and digits, date as ISO, total to the cent."""
+    vendor, date, total = (reading_fields[f].value for f in ("vendor", "date", "total"))
+    return {"vendor": vendor is not None and normalise_vendor(vendor) == normalise_vendor(truth["company"]),
+            "date": date is not None and date == parse_receipt_date(truth["date"]),
+            "total": total is not None and total == normalise_amount(truth["total"])}
+
+
+@dg.asset(key=["ml", "receipt_ocr_evaluation"], group_name="ml", kinds={"tesseract"}, owners=["team:data-engineering"],
+          description="Field accuracy of receipt OCR on labelled receipts (landing/reference/receipt_labels/): "
+                      "exact match per field after normalisation.")
+def receipt_ocr_evaluation(lake: LakeResource) -> dg.MaterializeResult:
+    results = []
+    for key, data, truth in labelled_receipts(lake):
+        fields = read_receipt(data).fields
+        results.append((key, field_matches({"vendor": fields.vendor, "date": fields.date, "total": fields.total}, truth)))
+    if not results:
+        raise dg.Failure(f"no labelled receipts under {LABELLED_RECEIPTS}")
+    accuracy = {f: sum(r[f] for _, r in results) / len(results) for f in ("vendor", "date", "total")}
+    misses = [f"| {key.rsplit('/', 1)[-1]} | {', '.join(f for f, ok in r.items() if not ok)} |" for key, r in results if not all(r.values())]
+    return dg.MaterializeResult(metadata={
+        "receipts": len(results), **{f"accuracy/{f}": a for f, a in accuracy.items()},
+        "misses": dg.MetadataValue.md("| receipt | fields wrong |\n|---|---|\n" + "\n".join(misses) if misses else "None.")})
