@@ -39,7 +39,7 @@ from sales_analytics.profiles import build_resources
 from sales_analytics.reports.daily_store_sales import REPORT_KEY, daily_store_sales
 from sales_analytics.reports.publish import publish_assets
 from sales_analytics.schema import DAILY_STORE_SALES, DEMAND_FORECAST, FORECAST_ACCURACY
-from sales_analytics.sensors import landing_sensors, touched_partitions_sensor, watermark_sensors
+from sales_analytics.sensors import landing_sensors, receipt_scans_sensor, touched_partitions_sensor, watermark_sensors
 
 
 def build_defs(resources: dict[str, Any]) -> dg.Definitions:
@@ -73,7 +73,7 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
               review_insights_job, receipts_job, *extract_jobs.values()],
         schedules=[daily_sales_schedule, train_demand_model_schedule, demand_forecast_schedule, train_sentiment_model_schedule,
                    review_insights_schedule, receipts_schedule],
-        sensors=[*landing_sensors, *watermark_sensors, touched_partitions_sensor],
+        sensors=[*landing_sensors, *watermark_sensors, touched_partitions_sensor, receipt_scans_sensor],
         resources=resources,
     )
 

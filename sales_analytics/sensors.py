@@ -1,4 +1,5 @@
-"""Sensors: one landing sensor per declared file source, then re-runs of exactly the days touched.
+"""Sensors: one landing sensor per declared file source, then re-runs of exactly the days touched;
+and one for receipt scans, which asks for the OCR of each landing day with new scans.
 
 A landing sensor lists only the folders where new objects can appear: for sources that land in
 dated folders, today's and ``lookback_days`` before, so a tick costs the same after years of
@@ -20,7 +21,8 @@ import sqlalchemy as sa
 from sales_analytics.ingest.assets import RAW_ORDER_LINES, raw_order_lines
 from sales_analytics.ingest.extract import database_url, latest_watermark, read_position
 from sales_analytics.ingest.raw import manifest_key
-from sales_analytics.jobs import daily_sales_job, extract_jobs, ingest_job, reference_job
+from sales_analytics.jobs import daily_sales_job, extract_jobs, ingest_job, receipts_job, reference_job
+from sales_analytics.ocr.assets import RECEIPT_LANDING
 from sales_analytics.partitions import day_ranges, range_tags
 from sales_analytics.sources.spec import SourceSpec, file_sources, sql_sources
 from sales_analytics.storage.lake import LakeResource
@@ -29,6 +31,7 @@ from sales_analytics.storage.lake import LakeResource
 # queue's slots instead of one long run.
 MAX_OBJECTS_PER_TICK = 200
 RETRY_AFTER = dt.timedelta(hours=1)
+RECEIPT_LOOKBACK_DAYS = 3  # scans filed into a folder a few days old are still noticed
 
 
 def window_prefixes(spec: SourceSpec, today: dt.date) -> list[str]:
@@ -120,3 +123,30 @@ def touched_partitions_sensor(context: dg.SensorEvaluationContext, asset_event: 
         dg.RunRequest(run_key=f"{asset_event.run_id}:{first}..{last}", tags=range_tags(first, last))
         for first, last in day_ranges(days)
     ])
+
+
+def receipts_tick(lake: LakeResource, cursor: str | None, now: dt.datetime) -> dg.SensorResult:
+    """New or replaced scans in the last days' folders: one OCR run per landing day that has any. A
+    re-run reads the whole day again, which is safe: the day's rows, queue and order export are replaced."""
+    days = [now.date() - dt.timedelta(days=back) for back in range(RECEIPT_LOOKBACK_DAYS, -1, -1)]
+    prefixes = [f"{RECEIPT_LANDING}{day.isoformat()}/" for day in days]
+    seen: dict[str, str] = {k: v for k, v in json.loads(cursor or "{}").items() if k.startswith(tuple(prefixes))}
+    changed: dict[str, list[str]] = {}
+    for day, prefix in zip(days, prefixes, strict=True):
+        for info in lake.list(prefix):
+            if seen.get(info.key) != info.version:
+                seen[info.key] = info.version
+                changed.setdefault(day.isoformat(), []).append(f"{info.key}@{info.version}")
+    next_cursor = json.dumps(seen, sort_keys=True)
+    if not changed:
+        return dg.SensorResult(skip_reason=f"no new scans under {prefixes[-1]}", cursor=next_cursor)
+    return dg.SensorResult(cursor=next_cursor, run_requests=[
+        dg.RunRequest(partition_key=day, run_key=f"receipts:{day}:{hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:24]}",
+                      tags={"scans": str(len(keys))})
+        for day, keys in sorted(changed.items())])
+
+
+@dg.sensor(job=receipts_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+           description=f"Reads new receipt scans under `{RECEIPT_LANDING}<day>/`: one run per landing day with new scans.")
+def receipt_scans_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+    return receipts_tick(lake, context.cursor, dt.datetime.now(dt.UTC))

@@ -1,4 +1,4 @@
-"""Sensors: landing sensors against the real S3 server, and re-runs of exactly the touched days."""
+"""Sensors: landing sensors against the real S3 server, re-runs of exactly the touched days, receipt scans."""
 
 import datetime as dt
 import json
@@ -9,9 +9,16 @@ import dagster as dg
 
 from sales_analytics.definitions import build_defs
 from sales_analytics.ingest.raw import ingest_object, requested_objects
+from sales_analytics.ocr.assets import RECEIPT_LANDING
 from sales_analytics.partitions import RANGE_END_TAG, RANGE_START_TAG
 from sales_analytics.profiles import initialized
-from sales_analytics.sensors import MAX_OBJECTS_PER_TICK, RETRY_AFTER, landing_tick
+from sales_analytics.sensors import (
+    MAX_OBJECTS_PER_TICK,
+    RECEIPT_LOOKBACK_DAYS,
+    RETRY_AFTER,
+    landing_tick,
+    receipts_tick,
+)
 from sales_analytics.sources.spec import source_named
 
 CSV = ("order_id,line_no,order_ts,store_id,channel,product_id,customer_id,quantity,unit_price,discount,currency,status,updated_at\n"
@@ -95,3 +102,21 @@ def test_ingest_triggers_runs_for_exactly_the_touched_days(local_env: dict[str, 
             assert job.execute_in_process(instance=instance, tags=request.tags).success
         built = instance.get_materialized_partitions(dg.AssetKey(["reports", "daily_store_sales"]))
         assert built == {"2026-01-15", "2026-02-03", "2026-02-04"}
+
+
+def test_receipt_scans_ask_for_one_ocr_run_per_landing_day_with_new_scans(local_env: dict[str, Any]) -> None:
+    today, yesterday = NOW.date(), NOW.date() - dt.timedelta(days=1)
+    with initialized(local_env["lake"]) as lake:
+        lake.put_bytes(f"{RECEIPT_LANDING}{yesterday}/S001/a.jpg", b"scan a")
+        lake.put_bytes(f"{RECEIPT_LANDING}{today}/S001/b.jpg", b"scan b")
+        lake.put_bytes(f"{RECEIPT_LANDING}{today}/S002/c.jpg", b"scan c")
+        too_old = NOW.date() - dt.timedelta(days=RECEIPT_LOOKBACK_DAYS + 1)
+        lake.put_bytes(f"{RECEIPT_LANDING}{too_old}/S001/old.jpg", b"scan old")
+        first = receipts_tick(lake, None, NOW)
+        assert sorted((r.partition_key, r.tags["scans"]) for r in first.run_requests) == [(str(yesterday), "1"), (str(today), "2")]
+        quiet = receipts_tick(lake, first.cursor, NOW + dt.timedelta(minutes=1))
+        assert not quiet.run_requests and "no new scans" in quiet.skip_reason.skip_message
+        lake.put_bytes(f"{RECEIPT_LANDING}{yesterday}/S001/a.jpg", b"scan a, rescanned")  # replaced: read the day again
+        again = receipts_tick(lake, quiet.cursor, NOW + dt.timedelta(minutes=2))
+        assert [r.partition_key for r in again.run_requests] == [str(yesterday)]
+        assert again.run_requests[0].run_key != first.run_requests[0].run_key
