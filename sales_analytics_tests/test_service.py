@@ -87,12 +87,13 @@ def service(local_env: dict[str, Any]) -> Iterator[dict[str, Any]]:
         thread.join(10)
 
 
-def call(url: str, path: str, body: object | None = None, key: str | None = KEY, raw: bytes | None = None) -> tuple[int, Any]:
+def call(url: str, path: str, body: object | None = None, key: str | None = KEY, raw: bytes | None = None,
+         content_type: str = "application/json") -> tuple[int, Any]:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     request = urllib.request.Request(url + path, data=data, method="POST" if data is not None else "GET",
-                                     headers={"Content-Type": "application/json", **({API_KEY_HEADER: key} if key else {})})
+                                     headers={"Content-Type": content_type, **({API_KEY_HEADER: key} if key else {})})
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
@@ -186,14 +187,7 @@ def upload(url: str, data: bytes, filename: str = "receipt.jpg", key: str | None
     boundary = "----sales-analytics-test"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{filename}\"\r\n"
             f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(url + "/v1/receipts/extract", data=body, method="POST",
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
-                                              **({API_KEY_HEADER: key} if key else {})})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+    return call(url, "/v1/receipts/extract", key=key, raw=body, content_type=f"multipart/form-data; boundary={boundary}")
 
 
 def test_a_receipt_upload_is_read_into_fields_with_confidences(service: dict[str, Any]) -> None:

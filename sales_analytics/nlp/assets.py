@@ -27,10 +27,10 @@ from sales_analytics.nlp.sentiment import (
     sentiment_of_rating,
     train_sentiment,
 )
+from sales_analytics.reports.publish import publish_whole_sql
 from sales_analytics.schema import NEGATIVE_REVIEW_SPIKES, REVIEW_ASPECTS, REVIEW_SCORES, REVIEW_SENTIMENT, TableSpec
 from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.parquet_io import read_unpartitioned
-from sales_analytics.storage.sql_store import SqlReportStore
 
 SENTIMENT_MODEL_NAME = "review_sentiment"
 CLEAN_REVIEWS = dg.AssetKey(["clean", "reviews"])
@@ -180,16 +180,5 @@ def _terms_markdown(terms: dict[str, dict[str, list[str]]]) -> str:
     return "| aspect | marks negative mentions | marks positive mentions |\n|---|---|---|\n" + "\n".join(rows)
 
 
-def sql_report(spec: TableSpec) -> dg.AssetsDefinition:
-    """A whole weekly review report into the SQL store: each week's rows replaced, weeks gone removed."""
-
-    @dg.asset(key=["reports", "rds", spec.name], ins={"report": dg.AssetIn(["reports", spec.name])}, group_name="reports",
-              kinds={"postgres", "sql"}, owners=["team:analytics"],
-              description=f"`{spec.name}` in the SQL report store (RDS PostgreSQL; SQLite locally), for BI.")
-    def _publish(report: pa.Table, report_db: SqlReportStore) -> dg.MaterializeResult:
-        return dg.MaterializeResult(metadata={"dagster/row_count": report_db.replace_table(spec, report)})
-
-    return _publish
-
-
-review_sql_reports = [sql_report(spec) for spec in (REVIEW_SENTIMENT, REVIEW_ASPECTS, NEGATIVE_REVIEW_SPIKES)]
+review_sql_reports = [publish_whole_sql(spec, dg.AssetKey(["reports", spec.name]))
+                      for spec in (REVIEW_SENTIMENT, REVIEW_ASPECTS, NEGATIVE_REVIEW_SPIKES)]

@@ -30,7 +30,6 @@ RECEIPT_LANDING = "landing/receipts/"
 RECEIPT_ORDERS = "landing/orders/receipts/"
 LABELLED_RECEIPTS = "landing/reference/receipt_labels/"  # image + <name>.json with company, date, total
 RECEIPT_EXTRACTION = dg.AssetKey(["ml", "receipt_extraction"])
-ACCEPT_CONFIDENCE = 0.6  # every field at least this sure, or a person looks at it
 STORE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")
 UNITEMISED_PRODUCT = "RECEIPT-UNITEMISED"  # a receipt's total, until line items are read
@@ -41,14 +40,14 @@ def receipt_row(day: dt.date, key: str, data: bytes) -> dict:
     store = key.removeprefix(f"{RECEIPT_LANDING}{day.isoformat()}/").split("/")[0]
     row = {"landed_on": day, "receipt_id": hashlib.sha256(data).hexdigest()[:16], "image_key": key,
            "store_id": store if STORE_ID.match(store) else None}
+    if not key.lower().endswith(IMAGE_SUFFIXES):
+        return row | _unread("not an image file name (" + ", ".join(IMAGE_SUFFIXES) + ")")
     try:
         reading = read_receipt(data)
     except UnreadableImage as err:
         return row | _unread(str(err))
     fields = reading.fields
-    doubts = [f"{name} {'not found' if not f.found else f'confidence {f.confidence:.2f}'}"
-              for name, f in (("vendor", fields.vendor), ("date", fields.date), ("total", fields.total))
-              if f.confidence < ACCEPT_CONFIDENCE]
+    doubts = fields.unsure()
     if fields.currency is None:
         doubts.append("no currency on the receipt")
     if row["store_id"] is None:
@@ -97,10 +96,7 @@ def receipt_extraction(context: dg.AssetExecutionContext, lake: LakeResource) ->
     keys = sorted(o.key for o in lake.list(f"{RECEIPT_LANDING}{day.isoformat()}/"))
     rows, seen = [], set()
     for key in keys:
-        data = lake.get_bytes(key)
-        row = receipt_row(day, key, data) if key.lower().endswith(IMAGE_SUFFIXES) else \
-            {"landed_on": day, "receipt_id": hashlib.sha256(data).hexdigest()[:16], "image_key": key, "store_id": None,
-             **_unread("not an image file name (" + ", ".join(IMAGE_SUFFIXES) + ")")}
+        row = receipt_row(day, key, lake.get_bytes(key))
         if row["receipt_id"] not in seen:  # the same scan uploaded twice is one receipt
             seen.add(row["receipt_id"])
             rows.append(row)

@@ -37,6 +37,7 @@ FINAL_TOTAL = [(re.compile(r"ROUND", re.IGNORECASE), 0.95), (re.compile(r"NETT?\
                (re.compile(r"INCL|INCLUSIVE|WITH\s+GST", re.IGNORECASE), 0.85), (re.compile(r"."), 0.8)]
 PAYMENT = re.compile(r"CASH|CHANGE|TENDER|PAID|PAY\b|CARD|VISA", re.IGNORECASE)
 VENDOR_ROWS = 8  # the vendor is printed in the receipt's head
+ACCEPT_CONFIDENCE = 0.6  # every field at least this sure, or a person looks at it
 MIN_TOTAL = 0.05  # below this an amount is a rounding adjustment or a misread, not what was paid
 
 
@@ -73,6 +74,12 @@ class ReceiptFields:
     date: Field  # ISO yyyy-mm-dd
     total: Field  # decimal with two places, e.g. "9.00"
     currency: str | None
+
+    def unsure(self) -> list[str]:
+        """What a person should check: each field missing or read with less than ``ACCEPT_CONFIDENCE``."""
+        return [f"{name} {'not found' if not f.found else f'confidence {f.confidence:.2f}'}"
+                for name, f in (("vendor", self.vendor), ("date", self.date), ("total", self.total))
+                if f.confidence < ACCEPT_CONFIDENCE]
 
 
 def rows_of(fragments: list[Fragment]) -> list[Row]:

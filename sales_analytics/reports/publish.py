@@ -49,3 +49,16 @@ def publish_assets(spec: TableSpec, report_key: dg.AssetKey,
         return dg.MaterializeResult(metadata={"table": serving_store.table_name(spec)})
 
     return [publish_sql, publish_serving]
+
+
+def publish_whole_sql(spec: TableSpec, report_key: dg.AssetKey) -> dg.AssetsDefinition:
+    """An unpartitioned report rebuilt whole (e.g. the weekly review reports) into the SQL store,
+    replacing the table's rows in one transaction."""
+
+    @dg.asset(key=["reports", "rds", spec.name], ins={"report": dg.AssetIn(report_key)}, group_name="reports",
+              kinds={"postgres", "sql"}, owners=["team:analytics"],
+              description=f"`{spec.name}` in the SQL report store (RDS PostgreSQL; SQLite locally), for BI.")
+    def publish_sql(report: pa.Table, report_db: SqlReportStore) -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"dagster/row_count": report_db.replace_table(spec, report)})
+
+    return publish_sql

@@ -18,7 +18,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 
 from sales_analytics.nlp.scoring import score_texts
-from sales_analytics.ocr.assets import ACCEPT_CONFIDENCE
+from sales_analytics.ocr.fields import ACCEPT_CONFIDENCE
 from sales_analytics.ocr.reader import MAX_IMAGE_BYTES, UnreadableImage, read_receipt
 from sales_analytics.service.forecasts import ChampionForecasts, NoChampion
 from sales_analytics.service.reviews import ChampionSentiment
@@ -163,7 +163,6 @@ def create_app(lake: LakeResource, api_keys: list[str], recheck_seconds: float =
             raise HTTPException(status_code=415, detail=str(err)) from err
         found = {name: ExtractedField(value=f.value, confidence=round(f.confidence, 3))
                  for name, f in (("vendor", fields.vendor), ("date", fields.date), ("total", fields.total))}
-        return ReceiptExtraction(**found, currency=fields.currency,
-                                 confident=all(f.value is not None and f.confidence >= ACCEPT_CONFIDENCE for f in found.values()))
+        return ReceiptExtraction(**found, currency=fields.currency, confident=not fields.unsure())
 
     return app
