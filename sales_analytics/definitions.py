@@ -36,9 +36,10 @@ from sales_analytics.ml.assets import (
 from sales_analytics.nlp.assets import review_insights, review_sql_reports, sentiment_model, sentiment_model_champion
 from sales_analytics.ocr.assets import receipt_extraction, receipt_ocr_evaluation, receipt_review_queue
 from sales_analytics.profiles import build_resources
+from sales_analytics.reports.daily_sales import DAILY_SALES_KEY, daily_sales
 from sales_analytics.reports.daily_store_sales import REPORT_KEY, daily_store_sales
 from sales_analytics.reports.publish import publish_assets
-from sales_analytics.schema import DAILY_STORE_SALES, DEMAND_FORECAST, FORECAST_ACCURACY
+from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES, DEMAND_FORECAST, FORECAST_ACCURACY
 from sales_analytics.sensors import landing_sensors, receipt_scans_sensor, touched_partitions_sensor, watermark_sensors
 
 
@@ -52,6 +53,7 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
             clean_order_lines,
             *reference_assets,
             daily_store_sales,
+            daily_sales,
             sales_by_series,
             demand_model,
             demand_model_champion,
@@ -66,6 +68,7 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
             receipt_review_queue,
             receipt_ocr_evaluation,
             *publish_assets(DAILY_STORE_SALES, REPORT_KEY),
+            *publish_assets(DAILY_SALES, DAILY_SALES_KEY),
             *publish_assets(DEMAND_FORECAST, DEMAND_FORECAST_KEY, backfill_policy=None),
             *publish_assets(FORECAST_ACCURACY, FORECAST_ACCURACY_KEY, backfill_policy=None),
         ],

@@ -13,7 +13,7 @@ ingest_job = dg.define_asset_job(
 daily_sales_job = dg.define_asset_job(
     "daily_sales",
     selection=dg.AssetSelection.assets(["clean", "order_lines"], ["quarantine", "order_lines"], ["curated", "sales_by_series"])
-    | dg.AssetSelection.assets(["reports", "daily_store_sales"]).downstream(),
+    | dg.AssetSelection.assets(["reports", "daily_store_sales"], ["reports", "daily_sales"]).downstream(),
     description="Clean order lines, the curated series and the daily sales reports (lake, SQL, serving) for "
                 "order-date partitions.",
 )

@@ -63,6 +63,7 @@ class TableSpec:
     partition_column: str | None = None
     serving_key: ServingKey | None = None
     description: str = ""
+    indexes: tuple[tuple[str, ...], ...] = ()  # SQL indexes beyond the key and partition column, for BI filters
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -71,6 +72,7 @@ class TableSpec:
         referenced = [*self.key, *([self.partition_column] if self.partition_column else [])]
         if self.serving_key:
             referenced += [self.serving_key.partition_key, *self.serving_key.sort_columns]
+        referenced += [name for index in self.indexes for name in index]
         unknown = [name for name in referenced if name not in by_name]
         if unknown:
             raise ValueError(f"table {self.name!r}: unknown columns {unknown}")
@@ -238,6 +240,32 @@ DAILY_STORE_SALES = TableSpec(
     key=("sale_date", "store_id"),
     partition_column="sale_date",
     serving_key=ServingKey(partition_key="store_id", sort_columns=("sale_date",)),
+)
+
+ALL_MEMBERS = "*"  # the member of DAILY_SALES's ``total`` slice
+
+DAILY_SALES = TableSpec(
+    name="daily_sales",
+    description="Sales per day sliced by one dimension at a time: the total, each store, region, category, channel "
+                "and product, per currency. What dashboards and the API read; a slice is one DynamoDB partition.",
+    columns=_cols(
+        ("sale_date", "date", False),
+        ("dimension", "string", False, "total, store, region, category, channel or product"),
+        ("member", "string", False, "the dimension's value, e.g. S001 or grocery; '*' for the total"),
+        ("slice", "string", False, "dimension=member, e.g. region=north: the serving partition key"),
+        ("currency", "string", False, "amounts are never summed across currencies"),
+        ("orders", "int64", False, "distinct orders with a sold or returned line in the slice"),
+        ("units_sold", "int64", False),
+        ("units_returned", "int64", False),
+        ("gross_sales", "float64", False),
+        ("discounts", "float64", False),
+        ("returns_value", "float64", False),
+        ("net_sales", "float64", False, "gross - discounts - returns"),
+    ),
+    key=("sale_date", "dimension", "member", "currency"),
+    partition_column="sale_date",
+    serving_key=ServingKey(partition_key="slice", sort_columns=("sale_date", "currency")),
+    indexes=(("dimension", "member", "sale_date"),),
 )
 
 SALES_BY_SERIES = TableSpec(

@@ -61,7 +61,8 @@ def test_daily_job_selects_clean_and_reports_and_schedule_targets_it() -> None:
     job = defs.resolve_job_def("daily_sales")
     selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
     assert selected == {"clean/order_lines", "quarantine/order_lines", "curated/sales_by_series", "reports/daily_store_sales",
-                        "reports/rds/daily_store_sales", "reports/dynamodb/daily_store_sales"}
+                        "reports/rds/daily_store_sales", "reports/dynamodb/daily_store_sales", "reports/daily_sales",
+                        "reports/rds/daily_sales", "reports/dynamodb/daily_sales"}
     schedule = defs.resolve_schedule_def("daily_sales_schedule")
     assert schedule.cron_schedule == "0 3 * * *"
     tick = dt.datetime(2026, 3, 5, 3, 0, tzinfo=dt.UTC)

@@ -16,7 +16,7 @@ from sales_analytics.jobs import daily_sales_job
 from sales_analytics.profiles import initialized
 from sales_analytics.reports.daily_store_sales import REPORT_KEY
 from sales_analytics.runner import ingest_and_build
-from sales_analytics.schema import DAILY_STORE_SALES, ORDER_STATUSES
+from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES, ORDER_STATUSES
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, partition_object_key
 
 CONFIG = GeneratorConfig(days=8, stores=3, products=40, orders_per_store_day=15)
@@ -86,8 +86,8 @@ def test_report_in_every_store_equals_an_independent_computation(built: dict[str
     env, summary = built["env"], built["summary"]
     expected = expected_report(built["files"])
     assert summary.touched_days == sorted({day for day, _ in expected})
-    # clean (4), report (2), raw (1), and one per reference table (stores, products, customers, calendar, reviews, signals)
-    assert all(summary.checks.values()) and len(summary.checks) == 13
+    # clean (4), reports (2 + 1), raw (1), and one per reference table (stores, products, customers, calendar, reviews, signals)
+    assert all(summary.checks.values()) and len(summary.checks) == 14
     with initialized(env["report_db"]) as db:
         assert_matches(db.read(DAILY_STORE_SALES), expected)
     with initialized(env["serving_store"]) as serving:
@@ -97,6 +97,28 @@ def test_report_in_every_store_equals_an_independent_computation(built: dict[str
         lake_rows = [row for day in summary.touched_days
                      for row in parquet_bytes_to_table(lake.get_bytes(partition_object_key(REPORT_KEY, "sale_date", day))).to_pylist()]
         assert_matches(lake_rows, expected)
+
+
+def test_daily_sales_slices_agree_with_the_independent_computation(built: dict[str, Any]) -> None:
+    env, expected = built["env"], expected_report(built["files"])
+    with initialized(env["report_db"]) as db:
+        rows = db.read(DAILY_SALES)
+    assert_matches([r | {"store_id": r["member"]} for r in rows if r["dimension"] == "store"], expected)
+    store_currency = {r["member"]: r["currency"] for r in rows if r["dimension"] == "store"}
+    for dimension in ("total", "region", "category", "channel", "product"):
+        summed: dict[tuple[str, str], float] = defaultdict(float)
+        for r in rows:
+            if r["dimension"] == dimension:
+                summed[str(r["sale_date"]), r["currency"]] += r["net_sales"]
+        want: dict[tuple[str, str], float] = defaultdict(float)
+        for (day, store), cell in expected.items():
+            want[day, store_currency[store]] += cell["net_sales"]
+        assert summed.keys() == want.keys() and all(abs(summed[k] - want[k]) < 1.0 for k in want), dimension
+    north = sorted((str(r["sale_date"]), r["currency"], r["net_sales"]) for r in rows if r["slice"] == "region=north")
+    days = built["summary"].touched_days
+    with initialized(env["serving_store"]) as serving:
+        items = serving.query(DAILY_SALES, "region=north", days[0], days[-1] + "#\uffff")
+    assert north and sorted((i["sale_date"], i["currency"], float(i["net_sales"])) for i in items) == north
 
 
 def test_malformed_rows_are_counted_in_metadata_not_lost(built: dict[str, Any]) -> None:

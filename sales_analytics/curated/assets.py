@@ -31,8 +31,8 @@ def compute_sales_by_series(lines: pa.Table, products: pa.Table, stores: pa.Tabl
     facts = pa.table({"order_date": counted["order_date"], "store_id": counted["store_id"], "product_id": counted["product_id"],
                       "units": pc.multiply(counted["quantity"], pc.cast(sign, pa.int64())),
                       "net_sales": pc.multiply(value, pc.cast(sign, pa.float64()))})
-    facts = _with_attributes(facts, products, "product_id", PRODUCT_ATTRIBUTES)
-    facts = _with_attributes(facts, stores, "store_id", STORE_ATTRIBUTES)
+    facts = with_dimension_attributes(facts, products, "product_id", PRODUCT_ATTRIBUTES)
+    facts = with_dimension_attributes(facts, stores, "store_id", STORE_ATTRIBUTES)
     keys = ["order_date", "store_id", "product_id", "category", "region", "store_format"]
     grouped = facts.group_by(keys, use_threads=False).aggregate([("units", "sum"), ("net_sales", "sum")])
     series = pa.table({"sale_date": grouped["order_date"], **{k: grouped[k] for k in keys[1:]},
@@ -40,7 +40,7 @@ def compute_sales_by_series(lines: pa.Table, products: pa.Table, stores: pa.Tabl
     return series.cast(SALES_BY_SERIES.arrow_schema()).sort_by([(k, "ascending") for k in SALES_BY_SERIES.key])
 
 
-def _with_attributes(facts: pa.Table, history: pa.Table, key: str, attributes: dict[str, str]) -> pa.Table:
+def with_dimension_attributes(facts: pa.Table, history: pa.Table, key: str, attributes: dict[str, str]) -> pa.Table:
     """The dimension's attributes as they were on each fact's day; 'unknown' where it has no such key."""
     if history.num_rows:
         facts = as_of(facts, history, key, "order_date", list(attributes))

@@ -25,18 +25,19 @@ COUNTED_STATUSES = ["sold", "returned"]  # cancelled lines are not sales
 REPORT_INPUT_COLUMNS = ["order_date", "store_id", "currency", "order_id", "status", "quantity", "unit_price", "discount"]
 
 
-def compute_daily_store_sales(lines: pa.Table) -> pa.Table:
-    if lines.num_rows == 0:
-        return DAILY_STORE_SALES.empty_table()
-    counted = lines.select(REPORT_INPUT_COLUMNS).filter(pc.is_in(lines["status"], value_set=pa.array(COUNTED_STATUSES)))
+MEASURES = ["orders", "units_sold", "units_returned", "gross_sales", "discounts", "returns_value", "net_sales"]
+
+
+def line_measures(lines: pa.Table, keep: list[str]) -> pa.Table:
+    """Counted lines (sold or returned) as sale measures, with the ``keep`` columns to group by."""
+    counted = lines.filter(pc.is_in(lines["status"], value_set=pa.array(COUNTED_STATUSES)))
     returned = pc.equal(counted["status"], "returned")
     value = pc.multiply(pc.cast(counted["quantity"], pa.float64()), counted["unit_price"])
     discount = pc.multiply(value, counted["discount"])
     zero_int, zero = pa.scalar(0, pa.int64()), pa.scalar(0.0)
-    frame = pa.table({
+    return pa.table({
         "sale_date": counted["order_date"],
-        "store_id": counted["store_id"],
-        "currency": counted["currency"],
+        **{column: counted[column] for column in keep},
         "order_id": counted["order_id"],
         "units_sold": counted["quantity"],
         "units_returned": pc.if_else(returned, counted["quantity"], zero_int),
@@ -44,15 +45,17 @@ def compute_daily_store_sales(lines: pa.Table) -> pa.Table:
         "discounts": discount,
         "returns_value": pc.if_else(returned, pc.subtract(value, discount), zero),
     })
-    grouped = frame.group_by(["sale_date", "store_id", "currency"], use_threads=False).aggregate([
+
+
+def aggregate_measures(measures: pa.Table, keys: list[str]) -> dict[str, pa.Array]:
+    """``MEASURES`` summed per ``keys`` (orders counted distinct), money rounded to cents; keys first."""
+    grouped = measures.group_by(keys, use_threads=False).aggregate([
         ("order_id", "count_distinct"), ("units_sold", "sum"), ("units_returned", "sum"),
         ("gross_sales", "sum"), ("discounts", "sum"), ("returns_value", "sum"),
     ])
     gross, discounts, returns = (grouped[f"{c}_sum"] for c in ("gross_sales", "discounts", "returns_value"))
-    report = pa.table({
-        "sale_date": grouped["sale_date"],
-        "store_id": grouped["store_id"],
-        "currency": grouped["currency"],
+    return {
+        **{key: grouped[key] for key in keys},
         "orders": grouped["order_id_count_distinct"],
         "units_sold": grouped["units_sold_sum"],
         "units_returned": grouped["units_returned_sum"],
@@ -60,7 +63,14 @@ def compute_daily_store_sales(lines: pa.Table) -> pa.Table:
         "discounts": _money(discounts),
         "returns_value": _money(returns),
         "net_sales": _money(pc.subtract(pc.subtract(gross, discounts), returns)),
-    }).cast(DAILY_STORE_SALES.arrow_schema())
+    }
+
+
+def compute_daily_store_sales(lines: pa.Table) -> pa.Table:
+    if lines.num_rows == 0:
+        return DAILY_STORE_SALES.empty_table()
+    columns = aggregate_measures(line_measures(lines, ["store_id", "currency"]), ["sale_date", "store_id", "currency"])
+    report = pa.table(columns).select(DAILY_STORE_SALES.column_names).cast(DAILY_STORE_SALES.arrow_schema())
     return report.sort_by([(k, "ascending") for k in DAILY_STORE_SALES.key])
 
 

@@ -55,7 +55,8 @@ class SqlReportStore(dg.ConfigurableResource):
             sa.Column(c.name, _SQL_TYPES[c.type], nullable=c.nullable, primary_key=c.name in spec.key, comment=c.description or None)
             for c in spec.columns
         ]
-        indexes = [sa.Index(f"ix_{spec.name}_{spec.partition_column}", spec.partition_column)] if spec.partition_column else []
+        indexed = [(spec.partition_column,)] if spec.partition_column else []
+        indexes = [sa.Index(f"ix_{spec.name}_{'_'.join(columns)}", *columns) for columns in [*indexed, *spec.indexes]]
         return sa.Table(spec.name, self._metadata, *columns, *indexes, comment=spec.description or None)
 
     def ensure_table(self, spec: TableSpec) -> sa.Table:
