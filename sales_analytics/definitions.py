@@ -5,6 +5,7 @@ from typing import Any
 import dagster as dg
 
 from sales_analytics.curated.assets import sales_by_series
+from sales_analytics.dashboards.assets import dashboards
 from sales_analytics.ingest.assets import extraction_assets, landing_specs, raw_order_lines
 from sales_analytics.jobs import (
     daily_sales_job,
@@ -71,11 +72,12 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
             *publish_assets(DAILY_SALES, DAILY_SALES_KEY),
             *publish_assets(DEMAND_FORECAST, DEMAND_FORECAST_KEY, backfill_policy=None),
             *publish_assets(FORECAST_ACCURACY, FORECAST_ACCURACY_KEY, backfill_policy=None),
+            *(asset for dashboard in dashboards for asset in dashboard.assets),
         ],
         jobs=[ingest_job, daily_sales_job, reference_job, train_demand_model_job, demand_forecast_job, train_sentiment_model_job,
-              review_insights_job, receipts_job, *extract_jobs.values()],
+              review_insights_job, receipts_job, *extract_jobs.values(), *(d.job for d in dashboards)],
         schedules=[daily_sales_schedule, train_demand_model_schedule, demand_forecast_schedule, train_sentiment_model_schedule,
-                   review_insights_schedule, receipts_schedule],
+                   review_insights_schedule, receipts_schedule, *(d.schedule for d in dashboards)],
         sensors=[*landing_sensors, *watermark_sensors, touched_partitions_sensor, receipt_scans_sensor],
         resources=resources,
     )

@@ -455,3 +455,28 @@ RECEIPTS = TableSpec(
 
 RECEIPT_REVIEW_QUEUE = replace(RECEIPTS, name="receipt_review_queue",
                                description="Receipts OCR could not read with confidence: the image, what was read, and why.")
+
+INSIGHTS = TableSpec(
+    name="dashboard_insights",
+    description="What a dashboard says: KPI deltas, anomalies and their drivers, movers, forecast misses and review "
+                "shifts, each with the numbers its one-line narrative is built from.",
+    columns=_cols(
+        ("dashboard", "string", False),
+        ("insight_id", "string", False, "kind:metric:subject:period:day, unique within the dashboard"),
+        ("as_of", "date", False, "the newest day (or week) of data the insight saw"),
+        ("kind", "string", False, "kpi, anomaly, driver, mover, forecast_miss or review_shift"),
+        ("rank", "int64", False, "order within its kind, most important first"),
+        ("metric", "string", False),
+        ("subject", "string", False, "what it is about: total, region=north, product=P00012, a series or category"),
+        ("period", "string", False, "day, week or year (what the value is compared with)"),
+        ("day", "date", True, "the day (or week start) the value is of"),
+        ("value", "float64", True),
+        ("reference", "float64", True, "what the value is compared with: the earlier period, expected or forecast"),
+        ("change", "float64", True, "value - reference"),
+        ("change_pct", "float64", True, "change / reference"),
+        ("score", "float64", True, "robust z-score (anomaly), share of the change (driver), days outside P10-P90 (miss)"),
+        ("narrative", "string", False, "a sentence made only of this row's numbers"),
+    ),
+    key=("dashboard", "insight_id"),
+    partition_column="dashboard",
+)

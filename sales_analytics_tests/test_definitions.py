@@ -38,7 +38,8 @@ def test_lineage_runs_landing_raw_clean_report_stores() -> None:
     assert graph.get(key("clean/order_lines")).parent_keys == {key("raw/order_lines")}
     assert graph.get(key("reports/daily_store_sales")).parent_keys == {key("clean/order_lines")}
     assert graph.get(key("reports/daily_store_sales")).child_keys == {key("reports/rds/daily_store_sales"),
-                                                                      key("reports/dynamodb/daily_store_sales")}
+                                                                      key("reports/dynamodb/daily_store_sales"),
+                                                                      key("dashboards/store_performance/page")}
     assert graph.get(key("curated/sales_by_series")).parent_keys == {key("clean/order_lines"), key("clean/products"),
                                                                      key("clean/stores")}
     assert graph.get(key("ml/demand_model")).parent_keys == {key("curated/sales_by_series"), key("clean/calendar"),
@@ -46,7 +47,7 @@ def test_lineage_runs_landing_raw_clean_report_stores() -> None:
     assert graph.get(key("ml/forecast_accuracy")).parent_keys == {key("ml/demand_forecast"), key("curated/sales_by_series")}
     assert graph.get(key("ml/demand_model_champion")).parent_keys == {key("ml/demand_model")}
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert groups == {"sources", "raw", "clean", "curated", "ml", "reports"}
+    assert groups == {"sources", "raw", "clean", "curated", "ml", "reports", "dashboards"}
 
 
 def test_checks_guard_clean_table_and_report() -> None:

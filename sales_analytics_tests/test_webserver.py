@@ -100,8 +100,9 @@ def test_ui_shows_the_lineage_with_checks_sensors_and_schedule(webserver: dict[s
         ... on Repository { sensors { name } schedules { name } } } }""", {"s": LOCATION})["repositoryOrError"]
     assert {"landing_pos", "landing_superstore", "touched_partitions_sensor"} <= {s["name"] for s in repository["sensors"]}
     assert sorted(s["name"] for s in repository["schedules"]) == [
-        "daily_sales_schedule", "demand_forecast_schedule", "receipts_schedule", "review_insights_schedule",
-        "train_demand_model_schedule", "train_sentiment_model_schedule"]
+        "daily_sales_schedule", "dashboard_customer_voice_schedule", "dashboard_demand_planning_schedule",
+        "dashboard_executive_daily_schedule", "dashboard_store_performance_schedule", "demand_forecast_schedule",
+        "receipts_schedule", "review_insights_schedule", "train_demand_model_schedule", "train_sentiment_model_schedule"]
 
 
 def test_runs_launched_from_the_ui_materialize_the_slice(webserver: dict[str, Any]) -> None:

@@ -16,7 +16,6 @@ from sales_analytics.curated.assets import (
     CLEAN_PRODUCTS,
     CLEAN_STORES,
     PRODUCT_ATTRIBUTES,
-    STORE_ATTRIBUTES,
     dimension_history,
     with_dimension_attributes,
 )
@@ -31,6 +30,7 @@ from sales_analytics.tables import split_by
 DAILY_SALES_KEY = dg.AssetKey(["reports", "daily_sales"])
 # dimension -> the measure column holding its members; "total" has one member, ALL_MEMBERS.
 DIMENSIONS = {"store": "store_id", "region": "region", "category": "category", "channel": "channel", "product": "product_id"}
+REGION = {"region": "region"}  # the one store attribute sliced by
 INPUT = ["order_date", "store_id", "channel", "product_id", "currency", "order_id", "status", "quantity", "unit_price", "discount"]
 
 
@@ -44,7 +44,7 @@ def compute_daily_sales(lines: pa.Table, products: pa.Table, stores: pa.Table) -
         return DAILY_SALES.empty_table()
     measures = with_dimension_attributes(measures.rename_columns({"sale_date": "order_date"}), products, "product_id",
                                          PRODUCT_ATTRIBUTES)
-    measures = with_dimension_attributes(measures, stores, "store_id", STORE_ATTRIBUTES).rename_columns(
+    measures = with_dimension_attributes(measures, stores, "store_id", REGION).rename_columns(
         {"order_date": "sale_date"})
     slices = [_slice(measures, "total", None), *(_slice(measures, d, column) for d, column in DIMENSIONS.items())]
     report = pa.concat_tables(slices).cast(DAILY_SALES.arrow_schema())
@@ -82,7 +82,7 @@ def _slice(measures: pa.Table, dimension: str, column: str | None) -> pa.Table:
 def daily_sales(context: dg.AssetExecutionContext, order_lines: pa.Table,
                 lake: LakeResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
     products = dimension_history(lake, CLEAN_PRODUCTS, "product_id", list(PRODUCT_ATTRIBUTES))
-    stores = dimension_history(lake, CLEAN_STORES, "store_id", list(STORE_ATTRIBUTES))
+    stores = dimension_history(lake, CLEAN_STORES, "store_id", list(REGION))
     report = compute_daily_sales(order_lines, products, stores)
     rows = {day.isoformat(): part.num_rows for day, part in split_by(report, "sale_date").items()}
     add_partition_metadata(context, {key: {"dagster/row_count": rows.get(key, 0)} for key in context.partition_keys})

@@ -105,7 +105,7 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
         return parquet_bytes_to_table(self.lake.get_bytes(object_key), columns)
 
 
-def read_unpartitioned(lake: LakeResource, asset_key: dg.AssetKey, columns: list[str]) -> pa.Table | None:
+def read_unpartitioned(lake: LakeResource, asset_key: dg.AssetKey, columns: list[str] | None = None) -> pa.Table | None:
     """An unpartitioned asset's table (e.g. a reference table), or None if it was never materialized."""
     object_key = partition_object_key(asset_key, None, None)
     return parquet_bytes_to_table(lake.get_bytes(object_key), columns) if lake.exists(object_key) else None

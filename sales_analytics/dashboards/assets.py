@@ -1,0 +1,181 @@
+"""Each declared dashboard becomes two assets, a job and a schedule.
+
+- ``dashboards/<name>/insights``: KPI deltas, anomalies with drivers, movers, forecast misses and
+  review shifts from bounded windows of the dashboard's reports (Parquet in the lake);
+- ``dashboards/<name>/page``: the rendered page, ``dashboards/<name>/index.html`` in the lake,
+  with its KPIs, narratives and a link in the asset's metadata;
+- job ``dashboard_<name>``: exactly the page, its insights and the reports they read; partitioned
+  by day when a report is, so the run rebuilds that day's report first;
+- schedule ``dashboard_<name>_schedule``: the declared cron in the declared timezone; a partitioned
+  run gets the last complete UTC day at the tick.
+"""
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from sales_analytics.dashboards import insights as ins
+from sales_analytics.dashboards.data import PARTITION_COLUMNS, ReportReader, asset_key
+from sales_analytics.dashboards.render import Freshness, chart_section, markdown_preview, render_page
+from sales_analytics.dashboards.spec import (
+    DAILY_SALES,
+    FORECAST_ACCURACY,
+    NEGATIVE_REVIEW_SPIKES,
+    REVIEW_SENTIMENT,
+    DashboardSpec,
+    dashboard_specs,
+)
+from sales_analytics.lake.assets import table_metadata
+from sales_analytics.schema import INSIGHTS
+from sales_analytics.storage.lake import LakeResource
+
+DAY = dt.timedelta(days=1)
+WEB_URL_ENV = "SALES_ANALYTICS_WEB_URL"  # where `sales-analytics serve` is reachable, for links in the UI
+PARTITION_TAG = "dagster/partition"
+# Sales insights read the anomaly baseline (8 weeks before the last week) plus a week's slack, and a
+# week a year back: about 80 daily partitions, whatever the history.
+RECENT_DAYS = ins.LOOKBACK_DAYS + ins.WEEK * (ins.BASELINE_WEEKS + 1)
+ACCURACY_DAYS = 2 * ins.WEEK
+
+
+@dataclass(frozen=True)
+class DashboardDefinitions:
+    spec: DashboardSpec
+    assets: list[dg.AssetsDefinition]
+    job: Any  # what dg.define_asset_job returns (its class is not public)
+    schedule: dg.ScheduleDefinition
+
+
+def insights_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["dashboards", name, "insights"])
+
+
+def page_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["dashboards", name, "page"])
+
+
+def page_object_key(name: str) -> str:
+    return f"dashboards/{name}/index.html"
+
+
+def page_url(name: str) -> str:
+    return f"{os.environ.get(WEB_URL_ENV, 'http://127.0.0.1:8080').rstrip('/')}/dashboards/{name}"
+
+
+def compute_insights(spec: DashboardSpec, reader: ReportReader, not_after: dt.date | None) -> tuple[dt.date | None, pa.Table]:
+    """Every insight the dashboard declares, as of its newest data (not after ``not_after``)."""
+    found: list[ins.Insight] = []
+    as_of = None
+    if DAILY_SALES in spec.reports and (day := reader.newest_day(DAILY_SALES, not_after)):
+        as_of = day
+        found += _sales_insights(spec, reader, day)
+    if FORECAST_ACCURACY in spec.reports and (day := reader.newest_day(FORECAST_ACCURACY, not_after)):
+        as_of = as_of or day
+        accuracy = reader.window(FORECAST_ACCURACY, day - DAY * (ACCURACY_DAYS - 1), day)
+        found += ins.kpi_insights(ins.accuracy_daily(accuracy), ins.ACCURACY_KPIS, spec.kpis, day, "",
+                                  day_column="target_date", periods=("day", "week"))
+        if "forecast_misses" in spec.insights:
+            found += ins.forecast_miss_insights(accuracy, day)
+    if REVIEW_SENTIMENT in spec.reports:
+        sentiment = reader.whole(REVIEW_SENTIMENT)
+        week, kpis = ins.review_kpi_insights(sentiment, spec.kpis)
+        as_of = as_of or week
+        found += kpis
+        if "review_shifts" in spec.insights:
+            found += ins.review_shift_insights(sentiment, reader.whole(NEGATIVE_REVIEW_SPIKES))
+    return as_of, ins.to_table(spec.name, as_of or dt.date.min, found)
+
+
+def _sales_insights(spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> list[ins.Insight]:
+    recent_first = as_of - DAY * (RECENT_DAYS - 1)
+    year_last = as_of - DAY * ins.YEAR_DAYS
+    year_first = year_last - DAY * (ins.WEEK - 1)
+    recent = reader.window(DAILY_SALES, recent_first, as_of)
+    sales = pd.concat([recent, reader.window(DAILY_SALES, year_first, year_last)], ignore_index=True)
+    stored = reader.present(DAILY_SALES, recent_first, as_of) | reader.present(DAILY_SALES, year_first, year_last)
+    found = ins.kpi_insights(ins.daily_values(sales, spec.currency, stored), ins.SALES_KPIS, spec.kpis, as_of, spec.currency)
+    if "anomalies" in spec.insights:
+        found += ins.anomaly_insights(recent, reader.present(DAILY_SALES, recent_first, as_of), spec.currency, as_of)
+    if "movers" in spec.insights:
+        found += ins.mover_insights(recent, spec.currency, as_of, spec.movers_dimensions)
+    return found
+
+
+def _run_day(context: dg.AssetExecutionContext) -> dt.date | None:
+    """The day a partitioned dashboard run is for: insights stop there, even if later days exist."""
+    tag = context.run.tags.get(PARTITION_TAG)
+    return dt.date.fromisoformat(tag) if tag else None
+
+
+def freshness(spec: DashboardSpec, reader: ReportReader, refreshed: dt.datetime) -> list[Freshness]:
+    found = []
+    for report in spec.reports:
+        if PARTITION_COLUMNS[report]:
+            newest = reader.newest_day(report)
+        else:
+            table = reader.whole(report)
+            newest = pd.to_datetime(table["week_start"]).max().date() if not table.empty else None
+        age = (refreshed.date() - newest).days if newest else None
+        found.append(Freshness(report, newest.isoformat() if newest else "none yet", age))
+    return found
+
+
+def dashboard_definitions(spec: DashboardSpec) -> DashboardDefinitions:
+    reports = [asset_key(r) for r in spec.reports]
+    common = {"group_name": "dashboards", "owners": [spec.owner], "tags": {"dashboard": spec.name}}
+
+    @dg.asset(key=insights_key(spec.name), deps=[asset_key(r) for r in spec.insight_reports()], kinds={"pandas", "parquet"}, metadata=table_metadata(INSIGHTS),
+              description=f"Insights of the '{spec.title}' dashboard: {', '.join(['kpis', *spec.insights])}.", **common)
+    def dashboard_insights(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Output[pa.Table]:
+        as_of, table = compute_insights(spec, ReportReader(lake), _run_day(context))
+        narratives = "\n".join(f"- {text}" for text in table["narrative"].to_pylist()[:15])
+        return dg.Output(table, metadata={"dagster/row_count": table.num_rows, "as_of": str(as_of),
+                                          "narratives": dg.MetadataValue.md(narratives or "no data yet")})
+
+    @dg.asset(key=page_key(spec.name), ins={"insights": dg.AssetIn(insights_key(spec.name))}, deps=reports,
+              kinds={"plotly", "html"}, description=f"The '{spec.title}' dashboard page: {spec.description}", **common)
+    def dashboard_page(insights: pa.Table, lake: LakeResource) -> dg.MaterializeResult:
+        reader, refreshed = ReportReader(lake), dt.datetime.now(dt.UTC)
+        frame = insights.to_pandas()
+        as_of = frame["as_of"].iloc[0] if len(frame) and frame["as_of"].iloc[0] != dt.date.min else None
+        sections = [chart_section(chart, spec, reader, as_of or refreshed.date()) for chart in spec.charts]
+        html = render_page(spec, frame, sections, freshness(spec, reader, refreshed), as_of, refreshed)
+        lake.put_bytes(page_object_key(spec.name), html.encode())
+        link = page_url(spec.name)
+        return dg.MaterializeResult(metadata={
+            "preview": dg.MetadataValue.md(markdown_preview(spec, frame, link)),
+            "dashboard_url": dg.MetadataValue.url(link),
+            "page": dg.MetadataValue.path(lake.uri(page_object_key(spec.name))),
+            "page_bytes": len(html),
+            "charts": sum(len(s.figures) for s in sections),
+            "as_of": str(as_of),
+        })
+
+    partitioned = any(PARTITION_COLUMNS[r] for r in spec.reports)
+    job = dg.define_asset_job(
+        f"dashboard_{spec.name}",
+        selection=dg.AssetSelection.assets(page_key(spec.name), insights_key(spec.name), *reports).required_multi_asset_neighbors(),
+        description=f"Rebuild the '{spec.title}' dashboard: its reports{' for the day' if partitioned else ''}, insights and page.",
+        tags={"dashboard": spec.name},
+    )
+    return DashboardDefinitions(spec, [dashboard_insights, dashboard_page], job, _schedule(spec, job, partitioned))
+
+
+def _schedule(spec: DashboardSpec, job: Any, partitioned: bool) -> dg.ScheduleDefinition:
+    @dg.schedule(name=f"dashboard_{spec.name}_schedule", job=job, cron_schedule=spec.schedule.cron,
+                 execution_timezone=spec.schedule.timezone, description=f"'{spec.title}' for {spec.owner}")
+    def dashboard_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        if not partitioned:
+            return dg.RunRequest()
+        tick_utc = context.scheduled_execution_time.astimezone(dt.UTC)
+        return dg.RunRequest(partition_key=(tick_utc.date() - DAY).isoformat())  # the last complete UTC day
+
+    return dashboard_schedule
+
+
+dashboards = [dashboard_definitions(spec) for spec in dashboard_specs()]

@@ -1,0 +1,238 @@
+"""A dashboard as one self-contained HTML page: KPI tiles, narratives, Plotly charts and tables.
+
+Plotly's JavaScript is inlined, so the page opens from the lake, a mail or the web app with no
+network. Data never reaches the page unescaped: text goes through Jinja's autoescaping, chart data
+is JSON with ``<`` escaped inside a ``type="application/json"`` script, parsed by a fixed loader.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import cache
+
+import jinja2
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from sales_analytics.dashboards.data import ReportReader
+from sales_analytics.dashboards.insights import LABELS, PERIOD_WORDS, accuracy_daily, daily_values, fmt, fmt_change
+from sales_analytics.dashboards.spec import Chart, DashboardSpec
+from sales_analytics.schema import ALL_MEMBERS
+
+DAY = dt.timedelta(days=1)
+
+
+@dataclass
+class Section:
+    title: str
+    figures: list[str] = field(default_factory=list)  # Plotly figure JSON
+    table: pd.DataFrame | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Tile:
+    label: str
+    value: str
+    changes: list[str]
+
+
+@dataclass(frozen=True)
+class Freshness:
+    report: str
+    newest: str
+    age_days: int | None
+
+
+def _figure(fig: go.Figure) -> str:
+    fig.update_layout(margin={"l": 50, "r": 20, "t": 30, "b": 40}, height=340, template="plotly_white",
+                      legend={"orientation": "h", "y": -0.2})
+    return fig.to_json().replace("<", "\\u003c")  # a "</script>" inside data cannot end the script element
+
+
+def chart_section(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
+    return CHART_BUILDERS[chart.type](chart, spec, reader, as_of)
+
+
+def _trend(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
+    first = as_of - DAY * (chart.days - 1)
+    sales = reader.window("reports/daily_sales", first, as_of)
+    daily = daily_values(sales, spec.currency, reader.present("reports/daily_sales", first, as_of)).sort_values("sale_date")
+    section = Section(chart.title)
+    if daily.empty:
+        section.note = "No sales stored for these days yet."
+        return section
+    values = daily[chart.metric].astype(float)
+    fig = go.Figure([go.Scatter(x=daily["sale_date"].astype(str), y=values, mode="lines+markers", name=LABELS[chart.metric]),
+                     go.Scatter(x=daily["sale_date"].astype(str), y=values.rolling(7, min_periods=1).mean(), mode="lines",
+                                name="7-day average", line={"dash": "dot"})])
+    fig.update_yaxes(title=f"{LABELS[chart.metric]} ({spec.currency})" if chart.metric in ("net_sales", "gross_sales") else None)
+    section.figures.append(_figure(fig))
+    return section
+
+
+def _breakdown(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
+    first = as_of - DAY * (chart.days - 1)
+    sales = reader.window("reports/daily_sales", first, as_of)
+    section = Section(chart.title)
+    if sales.empty:
+        section.note = "No sales stored for these days yet."
+        return section
+    rows = sales[(sales["dimension"] == chart.dimension) & (sales["currency"] == spec.currency)]
+    totals = rows.groupby("member")[chart.metric].sum().sort_values(ascending=False).head(chart.limit)
+    fig = go.Figure(go.Bar(x=totals.values[::-1], y=[str(m) for m in totals.index[::-1]], orientation="h",
+                           name=LABELS[chart.metric]))
+    section.figures.append(_figure(fig))
+    return section
+
+
+def _store_table(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
+    stores = reader.window("reports/daily_store_sales", as_of - DAY * (chart.days - 1), as_of)
+    section = Section(chart.title)
+    if stores.empty:
+        section.note = "No sales stored for these days yet."
+        return section
+    table = stores.groupby(["store_id", "currency"]).agg(
+        orders=("orders", "sum"), units_sold=("units_sold", "sum"), units_returned=("units_returned", "sum"),
+        discounts=("discounts", "sum"), net_sales=("net_sales", "sum")).reset_index()
+    table["returns_rate"] = (table["units_returned"] / table["units_sold"].where(table["units_sold"] > 0)).map(
+        lambda r: "" if pd.isna(r) else f"{r:.1%}")
+    table = table.sort_values("net_sales", ascending=False).head(chart.limit)
+    for money in ("discounts", "net_sales"):
+        table[money] = table[money].map(lambda v: f"{v:,.2f}")
+    section.table = table
+    return section
+
+
+def _forecast_band(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
+    section = Section(chart.title)
+    origin = reader.newest_day("ml/demand_forecast", as_of)
+    if origin is None:
+        section.note = "No forecast stored yet."
+        return section
+    forecast = reader.window("ml/demand_forecast", origin, origin)
+    largest = forecast.groupby("series_id")["p50"].sum().sort_values(ascending=False).head(chart.limit).index
+    section.note = f"Forecast made with data up to {origin:%d %b %Y} by model {forecast['model_version'].iloc[0]}."
+    for series in largest:
+        rows = forecast[forecast["series_id"] == series].sort_values("target_date")
+        x = rows["target_date"].astype(str)
+        fig = go.Figure([
+            go.Scatter(x=x, y=rows["p90"], mode="lines", line={"width": 0}, name="P90", showlegend=False),
+            go.Scatter(x=x, y=rows["p10"], mode="lines", line={"width": 0}, fill="tonexty", name="P10-P90"),
+            go.Scatter(x=x, y=rows["p50"], mode="lines+markers", name="P50"),
+        ])
+        fig.update_layout(title={"text": str(series), "font": {"size": 13}})
+        section.figures.append(_figure(fig))
+    return section
+
+
+def _accuracy_trend(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
+    section = Section(chart.title)
+    newest = reader.newest_day("ml/forecast_accuracy", as_of)
+    if newest is None:
+        section.note = "No forecast has been scored against actuals yet."
+        return section
+    daily = accuracy_daily(reader.window("ml/forecast_accuracy", newest - DAY * (chart.days - 1), newest))
+    x = daily["target_date"].astype(str)
+    wape = daily["abs_error"] / daily["actual"].where(daily["actual"] > 0)
+    fig = go.Figure([go.Scatter(x=x, y=wape, mode="lines+markers", name="WAPE"),
+                     go.Scatter(x=x, y=daily["in_band"] / daily["points"], mode="lines+markers", name="P10-P90 coverage")])
+    fig.update_yaxes(tickformat=".0%")
+    section.figures.append(_figure(fig))
+    return section
+
+
+def _sentiment_trend(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
+    section = Section(chart.title)
+    sentiment = reader.whole("reports/review_sentiment")
+    if sentiment.empty:
+        section.note = "No reviews scored yet."
+        return section
+    categories = sentiment[sentiment["product_id"] == ALL_MEMBERS].copy()
+    categories["week_start"] = pd.to_datetime(categories["week_start"]).dt.date
+    categories = categories[categories["week_start"] > max(categories["week_start"]) - DAY * chart.days]
+    fig = go.Figure([go.Scatter(x=rows["week_start"].astype(str), y=rows["negative_share"], mode="lines+markers", name=str(category))
+                     for category, rows in categories.sort_values("week_start").groupby("category")])
+    fig.update_yaxes(tickformat=".0%")
+    section.figures.append(_figure(fig))
+    return section
+
+
+def _aspects(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
+    section = Section(chart.title)
+    aspects = reader.whole("reports/review_aspects")
+    if aspects.empty:
+        section.note = "No reviews scored yet."
+        return section
+    week = aspects[aspects["week_start"] == aspects["week_start"].max()]
+    mentions = week.assign(negative=week["mentions"] * week["negative_share"]).groupby("aspect").agg(
+        mentions=("mentions", "sum"), negative=("negative", "sum")).sort_values("mentions").tail(chart.limit)
+    fig = go.Figure([go.Bar(x=mentions["mentions"] - mentions["negative"], y=list(mentions.index), orientation="h", name="not negative"),
+                     go.Bar(x=mentions["negative"], y=list(mentions.index), orientation="h", name="negative")])
+    fig.update_layout(barmode="stack")
+    section.figures.append(_figure(fig))
+    return section
+
+
+def _spikes_table(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
+    section = Section(chart.title)
+    spikes = reader.whole("reports/negative_review_spikes")
+    if spikes.empty:
+        section.note = "No product's reviews turned unusually negative."
+        return section
+    table = spikes.sort_values(["week_start", "p_value"], ascending=[False, True]).head(chart.limit)
+    section.table = table[["week_start", "product_id", "category", "reviews", "negative_reviews", "main_aspect", "narrative"]]
+    return section
+
+
+CHART_BUILDERS = {"trend": _trend, "breakdown": _breakdown, "store_table": _store_table, "forecast_band": _forecast_band,
+                  "accuracy_trend": _accuracy_trend, "sentiment_trend": _sentiment_trend, "aspects": _aspects,
+                  "spikes_table": _spikes_table}
+
+
+def kpi_tiles(insights: pd.DataFrame, currency: str) -> list[Tile]:
+    """One tile per KPI: its week (the last 7 days, or the newest review week) against the week
+    before and a year before, and the last day against the day before."""
+    kpis = insights[insights["kind"] == "kpi"]
+    tiles = []
+    for metric, rows in kpis.sort_values("rank").groupby("metric", sort=False):
+        by_period = {r.period: r for r in rows.itertuples()}
+        main = by_period.get("week") or next(iter(by_period.values()))
+        value = "n/a" if pd.isna(main.value) else fmt(metric, main.value, currency)
+        changes = [f"{fmt_change(metric, r.change, None if pd.isna(r.change_pct) else r.change_pct, currency)} "
+                   f"on {PERIOD_WORDS[period]}" for period, r in by_period.items() if period != "day" and not pd.isna(r.change)]
+        if (day := by_period.get("day")) is not None and not pd.isna(day.value):
+            changes.append(f"last day {fmt(metric, day.value, currency)}"
+                           + ("" if pd.isna(day.change) else f", {fmt_change(metric, day.change, None, currency)}"))
+        label = LABELS[metric] + (" (last 7 days)" if "day" in by_period else "")
+        tiles.append(Tile(label, value, changes))
+    return tiles
+
+
+@cache
+def _template() -> jinja2.Template:
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("sales_analytics.dashboards", "templates"),
+                                     autoescape=True, undefined=jinja2.StrictUndefined)
+    return environment.get_template("dashboard.html.j2")
+
+
+def render_page(spec: DashboardSpec, insights: pd.DataFrame, sections: list[Section], freshness: list[Freshness],
+                as_of: dt.date | None, refreshed: dt.datetime) -> str:
+    narratives = insights[insights["kind"] != "kpi"]  # in the order computed: each anomaly followed by its drivers
+    return _template().render(
+        spec=spec, as_of=as_of, refreshed=refreshed.strftime("%Y-%m-%d %H:%M UTC"), freshness=freshness,
+        tiles=kpi_tiles(insights, spec.currency), narratives=list(narratives.itertuples()), sections=sections,
+        figure_ids=[[f"chart-{i}-{j}" for j in range(len(s.figures))] for i, s in enumerate(sections)],
+        plotly_js=get_plotlyjs(),
+    )
+
+
+def markdown_preview(spec: DashboardSpec, insights: pd.DataFrame, link: str) -> str:
+    """What the Dagster UI shows for the page: tiles and narratives, and where the page is."""
+    lines = [f"**{spec.title}** — [open the dashboard]({link})", "", "| KPI | value | change |", "|---|---|---|"]
+    lines += [f"| {t.label} | {t.value} | {'; '.join(t.changes) or '—'} |" for t in kpi_tiles(insights, spec.currency)]
+    lines += ["", *[f"- {text}" for text in insights[insights["kind"] != "kpi"]["narrative"].head(12)]]
+    return "\n".join(lines)
+
