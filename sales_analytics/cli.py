@@ -83,15 +83,17 @@ def _stack(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    """The prediction service against the active profile's lake; keys from SALES_ANALYTICS_API_KEYS."""
+    """The service (predictions, report data, dashboards) against the active profile; keys from SALES_ANALYTICS_API_KEYS."""
     import uvicorn
 
     from sales_analytics.service.app import create_app
 
     keys = [k.strip() for k in os.environ.get("SALES_ANALYTICS_API_KEYS", "").split(",") if k.strip()]
-    lake = build_resources()["lake"]
-    with initialized(lake) as ready:
-        uvicorn.run(create_app(ready, keys), host=args.host, port=args.port, log_level="info")
+    resources = build_resources()
+    with (initialized(resources["lake"]) as lake, initialized(resources["report_db"]) as report_db,
+          initialized(resources["serving_store"]) as serving_store):
+        app = create_app(lake, keys, report_db=report_db, serving_store=serving_store)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     stack_command = commands.add_parser("stack", help="start, stop or check the local `stack` servers")
     stack_command.add_argument("action", choices=["start", "stop", "status"])
     stack_command.set_defaults(handler=_stack)
-    serve_command = commands.add_parser("serve", help="run the prediction service against the active profile")
+    serve_command = commands.add_parser("serve", help="run the service (predictions, report data, dashboards) against the active profile")
     serve_command.add_argument("--host", default="127.0.0.1")
     serve_command.add_argument("--port", type=int, default=8080)
     serve_command.set_defaults(handler=_serve)

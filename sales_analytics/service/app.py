@@ -1,30 +1,36 @@
-"""The prediction service (FastAPI): forecasts of the promoted demand model and review sentiment, behind an API key.
+"""The service (FastAPI): predictions of the promoted models, report data and dashboards, behind an API key.
 
     sales-analytics serve [--host 127.0.0.1] [--port 8080]    # keys from SALES_ANALYTICS_API_KEYS
 
-Every answer names the model version. Errors are 4xx with a plain reason: unknown series (404),
-a horizon beyond the model's (422), a malformed body or too many or too long texts (422), a missing
-or wrong key (401), no promoted model yet (503).
+Every prediction names the model version. Errors are 4xx with a plain reason: unknown series (404),
+a horizon beyond the model's (422), a malformed body or too many or too long texts (422), a bad
+filter or range (400), a missing or wrong key (401), no promoted model yet (503). Error bodies say
+what was wrong with the request, never how the server works (no traces, no SQL, no echoed input).
 """
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 import pandas as pd
-from fastapi import Depends, FastAPI, HTTPException, Security, UploadFile
-from fastapi.security import APIKeyHeader
+from fastapi import Depends, FastAPI, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from sales_analytics.nlp.scoring import score_texts
 from sales_analytics.ocr.fields import ACCEPT_CONFIDENCE
 from sales_analytics.ocr.reader import MAX_IMAGE_BYTES, UnreadableImage, read_receipt
+from sales_analytics.service.auth import API_KEY_HEADER, KeyCheck
 from sales_analytics.service.forecasts import ChampionForecasts, NoChampion
+from sales_analytics.service.report_api import reports_router
 from sales_analytics.service.reviews import ChampionSentiment
+from sales_analytics.service.web import dashboards_router
 from sales_analytics.storage.lake import LakeResource
+from sales_analytics.storage.serving_store import ServingStore
+from sales_analytics.storage.sql_store import SqlReportStore
 
-API_KEY_HEADER = "X-API-Key"
+__all__ = ["API_KEY_HEADER", "create_app"]
 
 
 class ForecastRequest(BaseModel):
@@ -90,17 +96,13 @@ class ReceiptExtraction(BaseModel):
     confident: bool = Field(description=f"every field found with confidence >= {ACCEPT_CONFIDENCE}")
 
 
-def create_app(lake: LakeResource, api_keys: list[str], recheck_seconds: float = 5.0) -> FastAPI:
-    if not api_keys or any(len(k) < 16 for k in api_keys):
-        raise ValueError("the service needs API keys of at least 16 characters (SALES_ANALYTICS_API_KEYS)")
+def create_app(lake: LakeResource, api_keys: list[str], recheck_seconds: float = 5.0,
+               report_db: SqlReportStore | None = None, serving_store: ServingStore | None = None) -> FastAPI:
+    """The prediction endpoints and dashboards over the lake; report data too when given the stores."""
+    keys = KeyCheck(api_keys)
+    authenticated = keys.dependency()
     champion = ChampionForecasts(lake, recheck_seconds)
     sentiment = ChampionSentiment(lake, recheck_seconds)
-    header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
-
-    def authenticated(key: str | None = Security(header)) -> None:
-        # compare_digest against every key: the time taken does not tell how much of a key matched
-        if key is None or not any(hmac.compare_digest(key.encode(), k.encode()) for k in api_keys):
-            raise HTTPException(status_code=401, detail="missing or unknown API key", headers={"WWW-Authenticate": API_KEY_HEADER})
 
     def served() -> object:
         try:
@@ -108,8 +110,18 @@ def create_app(lake: LakeResource, api_keys: list[str], recheck_seconds: float =
         except NoChampion as err:
             raise HTTPException(status_code=503, detail=str(err)) from err
 
-    app = FastAPI(title="sales_analytics prediction service", version="1",
-                  description="Forecasts of the promoted demand model (P10 / P50 / P90) and review sentiment, versioned.")
+    app = FastAPI(title="sales_analytics service", version="1",
+                  description="Forecasts of the promoted demand model (P10 / P50 / P90), review sentiment and receipt "
+                              "extraction, versioned; report data from the serving and SQL stores; dashboards.")
+    app.include_router(dashboards_router(lake, keys))
+    if report_db is not None and serving_store is not None:
+        app.include_router(reports_router(report_db, serving_store, authenticated))
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        # Where and what, not the submitted value: a rejected key or token is not echoed back.
+        problems = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in error.errors()]
+        return JSONResponse(status_code=422, content={"detail": problems})
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:

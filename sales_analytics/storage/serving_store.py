@@ -92,6 +92,12 @@ class ServingStore(dg.ConfigurableResource, ABC):
     def query(self, spec: TableSpec, key_value: str, sort_from: str | None = None, sort_to: str | None = None) -> list[Item]:
         """Items with this partition key, optionally with the sort key in [sort_from, sort_to]."""
 
+    @abstractmethod
+    def query_page(self, spec: TableSpec, key_value: str, sort_from: str, sort_to: str, limit: int,
+                   after: str | None = None) -> tuple[list[Item], str | None]:
+        """Up to ``limit`` items with this partition key and sort key in [sort_from, sort_to], after
+        the sort key ``after``; and the sort key to continue after, None on the last page."""
+
     def replace_partition(self, spec: TableSpec, partition_value: str, rows: pa.Table) -> ReplaceStats:
         """Make the items of one lake partition exactly ``rows``: upsert them, delete the rest."""
         _check_serving_spec(spec)
@@ -210,6 +216,24 @@ class DynamoDBServingStore(ServingStore, ResourceWithBoto3Configuration):
             )
         )
 
+    def query_page(self, spec: TableSpec, key_value: str, sort_from: str, sort_to: str, limit: int,
+                   after: str | None = None) -> tuple[list[Item], str | None]:
+        key = spec.serving_key
+        assert key is not None
+        self.ensure_table(spec)
+        request: dict[str, Any] = {
+            "TableName": self.table_name(spec), "Limit": limit,
+            "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeNames": {"#pk": key.partition_key, "#sk": key.sort_key},
+            "ExpressionAttributeValues": {":pk": {"S": key_value}, ":lo": {"S": sort_from}, ":hi": {"S": sort_to}},
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = {key.partition_key: {"S": key_value}, key.sort_key: {"S": after}}
+        page = self.client().query(**request)
+        items = [{k: _deserializer.deserialize(v) for k, v in raw.items()} for raw in page["Items"]]
+        last = page.get("LastEvaluatedKey")
+        return items, (last[key.sort_key]["S"] if last else None)
+
     def _paginate_query(self, **kwargs: Any) -> Iterator[Item]:
         for page in self.client().get_paginator("query").paginate(**kwargs):
             for raw in page["Items"]:
@@ -281,6 +305,18 @@ class EmbeddedServingStore(ServingStore):
         args = (self.table_name(spec), key_value, sort_from or "", sort_to or "\uffff")
         with self._connect() as conn:
             return [_decode(text) for (text,) in conn.execute(sql, args)]
+
+
+    def query_page(self, spec: TableSpec, key_value: str, sort_from: str, sort_to: str, limit: int,
+                   after: str | None = None) -> tuple[list[Item], str | None]:
+        sql = ("SELECT sk, item FROM items WHERE tbl = ? AND pk = ? AND sk BETWEEN ? AND ? AND sk > ? "
+               "ORDER BY sk LIMIT ?")
+        args = (self.table_name(spec), key_value, sort_from, sort_to, after or "", limit + 1)
+        with self._connect() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        page = rows[:limit]
+        # Like DynamoDB's LastEvaluatedKey: where to continue, only when there may be more.
+        return [_decode(text) for _, text in page], (page[-1][0] if len(rows) > limit else None)
 
 
 def _encode(item: Item) -> str:

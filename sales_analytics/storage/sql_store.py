@@ -7,6 +7,7 @@ write leaves the previous rows in place.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,27 @@ class SqlReportStore(dg.ConfigurableResource):
             query = query.where(table.c[spec.partition_column] == spec.partition_value(partition_key))
         with self.engine().connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
+
+    def page(self, spec: TableSpec, equals: dict[str, str], date_range: tuple[str, dt.date | None, dt.date | None] | None,
+             limit: int, after: tuple | None = None) -> tuple[list[dict[str, Any]], tuple | None]:
+        """Up to ``limit`` rows in key order with ``column = value`` for each of ``equals`` and the date
+        column in range, after the key ``after`` (keyset paging: stable while rows are added); and the
+        key to continue after, None on the last page. Every value is a bound parameter."""
+        table = self.ensure_table(spec)
+        key = [table.c[k] for k in spec.key]
+        query = sa.select(table).order_by(*key).limit(limit + 1)
+        for column, value in equals.items():
+            query = query.where(table.c[column] == value)
+        if date_range is not None:
+            column, first, last = date_range
+            query = query.where(table.c[column] >= first) if first else query
+            query = query.where(table.c[column] <= last) if last else query
+        if after is not None:
+            query = query.where(sa.tuple_(*key) > sa.tuple_(*[sa.literal(v, type_=c.type) for v, c in zip(after, key, strict=True)]))
+        with self.engine().connect() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        page = rows[:limit]
+        return page, (tuple(page[-1][k] for k in spec.key) if len(rows) > limit else None)
 
     @staticmethod
     def _insert(conn: sa.Connection, table: sa.Table, spec: TableSpec, rows: pa.Table) -> int:

@@ -1,0 +1,111 @@
+"""Dashboards in the browser: a sign-in with an API key, the list of dashboards, each page as
+rendered into the lake by its asset, and the same as JSON (``/v1/dashboards``) for programs."""
+
+import html
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from sales_analytics.dashboards.assets import insights_key, page_object_key
+from sales_analytics.dashboards.spec import DashboardSpec, dashboard_specs
+from sales_analytics.service.auth import API_KEY_HEADER, KEY_COOKIE, KeyCheck
+from sales_analytics.service.caching import cached_json, cached_response
+from sales_analytics.storage.lake import LakeResource
+from sales_analytics.storage.parquet_io import parquet_bytes_to_table, partition_object_key
+
+NAME = r"^[a-z][a-z0-9_]{1,40}$"
+PAGE_MAX_AGE = 300
+# Pages carry their own inline scripts and styles and fetch nothing.
+PAGE_SECURITY = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
+                               "font-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+LOGIN_FORM = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in · sales_analytics</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:420px;margin:80px auto}}input{{width:100%;padding:8px;margin:8px 0}}
+.error{{color:#b00020}}</style></head><body><h1>Dashboards</h1>{error}
+<form method="post" action="/login"><label>API key <input type="password" name="api_key" autocomplete="current-password"
+required></label><button type="submit">Sign in</button></form></body></html>"""
+
+
+def _html(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status_code=status, headers=PAGE_SECURITY)
+
+
+def dashboards_router(lake: LakeResource, keys: KeyCheck) -> APIRouter:
+    router = APIRouter(tags=["dashboards"])
+    specs = {spec.name: spec for spec in dashboard_specs()}
+
+    def signed_in(request: Request) -> bool:
+        return keys.valid(request.headers.get(API_KEY_HEADER)) or keys.valid(request.cookies.get(KEY_COOKIE))
+
+    def spec_of(name: str) -> DashboardSpec:
+        if name not in specs:
+            raise HTTPException(status_code=404, detail=f"no dashboard {name!r}")
+        return specs[name]
+
+    @router.get("/login", include_in_schema=False)
+    def login_form() -> HTMLResponse:
+        return _html(LOGIN_FORM.format(error=""))
+
+    @router.post("/login", include_in_schema=False)
+    def login(request: Request, api_key: Annotated[str, Form(max_length=512)]) -> Response:
+        if not keys.valid(api_key):
+            return _html(LOGIN_FORM.format(error='<p class="error">Unknown API key.</p>'), status=401)
+        response = RedirectResponse("/dashboards", status_code=303)
+        response.set_cookie(KEY_COOKIE, api_key, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        return response
+
+    @router.get("/dashboards", include_in_schema=False)
+    def index(request: Request) -> Response:
+        if not signed_in(request):
+            return RedirectResponse("/login", status_code=303)
+        items = "".join(
+            f'<li><a href="/dashboards/{spec.name}">{html.escape(spec.title)}</a> — {html.escape(spec.description)} '
+            f'<small>({html.escape(spec.owner)}; {html.escape(spec.schedule.cron)} {html.escape(spec.schedule.timezone)}; '
+            f'{"built" if lake.exists(page_object_key(spec.name)) else "not built yet"})</small></li>'
+            for spec in specs.values())
+        return _html(f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Dashboards</title>'
+                     f'<style>body{{font-family:system-ui,sans-serif;margin:40px}}li{{margin:8px 0}}</style></head>'
+                     f'<body><h1>Dashboards</h1><ul>{items}</ul></body></html>')
+
+    @router.get("/dashboards/{name}", include_in_schema=False)
+    def page(request: Request, name: Annotated[str, Path(pattern=NAME)]) -> Response:
+        if not signed_in(request):
+            return RedirectResponse("/login", status_code=303)
+        spec = spec_of(name)
+        key = page_object_key(spec.name)
+        if not lake.exists(key):
+            raise HTTPException(status_code=404, detail=f"dashboard {name!r} has not been built yet")
+        response = cached_response(request, lake.get_bytes(key), "text/html; charset=utf-8", PAGE_MAX_AGE)
+        response.headers.update(PAGE_SECURITY)
+        return response
+
+    api = APIRouter(tags=["dashboards"], dependencies=[Depends(keys.dependency())])
+
+    @api.get("/v1/dashboards", summary="Declared dashboards and where to open them")
+    def list_dashboards(request: Request) -> Response:
+        return cached_json(request, [_describe(spec, lake) for spec in specs.values()])
+
+    @api.get("/v1/dashboards/{name}/insights", summary="A dashboard's insights with their numbers and narratives",
+             responses={404: {"description": "unknown or not built yet"}})
+    def insights(request: Request, name: Annotated[str, Path(pattern=NAME)]) -> Response:
+        spec = spec_of(name)
+        key = partition_object_key(insights_key(spec.name), None, None)
+        if not lake.exists(key):
+            raise HTTPException(status_code=404, detail=f"dashboard {name!r} has not been built yet")
+        frame = parquet_bytes_to_table(lake.get_bytes(key)).to_pandas()
+        rows = frame.astype(object).where(pd.notna(frame), None).to_dict(orient="records")
+        return cached_json(request, {"dashboard": spec.name, "insights": rows})
+
+    router.include_router(api)
+    return router
+
+
+def _describe(spec: DashboardSpec, lake: LakeResource) -> dict[str, Any]:
+    return {"name": spec.name, "title": spec.title, "owner": spec.owner, "description": spec.description,
+            "schedule": {"cron": spec.schedule.cron, "timezone": spec.schedule.timezone}, "reports": list(spec.reports),
+            "url": f"/dashboards/{spec.name}", "built": lake.exists(page_object_key(spec.name))}
