@@ -9,6 +9,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,8 @@ def stack_settings() -> Iterator[StackSettings]:
     stack.stop(started, paths)
 
 
-@pytest.fixture
-def stack_env(stack_settings: StackSettings) -> Iterator[dict[str, Any]]:
+@contextmanager
+def isolated_stack(stack_settings: StackSettings) -> Iterator[dict[str, Any]]:
     """Resources on the real servers, isolated by a bucket, SQL schema and table prefix of their own."""
     tag = uuid.uuid4().hex[:10]
     resources = stack_resources(stack_settings, bucket=f"test-{tag}", sql_schema=f"t_{tag}", table_prefix=f"t{tag}_")
@@ -64,6 +65,19 @@ def stack_env(stack_settings: StackSettings) -> Iterator[dict[str, Any]]:
         for name in client.list_tables()["TableNames"]:
             if name.startswith(f"t{tag}_"):
                 client.delete_table(TableName=name)
+
+
+@pytest.fixture
+def stack_env(stack_settings: StackSettings) -> Iterator[dict[str, Any]]:
+    with isolated_stack(stack_settings) as resources:
+        yield resources
+
+
+@pytest.fixture(scope="module")
+def stack_env_module(stack_settings: StackSettings) -> Iterator[dict[str, Any]]:
+    """One isolated stack for a whole module, when its tests share one (slow) build."""
+    with isolated_stack(stack_settings) as resources:
+        yield resources
 
 
 @pytest.fixture

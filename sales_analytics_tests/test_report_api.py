@@ -1,0 +1,158 @@
+"""Report data and dashboards over real HTTP, served from DynamoDB Local and PostgreSQL (the
+`stack` servers): filters, pages, caching, auth failures and bad parameters."""
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import pytest
+import requests
+import uvicorn
+
+from sales_analytics.definitions import build_defs
+from sales_analytics.generator import GeneratorConfig, generate
+from sales_analytics.profiles import initialized
+from sales_analytics.runner import ingest_and_build
+from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES
+from sales_analytics.service.app import API_KEY_HEADER, create_app
+from sales_analytics.service.auth import KEY_COOKIE
+
+pytestmark = pytest.mark.stack
+KEY = "report-api-key-0123456789"
+CONFIG = GeneratorConfig(days=12, stores=3, products=20, orders_per_store_day=10)
+
+
+@pytest.fixture(scope="module")
+def served(stack_env_module: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    env = stack_env_module
+    with initialized(env["lake"]) as lake:
+        generate(lake, CONFIG, progress=False)
+    defs = build_defs(env)
+    instance = dg.DagsterInstance.ephemeral()
+    days = ingest_and_build(defs, instance).touched_days
+    assert defs.resolve_job_def("dashboard_executive_daily").execute_in_process(instance=instance, partition_key=days[-1]).success
+    with (initialized(env["lake"]) as lake, initialized(env["report_db"]) as report_db,
+          initialized(env["serving_store"]) as serving):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        app = create_app(lake, [KEY], report_db=report_db, serving_store=serving)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started
+        yield {"url": f"http://127.0.0.1:{port}", "days": days, "report_db": report_db}
+        server.should_exit = True
+        thread.join(10)
+
+
+def get(served: dict[str, Any], path: str, key: str | None = KEY, **params: Any) -> requests.Response:
+    headers = {API_KEY_HEADER: key} if key else {}
+    return requests.get(served["url"] + path, params=params, headers=headers, timeout=30, allow_redirects=False)
+
+
+def all_pages(served: dict[str, Any], path: str, **params: Any) -> tuple[list[dict], int]:
+    rows, pages, token = [], 0, None
+    while True:
+        answer = get(served, path, **params, **({"page_token": token} if token else {}))
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        rows += body["rows"]
+        pages += 1
+        token = body["next_page_token"]
+        if token is None:
+            return rows, pages
+
+
+def test_a_slice_from_dynamodb_pages_through_exactly_the_sql_rows(served: dict[str, Any]) -> None:
+    first, last = served["days"][2], served["days"][8]
+    rows, pages = all_pages(served, "/v1/sales/daily", **{"from": first, "to": last, "region": "north", "limit": 3})
+    want = [r for r in served["report_db"].read(DAILY_SALES) if r["slice"] == "region=north" and first <= str(r["sale_date"]) <= last]
+    assert pages >= 3 and len(rows) == len(want) > 0
+    key = lambda r: (str(r["sale_date"]), r["currency"])
+    assert [key(r) for r in rows] == sorted(key(r) for r in want)  # in sort-key order, across pages
+    for got, expected in zip(rows, sorted(want, key=key), strict=True):
+        assert got["net_sales"] == pytest.approx(expected["net_sales"]) and got["orders"] == expected["orders"]
+    total = get(served, "/v1/sales/daily", **{"from": first, "to": first}).json()
+    assert total["slice"] == "total=*" and {r["dimension"] for r in total["rows"]} == {"total"}
+
+
+def test_answers_carry_caching_headers_and_revalidate(served: dict[str, Any]) -> None:
+    params = {"from": served["days"][0], "to": served["days"][3], "store": "S001"}
+    first = get(served, "/v1/sales/daily", **params)
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "private, max-age=60" and first.headers["ETag"]
+    again = requests.get(served["url"] + "/v1/sales/daily", params=params, timeout=30,
+                         headers={API_KEY_HEADER: KEY, "If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.content == b""
+
+
+def test_any_report_table_ad_hoc_from_sql_with_filters_and_pages(served: dict[str, Any]) -> None:
+    first, last = served["days"][1], served["days"][9]
+    rows, pages = all_pages(served, "/v1/reports/daily_store_sales", **{"from": first, "to": last, "store_id": "S002", "limit": 4})
+    want = [r for r in served["report_db"].read(DAILY_STORE_SALES) if r["store_id"] == "S002" and first <= str(r["sale_date"]) <= last]
+    assert pages == -(-len(want) // 4) and [r["sale_date"] for r in rows] == [str(r["sale_date"]) for r in want]
+    categories, _ = all_pages(served, "/v1/reports/daily_sales", dimension="category", currency="EUR", limit=500)
+    assert categories and {r["dimension"] for r in categories} == {"category"}
+
+
+@pytest.mark.parametrize("path", ["/v1/sales/daily?from=2026-01-01&to=2026-01-02", "/v1/reports/daily_sales",
+                                  "/v1/dashboards", "/v1/dashboards/executive_daily/insights"])
+@pytest.mark.parametrize("key", [None, "not-the-key-but-long-enough", KEY[:-1]])
+def test_every_data_endpoint_needs_the_key(served: dict[str, Any], path: str, key: str | None) -> None:
+    answer = get(served, path, key=key)
+    assert answer.status_code == 401 and answer.json() == {"detail": "missing or unknown API key"}
+
+
+@pytest.mark.parametrize(("path", "params", "status", "says"), [
+    ("/v1/sales/daily", {"from": "2026-01-05", "to": "2026-01-01"}, 400, "to (2026-01-01) is before from (2026-01-05)"),
+    ("/v1/sales/daily", {"from": "2024-01-01", "to": "2026-01-01"}, 400, "at most 366 days"),
+    ("/v1/sales/daily", {"from": "2026-01-01", "to": "2026-01-02", "store": "S001", "region": "north"}, 400, "one of store"),
+    ("/v1/sales/daily", {"from": "2026-01-01", "to": "2026-01-02", "page_token": "bm90LWEtdG9rZW4"}, 400, "not one this API issued"),
+    ("/v1/sales/daily", {"from": "2026-01-01"}, 422, "Field required"),
+    ("/v1/sales/daily", {"from": "2026-13-01", "to": "2026-01-02"}, 422, "valid date"),
+    ("/v1/sales/daily", {"from": "2026-01-01", "to": "2026-01-02", "store": "S1'; DROP TABLE x;--"}, 422, "should match"),
+    ("/v1/reports/daily_store_sales", {"shop": "S001"}, 400, "unknown filter 'shop' for daily_store_sales; filter on store_id"),
+    ("/v1/reports/daily_store_sales", {"page_token": "WyJ4Il0"}, 400, "not one this API issued"),
+    ("/v1/reports/orders_secret", {}, 404, "no report table 'orders_secret'"),
+    ("/v1/reports/model_backtest", {"from": "2026-01-01"}, 400, "has no date to filter on"),
+    ("/v1/reports/daily_sales", {"limit": "5000"}, 422, "less than or equal to 500"),
+])
+def test_bad_parameters_get_a_clear_4xx_and_leak_nothing(served: dict[str, Any], path: str, params: dict, status: int,
+                                                         says: str) -> None:
+    answer = get(served, path, **params)
+    assert answer.status_code == status and says in answer.text
+    for leak in ("Traceback", "SELECT", "sqlalchemy", "psycopg", "DROP TABLE", "botocore"):
+        assert leak not in answer.text
+
+
+def test_sql_filters_are_bound_parameters_not_sql(served: dict[str, Any]) -> None:
+    for payload in ("S001' OR '1'='1", "S001'; DROP TABLE daily_store_sales; --", "\\' OR 1=1 --"):
+        answer = get(served, "/v1/reports/daily_store_sales", store_id=payload)
+        assert answer.status_code == 200 and answer.json()["rows"] == []
+    assert all_pages(served, "/v1/reports/daily_store_sales", store_id="S001")[0]  # the table is still there
+
+
+def test_people_sign_in_and_open_a_dashboard(served: dict[str, Any]) -> None:
+    session = requests.Session()
+    assert session.get(served["url"] + "/dashboards/executive_daily", allow_redirects=False).headers["Location"] == "/login"
+    refused = session.post(served["url"] + "/login", data={"api_key": "wrong-key-of-some-length"}, allow_redirects=False)
+    assert refused.status_code == 401 and KEY_COOKIE not in session.cookies
+    signed = session.post(served["url"] + "/login", data={"api_key": KEY}, allow_redirects=False)
+    assert signed.status_code == 303 and "HttpOnly" in signed.headers["set-cookie"] and "SameSite=strict" in signed.headers["set-cookie"]
+    index = session.get(served["url"] + "/dashboards")
+    assert index.status_code == 200 and 'href="/dashboards/executive_daily"' in index.text
+    page = session.get(served["url"] + "/dashboards/executive_daily")
+    assert page.status_code == 200 and "<title>Executive daily summary</title>" in page.text
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"] and page.headers["ETag"]
+    assert session.get(served["url"] + "/dashboards/customer_voice").status_code == 404  # declared, not built here
+    assert session.get(served["url"] + "/dashboards/nope").status_code == 404
+    listed = get(served, "/v1/dashboards").json()
+    assert {d["name"]: d["built"] for d in listed}["executive_daily"] is True
+    insights = get(served, "/v1/dashboards/executive_daily/insights").json()["insights"]
+    assert any(i["kind"] == "kpi" and i["metric"] == "net_sales" for i in insights)
