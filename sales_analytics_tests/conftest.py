@@ -91,3 +91,21 @@ def any_env(request: pytest.FixtureRequest) -> dict[str, Any]:
     if request.param == "local":
         return request.getfixturevalue("local_env")
     return request.getfixturevalue("stack_env")
+
+
+@pytest.fixture(scope="session")
+def dashboard_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every dashboard built over a generated history on the embedded profile (sales_analytics_tests/world.py)."""
+    import dagster as dg
+
+    from sales_analytics_tests.world import build_world
+
+    return build_world(tmp_path_factory.mktemp("world") / "local", dg.DagsterInstance.ephemeral())
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where tests leave files for people (screenshots): kept after the run, under .data/ by default."""
+    path = Path(os.environ.get("SALES_ANALYTICS_ARTIFACTS", REPO / ".data" / "test-artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

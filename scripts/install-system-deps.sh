@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # System packages the stack servers need: Java 17 (DynamoDB Local), npm (ships its jar) and the
 # PostgreSQL server binaries (a private cluster when none answers); Tesseract with its English
-# model for receipt OCR. Installs only what is missing.
+# model for receipt OCR; Chromium for the browser test. Installs only what is missing.
 set -euo pipefail
 
 missing=()
@@ -10,6 +10,7 @@ command -v npm >/dev/null || missing+=(npm)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v runuser >/dev/null || missing+=(util-linux)
 command -v tesseract >/dev/null || missing+=(tesseract-ocr tesseract-ocr-eng)
+command -v chromium >/dev/null || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

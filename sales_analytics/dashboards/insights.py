@@ -302,7 +302,7 @@ def forecast_miss_insights(accuracy: pd.DataFrame, as_of: dt.date) -> list[Insig
     worst = per_series.sort_values("abs_error", ascending=False).head(MISSES_SHOWN)
     return [Insight("forecast_miss", rank, "units", str(series), "week", as_of, float(row.actual), float(row.p50),
                     f"{series}: {row.actual:,.0f} sold in the 7 days to {as_of:%d %b} against a P50 forecast of "
-                    f"{row.p50:,.0f} ({row.abs_error:,.0f} off over the days; {row.outside} of {row.days} days "
+                    f"{row.p50:,.0f} ({row.abs_error:,.0f} off over the days; {row.outside:.0f} of {row.days:.0f} days "
                     f"outside P10-P90).", score=float(row.outside))
             for rank, (series, row) in enumerate(worst.iterrows())]
 
