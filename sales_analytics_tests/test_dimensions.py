@@ -63,6 +63,7 @@ def test_real_reference_tables_load_every_row(local_env: dict[str, Any]) -> None
 def test_reference_job_materializes_dimensions_with_their_check(local_env: dict[str, Any]) -> None:
     with initialized(local_env["lake"]) as lake:
         snapshot(lake, "2026-01-01", "S1,One,north,Hamburg,express,EUR,2020-01-01")
+        snapshot(lake, "2026-01-05", "S2,Two,south,Munich,express,EUR,2026-01-05")  # S1 closed, S2 opened
         lake.put_bytes("landing/reference/products/2026-01-01/products.csv", b"product_id,name,category,brand,price\nP1,Tea,grocery,A,1.5\n")
         lake.put_bytes("landing/reference/customers/2026-01-01/customers.csv", b"customer_id,region,segment,joined\nC1,north,consumer,2025-03-01\n")
         lake.put_bytes("landing/reference/calendar/2026-01-01/calendar.csv",
@@ -76,6 +77,8 @@ def test_reference_job_materializes_dimensions_with_their_check(local_env: dict[
     checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {**{(f"clean/{t}", "one_current_version_per_key"): True for t in ("stores", "products", "customers", "calendar")},
                       ("clean/reviews", "unique_key"): True, ("clean/signals", "unique_key"): True}
+    stores_check = next(c for c in result.get_asset_check_evaluations() if c.asset_key.path == ["clean", "stores"])
+    assert stores_check.metadata["closed_keys"].value == 1 and stores_check.metadata["current_rows"].value == 1
     with initialized(local_env["lake"]) as lake:  # what the demand model knows ahead of each day
         known = load_known_ahead(lake)
     assert known.loc["2026-01-01"].to_dict() == {"is_holiday": 1.0, "is_promo_week": 0.0, "signal_fuel_price": 1.71,
