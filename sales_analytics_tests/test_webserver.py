@@ -1,5 +1,6 @@
 """Through the real dagster-webserver and its GraphQL API, as the UI does it."""
 
+import datetime as dt
 import json
 import os
 import socket
@@ -11,16 +12,32 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 
+from sales_analytics.dashboards.spec import EXTRA_DIRS_ENV
+from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.profiles import initialized, local_resources
+from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import DAILY_STORE_SALES
 
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = {"repositoryLocationName": "sales_analytics", "repositoryName": "__repository__"}
 
 pytestmark = pytest.mark.webserver
+MINUTELY = "e2e_minutely"
+MINUTELY_DECLARATION = f"""
+name: {MINUTELY}
+title: Sales every minute
+owner: team:platform
+schedule: {{cron: "* * * * *", timezone: Europe/Berlin}}
+reports: [reports/daily_sales]
+kpis: [net_sales, orders]
+insights: [movers]
+charts:
+  - {{type: trend, title: Net sales per day, days: 14}}
+"""
 
 
 def free_port() -> int:
@@ -34,8 +51,11 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     home = tmp_path_factory.mktemp("web")
     (home / "dagster").mkdir()
     (home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    # A dashboard added by declaration alone, in a deployment's own folder, firing every minute.
+    (home / "dashboards").mkdir()
+    (home / "dashboards" / f"{MINUTELY}.yaml").write_text(MINUTELY_DECLARATION)
     env = {**os.environ, "SALES_ANALYTICS_HOME": str(home), "SALES_ANALYTICS_PROFILE": "local",
-           "DAGSTER_HOME": str(home / "dagster")}
+           "DAGSTER_HOME": str(home / "dagster"), EXTRA_DIRS_ENV: str(home / "dashboards")}
     port = free_port()
     bin_dir = Path(sys.executable).parent
     # The daemon dequeues launched runs (the default run coordinator queues them), as in `dagster dev`.
@@ -101,7 +121,8 @@ def test_ui_shows_the_lineage_with_checks_sensors_and_schedule(webserver: dict[s
     assert {"landing_pos", "landing_superstore", "touched_partitions_sensor"} <= {s["name"] for s in repository["sensors"]}
     assert sorted(s["name"] for s in repository["schedules"]) == [
         "daily_sales_schedule", "dashboard_customer_voice_schedule", "dashboard_demand_planning_schedule",
-        "dashboard_executive_daily_schedule", "dashboard_store_performance_schedule", "demand_forecast_schedule",
+        f"dashboard_{MINUTELY}_schedule", "dashboard_executive_daily_schedule", "dashboard_store_performance_schedule",
+        "demand_forecast_schedule",
         "receipts_schedule", "review_insights_schedule", "train_demand_model_schedule", "train_sentiment_model_schedule"]
 
 
@@ -113,3 +134,40 @@ def test_runs_launched_from_the_ui_materialize_the_slice(webserver: dict[str, An
     with initialized(local_resources(webserver["home"] / "local")["report_db"]) as db:
         rows = db.read(DAILY_STORE_SALES, "2026-01-02")
     assert len(rows) == 2 + 4 and all(r["net_sales"] > 0 for r in rows)  # 2 stores + 4 online stores
+
+
+def test_a_dashboard_schedule_fires_in_the_daemon_and_materializes_its_assets(webserver: dict[str, Any]) -> None:
+    """The declared-only dashboard's schedule, started as a user would in the UI, ticks in the daemon;
+    its run rebuilds yesterday's report, the insights and the page, all seen through GraphQL."""
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    resources = local_resources(webserver["home"] / "local")
+    with initialized(resources["lake"]) as lake:  # a fortnight up to yesterday, built before the tick
+        generate(lake, GeneratorConfig(days=14, stores=2, products=15, start=yesterday - dt.timedelta(days=13)), progress=False)
+    ingest_and_build(build_defs(resources), dg.DagsterInstance.ephemeral())
+    selector = {**LOCATION, "scheduleName": f"dashboard_{MINUTELY}_schedule"}
+    started = graphql(webserver["url"], """mutation($s: ScheduleSelector!) { startSchedule(scheduleSelector: $s) {
+        __typename ... on ScheduleStateResult { scheduleState { status } } ... on PythonError { message } } }""", {"s": selector})
+    assert started["startSchedule"]["scheduleState"]["status"] == "RUNNING", started
+    run = wait_for_scheduled_run(webserver["url"], selector["scheduleName"])
+    assert run["status"] == "SUCCESS" and {"key": "dagster/partition", "value": yesterday.isoformat()} in run["tags"]
+    for path in (["reports", "daily_sales"], ["dashboards", MINUTELY, "insights"], ["dashboards", MINUTELY, "page"]):
+        asset = graphql(webserver["url"], """query($k: AssetKeyInput!) { assetOrError(assetKey: $k) { ... on Asset {
+            assetMaterializations(limit: 1) { runId partition metadataEntries { label } } } } }""", {"k": {"path": path}})
+        (materialization,) = asset["assetOrError"]["assetMaterializations"]
+        assert materialization["runId"] == run["runId"], path
+    labels = {e["label"] for e in materialization["metadataEntries"]}
+    assert {"preview", "dashboard_url", "page", "as_of"} <= labels
+    with initialized(resources["lake"]) as lake:
+        assert "<title>Sales every minute</title>" in lake.get_bytes(f"dashboards/{MINUTELY}/index.html").decode()
+
+
+def wait_for_scheduled_run(url: str, schedule: str, timeout: float = 240) -> dict[str, Any]:
+    query = """query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { results { runId status tags { key value } } } } }"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = graphql(url, query, {"f": {"tags": [{"key": "dagster/schedule_name", "value": schedule}]}})["runsOrError"]["results"]
+        finished = [r for r in runs if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
+        if finished:
+            return finished[0]
+        time.sleep(2)
+    pytest.fail(f"no run of {schedule} finished within {timeout:.0f}s")

@@ -7,6 +7,7 @@ it insight and page assets, a job over exactly those and the reports, and a sche
 
 from __future__ import annotations
 
+import os
 import re
 from functools import cache
 from pathlib import Path
@@ -18,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SPEC_DIR = Path(__file__).parent / "specs"
+EXTRA_DIRS_ENV = "SALES_ANALYTICS_DASHBOARDS"
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 
 # Reports a dashboard can read, by asset key. Each is read as a bounded window, never whole history.
@@ -164,6 +166,22 @@ def load_spec(path: Path) -> DashboardSpec:
     return spec
 
 
+def spec_dirs() -> list[Path]:
+    """The packaged declarations, then any folders a deployment adds (``SALES_ANALYTICS_DASHBOARDS``,
+    separated by ``os.pathsep``): a team adds a dashboard without touching the package."""
+    extra = [Path(p) for p in os.environ.get(EXTRA_DIRS_ENV, "").split(os.pathsep) if p]
+    return [SPEC_DIR, *extra]
+
+
 @cache
-def dashboard_specs(spec_dir: Path = SPEC_DIR) -> tuple[DashboardSpec, ...]:
-    return tuple(load_spec(path) for path in sorted(spec_dir.glob("*.yaml")))
+def dashboard_specs() -> tuple[DashboardSpec, ...]:
+    specs: dict[str, DashboardSpec] = {}
+    for folder in spec_dirs():
+        if not folder.is_dir():
+            raise DashboardSpecError(f"{EXTRA_DIRS_ENV}: {folder} is not a folder")
+        for path in sorted(folder.glob("*.yaml")):
+            spec = load_spec(path)
+            if spec.name in specs:
+                raise DashboardSpecError(f"{path}: a dashboard named {spec.name!r} is already declared")
+            specs[spec.name] = spec
+    return tuple(specs.values())
