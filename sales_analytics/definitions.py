@@ -40,8 +40,15 @@ from sales_analytics.profiles import build_resources
 from sales_analytics.reports.daily_sales import DAILY_SALES_KEY, daily_sales
 from sales_analytics.reports.daily_store_sales import REPORT_KEY, daily_store_sales
 from sales_analytics.reports.publish import publish_assets
+from sales_analytics.reports.weekly_sales import weekly_sales, weekly_sales_published
 from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES, DEMAND_FORECAST, FORECAST_ACCURACY
-from sales_analytics.sensors import landing_sensors, receipt_scans_sensor, touched_partitions_sensor, watermark_sensors
+from sales_analytics.sensors import (
+    landing_sensors,
+    receipt_scans_sensor,
+    touched_partitions_sensor,
+    watermark_sensors,
+    weekly_reports_automation,
+)
 
 
 def build_defs(resources: dict[str, Any]) -> dg.Definitions:
@@ -70,6 +77,8 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
             receipt_ocr_evaluation,
             *publish_assets(DAILY_STORE_SALES, REPORT_KEY),
             *publish_assets(DAILY_SALES, DAILY_SALES_KEY),
+            weekly_sales,
+            *weekly_sales_published,
             *publish_assets(DEMAND_FORECAST, DEMAND_FORECAST_KEY, backfill_policy=None),
             *publish_assets(FORECAST_ACCURACY, FORECAST_ACCURACY_KEY, backfill_policy=None),
             *(asset for dashboard in dashboards for asset in dashboard.assets),
@@ -78,7 +87,7 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
               review_insights_job, receipts_job, *extract_jobs.values(), *(d.job for d in dashboards)],
         schedules=[daily_sales_schedule, train_demand_model_schedule, demand_forecast_schedule, train_sentiment_model_schedule,
                    review_insights_schedule, receipts_schedule, *(d.schedule for d in dashboards)],
-        sensors=[*landing_sensors, *watermark_sensors, touched_partitions_sensor, receipt_scans_sensor],
+        sensors=[*landing_sensors, *watermark_sensors, touched_partitions_sensor, receipt_scans_sensor, weekly_reports_automation],
         resources=resources,
     )
 

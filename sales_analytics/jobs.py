@@ -4,8 +4,10 @@ import dagster as dg
 
 from sales_analytics.sources.spec import SNAPSHOT_TARGETS, sql_sources
 
-# Dashboards refresh on their own schedules; the jobs that feed them stop at the reports.
-DASHBOARDS = dg.AssetSelection.groups("dashboards")
+# Dashboards refresh on their own schedules and weekly reports by automation: the jobs that feed
+# them stop before them.
+REFRESHED_ON_THEIR_OWN = (dg.AssetSelection.groups("dashboards")
+                          | dg.AssetSelection.assets(["reports", "weekly_sales"]).downstream())
 
 ingest_job = dg.define_asset_job(
     "ingest_landing",
@@ -16,7 +18,7 @@ ingest_job = dg.define_asset_job(
 daily_sales_job = dg.define_asset_job(
     "daily_sales",
     selection=dg.AssetSelection.assets(["clean", "order_lines"], ["quarantine", "order_lines"], ["curated", "sales_by_series"])
-    | (dg.AssetSelection.assets(["reports", "daily_store_sales"], ["reports", "daily_sales"]).downstream() - DASHBOARDS),
+    | (dg.AssetSelection.assets(["reports", "daily_store_sales"], ["reports", "daily_sales"]).downstream() - REFRESHED_ON_THEIR_OWN),
     description="Clean order lines, the curated series and the daily sales reports (lake, SQL, serving) for "
                 "order-date partitions.",
 )
@@ -52,7 +54,7 @@ train_demand_model_schedule = dg.ScheduleDefinition(job=train_demand_model_job, 
 
 demand_forecast_job = dg.define_asset_job(
     "demand_forecast",
-    selection=dg.AssetSelection.assets(["ml", "demand_forecast"]).downstream() - DASHBOARDS,
+    selection=dg.AssetSelection.assets(["ml", "demand_forecast"]).downstream() - REFRESHED_ON_THEIR_OWN,
     description="The champion's forecast as of the day, the scoring of every past forecast of that day, both "
                 "published to the SQL and serving stores.",
 )
@@ -69,7 +71,7 @@ train_sentiment_model_schedule = dg.ScheduleDefinition(job=train_sentiment_model
 
 review_insights_job = dg.define_asset_job(
     "review_insights",
-    selection=dg.AssetSelection.assets(["ml", "review_scores"]).required_multi_asset_neighbors().downstream() - DASHBOARDS,
+    selection=dg.AssetSelection.assets(["ml", "review_scores"]).required_multi_asset_neighbors().downstream() - REFRESHED_ON_THEIR_OWN,
     description="Score every review with the champion sentiment model; weekly sentiment, aspect and negative-spike "
                 "reports in the lake and the SQL store.",
 )

@@ -11,6 +11,8 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date="2015-01-01")
+# ISO weeks, Monday to Sunday (2015-01-05 is a Monday), keyed by their Monday.
+weekly_partitions = dg.WeeklyPartitionsDefinition(start_date="2015-01-05", day_offset=1)
 
 # Backfills run in chunks of a month per run: memory stays bounded by the chunk, not by history.
 MAX_DAYS_PER_RUN = 31

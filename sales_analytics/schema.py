@@ -268,6 +268,17 @@ DAILY_SALES = TableSpec(
     indexes=(("dimension", "member", "sale_date"),),
 )
 
+WEEKLY_SALES = replace(
+    DAILY_SALES,
+    name="weekly_sales",
+    description="Sales per ISO week (Monday to Sunday) sliced like daily_sales: the sum of the week's seven days.",
+    columns=(Column("week_start", "date", False, "Monday of the week"), *DAILY_SALES.columns[1:]),
+    key=("week_start", "dimension", "member", "currency"),
+    partition_column="week_start",
+    serving_key=ServingKey(partition_key="slice", sort_columns=("week_start", "currency")),
+    indexes=(("dimension", "member", "week_start"),),
+)
+
 SALES_BY_SERIES = TableSpec(
     name="sales_by_series",
     description="Daily demand per store and product, the finest forecasting grain, with the product's category "

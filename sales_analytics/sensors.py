@@ -150,3 +150,12 @@ def receipts_tick(lake: LakeResource, cursor: str | None, now: dt.datetime) -> d
            description=f"Reads new receipt scans under `{RECEIPT_LANDING}<day>/`: one run per landing day with new scans.")
 def receipt_scans_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
     return receipts_tick(lake, context.cursor, dt.datetime.now(dt.UTC))
+
+
+# Weekly reports follow their days by declarative automation; on from the start, as the daily path is.
+weekly_reports_automation = dg.AutomationConditionSensorDefinition(
+    "weekly_reports_automation",
+    target=dg.AssetSelection.assets(["reports", "weekly_sales"]).downstream(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Rebuilds a week's reports once all its days are in daily_sales, and again when any of them changes.",
+)

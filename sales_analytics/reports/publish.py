@@ -23,12 +23,16 @@ def _partitions(report: pa.Table, spec: TableSpec, keys: list[str]) -> list[tupl
 
 
 def publish_assets(spec: TableSpec, report_key: dg.AssetKey,
-                   backfill_policy: dg.BackfillPolicy | None = monthly_chunks) -> list[dg.AssetsDefinition]:
-    """``backfill_policy`` matches the report's own, so a job running both plans the same runs."""
+                   backfill_policy: dg.BackfillPolicy | None = monthly_chunks,
+                   partitions_def: dg.PartitionsDefinition = daily_partitions,
+                   automation_condition: dg.AutomationCondition | None = None) -> list[dg.AssetsDefinition]:
+    """``backfill_policy`` and ``partitions_def`` match the report's own, so a job running both
+    plans the same runs; ``automation_condition`` for reports kept current by automation."""
     common = {
         "ins": {"report": dg.AssetIn(report_key)},
-        "partitions_def": daily_partitions,
+        "partitions_def": partitions_def,
         "backfill_policy": backfill_policy,
+        "automation_condition": automation_condition,
         "group_name": "reports",
         "owners": ["team:analytics"],
     }

@@ -1,0 +1,72 @@
+"""``reports/weekly_sales``: each ISO week's sales, sliced like ``daily_sales`` (sum of its seven days).
+
+An order has one order date, so a week's distinct orders are the sum of its days'. Declarative
+automation keeps it current: a week is rebuilt once every one of its days is in ``daily_sales``
+and whenever one of them changes (a late line or a correction for an old day), by the
+``weekly_reports_automation`` sensor.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sales_analytics.lake.assets import table_metadata
+from sales_analytics.partitions import weekly_partitions
+from sales_analytics.reports.daily_sales import DAILY_SALES_KEY
+from sales_analytics.reports.daily_store_sales import MEASURES
+from sales_analytics.reports.publish import publish_assets
+from sales_analytics.schema import DAILY_SALES, WEEKLY_SALES
+from sales_analytics.storage.lake import LakeResource
+from sales_analytics.storage.parquet_io import parquet_bytes_to_table, partition_object_key
+
+WEEKLY_SALES_KEY = dg.AssetKey(["reports", "weekly_sales"])
+SLICE_COLUMNS = ["dimension", "member", "slice", "currency"]
+# eager() without its latest-window limit: a correction to an old day must rebuild that old week too.
+# The trigger is remembered until handled, so a week whose last day lands later is still built.
+WHEN_DAYS_CHANGE = (
+    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+)
+
+
+def compute_weekly_sales(days: pa.Table, week_start: dt.date) -> pa.Table:
+    if days.num_rows == 0:
+        return WEEKLY_SALES.empty_table()
+    grouped = days.group_by(SLICE_COLUMNS, use_threads=False).aggregate([(m, "sum") for m in MEASURES])
+    week = pa.table({"week_start": pa.array([week_start] * grouped.num_rows, pa.date32()),
+                     **{c: grouped[c] for c in SLICE_COLUMNS}, **{m: grouped[f"{m}_sum"] for m in MEASURES}})
+    # Sums of cents can pick up float noise: round back to cents.
+    money = [m for m in MEASURES if WEEKLY_SALES.column(m).type == "float64"]
+    week = week.select(WEEKLY_SALES.column_names).cast(WEEKLY_SALES.arrow_schema())
+    for column in money:
+        week = week.set_column(week.schema.get_field_index(column), column, pc.round(week[column], 2))
+    return week.sort_by([(k, "ascending") for k in WEEKLY_SALES.key])
+
+
+@dg.asset(
+    key=WEEKLY_SALES_KEY,
+    deps=[DAILY_SALES_KEY],  # weekly on daily: Dagster maps each week to its seven days
+    partitions_def=weekly_partitions,
+    automation_condition=WHEN_DAYS_CHANGE,
+    group_name="reports",
+    kinds={"parquet", "pyarrow"},
+    owners=["team:analytics"],
+    description=__doc__,
+    metadata=table_metadata(WEEKLY_SALES),
+)
+def weekly_sales(context: dg.AssetExecutionContext, lake: LakeResource) -> pa.Table:
+    week = context.partition_time_window
+    days = [(week.start + dt.timedelta(days=k)).date() for k in range((week.end - week.start).days)]
+    keys = [partition_object_key(DAILY_SALES_KEY, DAILY_SALES.partition_column, d.isoformat()) for d in days]
+    tables = [parquet_bytes_to_table(lake.get_bytes(k)) for k in keys if lake.exists(k)]
+    report = compute_weekly_sales(pa.concat_tables(tables) if tables else DAILY_SALES.empty_table(), days[0])
+    context.add_output_metadata({"dagster/row_count": report.num_rows, "days_read": len(tables)})
+    return report
+
+
+weekly_sales_published = publish_assets(WEEKLY_SALES, WEEKLY_SALES_KEY, backfill_policy=None, partitions_def=weekly_partitions,
+                                        automation_condition=WHEN_DAYS_CHANGE)
