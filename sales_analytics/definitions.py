@@ -34,7 +34,12 @@ from sales_analytics.ml.assets import (
     forecast_accuracy,
     model_backtest_report,
 )
-from sales_analytics.nlp.assets import review_insights, review_sql_reports, sentiment_model, sentiment_model_champion
+from sales_analytics.nlp.assets import (
+    review_insights,
+    review_published_reports,
+    sentiment_model,
+    sentiment_model_champion,
+)
 from sales_analytics.ocr.assets import receipt_extraction, receipt_ocr_evaluation, receipt_review_queue
 from sales_analytics.profiles import build_resources
 from sales_analytics.reports.daily_sales import DAILY_SALES_KEY, daily_sales
@@ -71,7 +76,7 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
             sentiment_model,
             sentiment_model_champion,
             review_insights,
-            *review_sql_reports,
+            *review_published_reports,
             receipt_extraction,
             receipt_review_queue,
             receipt_ocr_evaluation,

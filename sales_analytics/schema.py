@@ -402,6 +402,8 @@ REVIEW_SENTIMENT = TableSpec(
     ),
     key=("week_start", "category", "product_id"),
     partition_column="week_start",
+    # A product's weeks in one query; a category's own rows are under product '*', told apart by category.
+    serving_key=ServingKey(partition_key="product_id", sort_columns=("week_start", "category")),
 )
 
 REVIEW_ASPECTS = TableSpec(
@@ -490,4 +492,6 @@ INSIGHTS = TableSpec(
     ),
     key=("dashboard", "insight_id"),
     partition_column="dashboard",
+    serving_key=ServingKey(partition_key="dashboard", sort_columns=("insight_id",)),
+    indexes=(("kind",),),
 )

@@ -5,6 +5,7 @@ import datetime as dt
 from typing import Any
 
 import dagster as dg
+import pytest
 
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, SalesGenerator, generate
@@ -13,7 +14,7 @@ from sales_analytics.ml.registry import ModelRegistry
 from sales_analytics.nlp.assets import (
     SENTIMENT_MODEL_NAME,
     review_insights,
-    review_sql_reports,
+    review_published_reports,
     sentiment_model,
     sentiment_model_champion,
     sentiment_verdict,
@@ -45,7 +46,7 @@ def test_reviews_are_scored_reported_and_the_planted_spike_found(local_env: dict
     with initialized(local_env["lake"]) as lake:
         assert ModelRegistry(lake).champion(SENTIMENT_MODEL_NAME) == metadata["version"].value
 
-    built = dg.materialize([review_insights, *review_sql_reports], resources=local_env, instance=instance)
+    built = dg.materialize([review_insights, *review_published_reports], resources=local_env, instance=instance)
     assert built.success
     scores = built.output_for_node(review_insights.op.name, "scores")
     assert scores.num_rows == reviews.num_rows and set(scores["model_version"].to_pylist()) == {metadata["version"].value}
@@ -62,6 +63,11 @@ def test_reviews_are_scored_reported_and_the_planted_spike_found(local_env: dict
         assert category["reviews"] >= ours["reviews"]
         assert {(r["product_id"], r["week_start"]) for r in db.read(NEGATIVE_REVIEW_SPIKES)} == {
             (s["product_id"], s["week_start"]) for s in spikes}
+    with initialized(local_env["serving_store"]) as serving:  # a product's weeks, one query
+        served = serving.query(REVIEW_SENTIMENT, product)
+    assert {i["week_start"] for i in served} >= {week.isoformat()} and {i["category"] for i in served} == {ours["category"]}
+    assert float(next(i for i in served if i["week_start"] == week.isoformat())["negative_share"]) == pytest.approx(
+        ours["negative_share"])
 
     again = dg.materialize([sentiment_model, sentiment_model_champion], resources=local_env, instance=instance)
     check = again.get_asset_check_evaluations()[0]

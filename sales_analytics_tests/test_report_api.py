@@ -15,14 +15,16 @@ import uvicorn
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.profiles import initialized
+from sales_analytics.reports.weekly_sales import weekly_sales, weekly_sales_published
 from sales_analytics.runner import ingest_and_build
-from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES
+from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES, INSIGHTS, WEEKLY_SALES
 from sales_analytics.service.app import API_KEY_HEADER, create_app
 from sales_analytics.service.auth import KEY_COOKIE
 
 pytestmark = pytest.mark.stack
 KEY = "report-api-key-0123456789"
-CONFIG = GeneratorConfig(days=12, stores=3, products=20, orders_per_store_day=10)
+CONFIG = GeneratorConfig(days=12, stores=3, products=20, orders_per_store_day=10)  # 2026-01-01..12
+WEEK = "2026-01-05"  # the one whole week
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +36,7 @@ def served(stack_env_module: dict[str, Any]) -> Iterator[dict[str, Any]]:
     instance = dg.DagsterInstance.ephemeral()
     days = ingest_and_build(defs, instance).touched_days
     assert defs.resolve_job_def("dashboard_executive_daily").execute_in_process(instance=instance, partition_key=days[-1]).success
+    assert dg.materialize([weekly_sales, *weekly_sales_published], resources=env, instance=instance, partition_key=WEEK).success
     with (initialized(env["lake"]) as lake, initialized(env["report_db"]) as report_db,
           initialized(env["serving_store"]) as serving):
         with socket.socket() as probe:
@@ -81,6 +84,20 @@ def test_a_slice_from_dynamodb_pages_through_exactly_the_sql_rows(served: dict[s
         assert got["net_sales"] == pytest.approx(expected["net_sales"]) and got["orders"] == expected["orders"]
     total = get(served, "/v1/sales/daily", **{"from": first, "to": first}).json()
     assert total["slice"] == "total=*" and {r["dimension"] for r in total["rows"]} == {"total"}
+
+
+def test_weekly_slices_and_dashboard_insights_come_from_dynamodb(served: dict[str, Any]) -> None:
+    weekly = get(served, "/v1/sales/weekly", **{"from": WEEK, "to": WEEK, "category": "grocery"}).json()["rows"]
+    want = [r for r in served["report_db"].read(WEEKLY_SALES) if r["slice"] == "category=grocery"]
+    assert len(weekly) == len(want) > 0 and weekly[0]["week_start"] == WEEK
+    assert weekly[0]["net_sales"] == pytest.approx(want[0]["net_sales"])
+    insights = get(served, "/v1/dashboards/executive_daily/insights").json()["insights"]
+    in_sql = {r["insight_id"]: r for r in served["report_db"].read(INSIGHTS, "executive_daily")}
+    assert {i["insight_id"] for i in insights} == set(in_sql) and any(i["kind"] == "kpi" for i in insights)
+    for item in insights:
+        assert item["narrative"] == in_sql[item["insight_id"]]["narrative"]
+        assert item["value"] == pytest.approx(in_sql[item["insight_id"]]["value"])
+    assert get(served, "/v1/dashboards/customer_voice/insights").status_code == 404  # not built here
 
 
 def test_answers_carry_caching_headers_and_revalidate(served: dict[str, Any]) -> None:
@@ -153,6 +170,5 @@ def test_people_sign_in_and_open_a_dashboard(served: dict[str, Any]) -> None:
     assert session.get(served["url"] + "/dashboards/customer_voice").status_code == 404  # declared, not built here
     assert session.get(served["url"] + "/dashboards/nope").status_code == 404
     listed = get(served, "/v1/dashboards").json()
-    assert {d["name"]: d["built"] for d in listed}["executive_daily"] is True
-    insights = get(served, "/v1/dashboards/executive_daily/insights").json()["insights"]
-    assert any(i["kind"] == "kpi" and i["metric"] == "net_sales" for i in insights)
+    assert {d["name"]: d["built"] for d in listed} == {"executive_daily": True, "store_performance": False,
+                                                        "demand_planning": False, "customer_voice": False}

@@ -1,7 +1,8 @@
 """Each declared dashboard becomes two assets, a job and a schedule.
 
 - ``dashboards/<name>/insights``: KPI deltas, anomalies with drivers, movers, forecast misses and
-  review shifts from bounded windows of the dashboard's reports (Parquet in the lake);
+  review shifts from bounded windows of the dashboard's reports (Parquet in the lake, and the
+  dashboard's rows of ``dashboard_insights`` in the SQL and serving stores);
 - ``dashboards/<name>/page``: the rendered page, ``dashboards/<name>/index.html`` in the lake,
   with its KPIs, narratives and a link in the asset's metadata;
 - job ``dashboard_<name>``: exactly the page, its insights and the reports they read; partitioned
@@ -33,6 +34,8 @@ from sales_analytics.dashboards.spec import (
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.schema import INSIGHTS
 from sales_analytics.storage.lake import LakeResource
+from sales_analytics.storage.serving_store import ServingStore
+from sales_analytics.storage.sql_store import SqlReportStore
 
 DAY = dt.timedelta(days=1)
 WEB_URL_ENV = "SALES_ANALYTICS_WEB_URL"  # where `sales-analytics serve` is reachable, for links in the UI
@@ -131,8 +134,12 @@ def dashboard_definitions(spec: DashboardSpec) -> DashboardDefinitions:
 
     @dg.asset(key=insights_key(spec.name), deps=[asset_key(r) for r in spec.insight_reports()], kinds={"pandas", "parquet"}, metadata=table_metadata(INSIGHTS),
               description=f"Insights of the '{spec.title}' dashboard: {', '.join(['kpis', *spec.insights])}.", **common)
-    def dashboard_insights(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Output[pa.Table]:
+    def dashboard_insights(context: dg.AssetExecutionContext, lake: LakeResource, report_db: SqlReportStore,
+                           serving_store: ServingStore) -> dg.Output[pa.Table]:
         as_of, table = compute_insights(spec, ReportReader(lake), _run_day(context))
+        # Served as they are computed: BI reads them from SQL, the API from the serving store.
+        report_db.replace_partition(INSIGHTS, spec.name, table)
+        serving_store.replace_partition(INSIGHTS, spec.name, table)
         narratives = "\n".join(f"- {text}" for text in table["narrative"].to_pylist()[:15])
         return dg.Output(table, metadata={"dagster/row_count": table.num_rows, "as_of": str(as_of),
                                           "narratives": dg.MetadataValue.md(narratives or "no data yet")})

@@ -27,7 +27,7 @@ from sales_analytics.nlp.sentiment import (
     sentiment_of_rating,
     train_sentiment,
 )
-from sales_analytics.reports.publish import publish_whole_sql
+from sales_analytics.reports.publish import publish_whole_assets
 from sales_analytics.schema import NEGATIVE_REVIEW_SPIKES, REVIEW_ASPECTS, REVIEW_SCORES, REVIEW_SENTIMENT, TableSpec
 from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.parquet_io import read_unpartitioned
@@ -180,5 +180,5 @@ def _terms_markdown(terms: dict[str, dict[str, list[str]]]) -> str:
     return "| aspect | marks negative mentions | marks positive mentions |\n|---|---|---|\n" + "\n".join(rows)
 
 
-review_sql_reports = [publish_whole_sql(spec, dg.AssetKey(["reports", spec.name]))
-                      for spec in (REVIEW_SENTIMENT, REVIEW_ASPECTS, NEGATIVE_REVIEW_SPIKES)]
+review_published_reports = [asset for spec in (REVIEW_SENTIMENT, REVIEW_ASPECTS, NEGATIVE_REVIEW_SPIKES)
+                            for asset in publish_whole_assets(spec, dg.AssetKey(["reports", spec.name]))]

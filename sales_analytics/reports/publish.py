@@ -55,14 +55,21 @@ def publish_assets(spec: TableSpec, report_key: dg.AssetKey,
     return [publish_sql, publish_serving]
 
 
-def publish_whole_sql(spec: TableSpec, report_key: dg.AssetKey) -> dg.AssetsDefinition:
-    """An unpartitioned report rebuilt whole (e.g. the weekly review reports) into the SQL store,
-    replacing the table's rows in one transaction."""
+def publish_whole_assets(spec: TableSpec, report_key: dg.AssetKey) -> list[dg.AssetsDefinition]:
+    """An unpartitioned report rebuilt whole (e.g. the weekly review reports): the SQL table replaced
+    in one transaction, and the serving items too when the spec has a serving key."""
+    common = {"ins": {"report": dg.AssetIn(report_key)}, "group_name": "reports", "owners": ["team:analytics"]}
 
-    @dg.asset(key=["reports", "rds", spec.name], ins={"report": dg.AssetIn(report_key)}, group_name="reports",
-              kinds={"postgres", "sql"}, owners=["team:analytics"],
-              description=f"`{spec.name}` in the SQL report store (RDS PostgreSQL; SQLite locally), for BI.")
+    @dg.asset(key=["reports", "rds", spec.name], kinds={"postgres", "sql"},
+              description=f"`{spec.name}` in the SQL report store (RDS PostgreSQL; SQLite locally), for BI.", **common)
     def publish_sql(report: pa.Table, report_db: SqlReportStore) -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata={"dagster/row_count": report_db.replace_table(spec, report)})
 
-    return publish_sql
+    @dg.asset(key=["reports", "dynamodb", spec.name], kinds={"dynamodb"},
+              description=f"`{spec.name}` items in the serving store (DynamoDB; embedded locally), for the API.", **common)
+    def publish_serving(report: pa.Table, serving_store: ServingStore) -> dg.MaterializeResult:
+        stats = serving_store.replace_all(spec, report)
+        return dg.MaterializeResult(metadata={"dagster/row_count": stats.written, "stale_items_deleted": stats.deleted,
+                                              "table": serving_store.table_name(spec)})
+
+    return [publish_sql, publish_serving] if spec.serving_key else [publish_sql]

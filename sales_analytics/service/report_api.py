@@ -1,8 +1,9 @@
 """Report data for end users: daily sales slices from the serving store (DynamoDB), any report
 table ad hoc from the SQL store (RDS). Both page with an opaque ``page_token``.
 
-- ``GET /v1/sales/daily?from=&to=[&store=|region=|category=|channel=|product=]``: one slice of
-  ``daily_sales`` (the total without a filter), one DynamoDB query per page;
+- ``GET /v1/sales/{daily|weekly}?from=&to=[&store=|region=|category=|channel=|product=]``: one
+  slice of ``daily_sales`` or ``weekly_sales`` (the total without a filter), one DynamoDB query per page;
+- ``GET /v1/dashboards/{name}/insights``: a dashboard's insights, one DynamoDB query;
 - ``GET /v1/reports/{table}?[from=&to=][&<text column>=<value>...]``: rows of a report table in
   key order, filtered on its date column and on any of its text columns.
 """
@@ -14,7 +15,7 @@ import json
 import re
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
@@ -25,11 +26,13 @@ from sales_analytics.schema import (
     DAILY_STORE_SALES,
     DEMAND_FORECAST,
     FORECAST_ACCURACY,
+    INSIGHTS,
     MODEL_BACKTEST,
     NEGATIVE_REVIEW_SPIKES,
     REVIEW_ASPECTS,
     REVIEW_SENTIMENT,
     SORT_KEY_SEPARATOR,
+    WEEKLY_SALES,
     TableSpec,
 )
 from sales_analytics.service.caching import cached_json
@@ -39,8 +42,9 @@ from sales_analytics.storage.sql_store import SqlReportStore
 MAX_RANGE_DAYS = 366
 MAX_PAGE = 500
 MEMBER = r"^[A-Za-z0-9 _.&'+-]{1,80}$"
-AD_HOC_TABLES = {spec.name: spec for spec in (DAILY_SALES, DAILY_STORE_SALES, DEMAND_FORECAST, FORECAST_ACCURACY, MODEL_BACKTEST,
-                                              REVIEW_SENTIMENT, REVIEW_ASPECTS, NEGATIVE_REVIEW_SPIKES)}
+AD_HOC_TABLES = {spec.name: spec for spec in (DAILY_SALES, WEEKLY_SALES, DAILY_STORE_SALES, DEMAND_FORECAST, FORECAST_ACCURACY,
+                                              MODEL_BACKTEST, REVIEW_SENTIMENT, REVIEW_ASPECTS, NEGATIVE_REVIEW_SPIKES, INSIGHTS)}
+SALES = {"daily": DAILY_SALES, "weekly": WEEKLY_SALES}  # weeks are keyed and filtered by their Monday
 PAGING_PARAMETERS = {"from", "to", "limit", "page_token"}
 SALES_SORT_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}#[A-Z]{3}$")
 
@@ -83,9 +87,9 @@ def _plain(value: Any) -> Any:
 def reports_router(report_db: SqlReportStore, serving_store: ServingStore, authenticated: Callable[..., None]) -> APIRouter:
     router = APIRouter(dependencies=[Depends(authenticated)], tags=["reports"])
 
-    @router.get("/v1/sales/daily", summary="Daily sales of one slice (serving store)",
+    @router.get("/v1/sales/{period}", summary="Daily or weekly sales of one slice (serving store)",
                 responses={400: {"description": "bad range, filters or page token"}})
-    def daily_sales(request: Request, first: Annotated[dt.date, Query(alias="from")], last: Annotated[dt.date, Query(alias="to")],
+    def sales(request: Request, period: Literal["daily", "weekly"], first: Annotated[dt.date, Query(alias="from")], last: Annotated[dt.date, Query(alias="to")],
                     store: Member = None, region: Member = None, category: Member = None, channel: Member = None,
                     product: Member = None, limit: Limit = 100, page_token: PageToken = None) -> Response:
         _date_range(first, last, required=True)
@@ -99,8 +103,9 @@ def reports_router(report_db: SqlReportStore, serving_store: ServingStore, authe
         after = decode_token(page_token) if page_token else None
         if after is not None and not (isinstance(after, str) and SALES_SORT_KEY.match(after) and low <= after <= high):
             raise _bad_request("page_token is not one this API issued")
-        items, last_key = serving_store.query_page(DAILY_SALES, slice_id(dimension, member), low, high, limit, after)
-        rows = [{c: _plain(item.get(c)) for c in DAILY_SALES.column_names} for item in items]
+        spec = SALES[period]
+        items, last_key = serving_store.query_page(spec, slice_id(dimension, member), low, high, limit, after)
+        rows = [{c: _plain(item.get(c)) for c in spec.column_names} for item in items]
         return cached_json(request, {"slice": slice_id(dimension, member), "rows": rows, "next_page_token": encode_token(last_key)})
 
     @router.get("/v1/reports/{table}", summary="Rows of a report table (SQL store), filtered and paged",
@@ -120,6 +125,15 @@ def reports_router(report_db: SqlReportStore, serving_store: ServingStore, authe
         after = _key_after(spec, decode_token(page_token)) if page_token else None
         rows, last_key = report_db.page(spec, equals, (date_column, first, last) if date_column else None, limit, after)
         return cached_json(request, {"table": table, "rows": rows, "next_page_token": encode_token(last_key)})
+
+    @router.get("/v1/dashboards/{name}/insights", summary="A dashboard's insights with their numbers (serving store)",
+                responses={404: {"description": "unknown dashboard, or not built yet"}})
+    def dashboard_insights(request: Request, name: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,40}$")]) -> Response:
+        items = serving_store.query(INSIGHTS, name)
+        if not items:
+            raise HTTPException(status_code=404, detail=f"no insights for dashboard {name!r} (unknown, or not built yet)")
+        rows = [{c: _plain(item.get(c)) for c in INSIGHTS.column_names} for item in items]
+        return cached_json(request, {"dashboard": name, "insights": rows})
 
     return router
 

@@ -1,19 +1,18 @@
 """Dashboards in the browser: a sign-in with an API key, the list of dashboards, each page as
-rendered into the lake by its asset, and the same as JSON (``/v1/dashboards``) for programs."""
+rendered into the lake by its asset, and the list as JSON (``/v1/dashboards``) for programs.
+A dashboard's insights are report data: ``/v1/dashboards/{name}/insights`` in ``report_api``."""
 
 import html
 from typing import Annotated, Any
 
-import pandas as pd
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from sales_analytics.dashboards.assets import insights_key, page_object_key
+from sales_analytics.dashboards.assets import page_object_key
 from sales_analytics.dashboards.spec import DashboardSpec, dashboard_specs
 from sales_analytics.service.auth import API_KEY_HEADER, KEY_COOKIE, KeyCheck
 from sales_analytics.service.caching import cached_json, cached_response
 from sales_analytics.storage.lake import LakeResource
-from sales_analytics.storage.parquet_io import parquet_bytes_to_table, partition_object_key
 
 NAME = r"^[a-z][a-z0-9_]{1,40}$"
 PAGE_MAX_AGE = 300
@@ -89,17 +88,6 @@ def dashboards_router(lake: LakeResource, keys: KeyCheck) -> APIRouter:
     @api.get("/v1/dashboards", summary="Declared dashboards and where to open them")
     def list_dashboards(request: Request) -> Response:
         return cached_json(request, [_describe(spec, lake) for spec in specs.values()])
-
-    @api.get("/v1/dashboards/{name}/insights", summary="A dashboard's insights with their numbers and narratives",
-             responses={404: {"description": "unknown or not built yet"}})
-    def insights(request: Request, name: Annotated[str, Path(pattern=NAME)]) -> Response:
-        spec = spec_of(name)
-        key = partition_object_key(insights_key(spec.name), None, None)
-        if not lake.exists(key):
-            raise HTTPException(status_code=404, detail=f"dashboard {name!r} has not been built yet")
-        frame = parquet_bytes_to_table(lake.get_bytes(key)).to_pandas()
-        rows = frame.astype(object).where(pd.notna(frame), None).to_dict(orient="records")
-        return cached_json(request, {"dashboard": spec.name, "insights": rows})
 
     router.include_router(api)
     return router

@@ -93,6 +93,10 @@ class ServingStore(dg.ConfigurableResource, ABC):
         """Items with this partition key, optionally with the sort key in [sort_from, sort_to]."""
 
     @abstractmethod
+    def all_keys(self, spec: TableSpec) -> list[tuple[str, str]]:
+        """(partition key, sort key) of every item of the table: for reports replaced whole."""
+
+    @abstractmethod
     def query_page(self, spec: TableSpec, key_value: str, sort_from: str, sort_to: str, limit: int,
                    after: str | None = None) -> tuple[list[Item], str | None]:
         """Up to ``limit`` items with this partition key and sort key in [sort_from, sort_to], after
@@ -108,6 +112,18 @@ class ServingStore(dg.ConfigurableResource, ABC):
         wanted = {(i[key.partition_key], i[key.sort_key]) for i in items}
         stale = [k for k in self.partition_keys(spec, partition_value) if k not in wanted]
         # Upserts before deletes: a reader never sees the partition emptier than either version.
+        self.write_items(spec, items, stale)
+        return ReplaceStats(written=len(items), deleted=len(stale))
+
+    def replace_all(self, spec: TableSpec, rows: pa.Table) -> ReplaceStats:
+        """Make the table's items exactly ``rows`` (a report rebuilt whole), upserts first."""
+        _check_serving_spec(spec)
+        self.ensure_table(spec)
+        key = spec.serving_key
+        assert key is not None
+        items = [to_item(spec, row) for row in rows.to_pylist()]
+        wanted = {(i[key.partition_key], i[key.sort_key]) for i in items}
+        stale = [k for k in self.all_keys(spec) if k not in wanted]
         self.write_items(spec, items, stale)
         return ReplaceStats(written=len(items), deleted=len(stale))
 
@@ -216,6 +232,15 @@ class DynamoDBServingStore(ServingStore, ResourceWithBoto3Configuration):
             )
         )
 
+    def all_keys(self, spec: TableSpec) -> list[tuple[str, str]]:
+        key = spec.serving_key
+        assert key is not None
+        self.ensure_table(spec)
+        pages = self.client().get_paginator("scan").paginate(
+            TableName=self.table_name(spec), ProjectionExpression="#pk, #sk",
+            ExpressionAttributeNames={"#pk": key.partition_key, "#sk": key.sort_key})
+        return [(i[key.partition_key]["S"], i[key.sort_key]["S"]) for page in pages for i in page["Items"]]
+
     def query_page(self, spec: TableSpec, key_value: str, sort_from: str, sort_to: str, limit: int,
                    after: str | None = None) -> tuple[list[Item], str | None]:
         key = spec.serving_key
@@ -306,6 +331,10 @@ class EmbeddedServingStore(ServingStore):
         with self._connect() as conn:
             return [_decode(text) for (text,) in conn.execute(sql, args)]
 
+
+    def all_keys(self, spec: TableSpec) -> list[tuple[str, str]]:
+        with self._connect() as conn:
+            return [(pk, sk) for pk, sk in conn.execute("SELECT pk, sk FROM items WHERE tbl = ?", (self.table_name(spec),))]
 
     def query_page(self, spec: TableSpec, key_value: str, sort_from: str, sort_to: str, limit: int,
                    after: str | None = None) -> tuple[list[Item], str | None]:
