@@ -31,6 +31,8 @@ REGIONS = {"north": ("EUR", ["Hamburg", "Berlin", "Bremen"]), "south": ("EUR", [
            "west": ("EUR", ["Cologne", "Dusseldorf"]), "uk": ("GBP", ["London", "Manchester"])}
 CATEGORIES = {"grocery": (1.0, 8.0), "beverages": (0.8, 6.0), "household": (2.0, 15.0),
               "personal care": (2.0, 20.0), "electronics": (15.0, 400.0), "apparel": (8.0, 90.0)}
+# What a unit costs as a share of its list price (no random draw: the sample data stays as it was).
+COST_SHARE = {"grocery": 0.7, "beverages": 0.6, "household": 0.55, "personal care": 0.5, "electronics": 0.8, "apparel": 0.45}
 STORE_FORMATS = {"hypermarket": 2.0, "supermarket": 1.0, "express": 0.5}
 HOLIDAYS = {(1, 1): ("New Year", True), (12, 25): ("Christmas", True), (12, 26): ("Boxing Day", False),
             (5, 1): ("Labour Day", True), (10, 3): ("Unity Day", False)}
@@ -117,7 +119,8 @@ class SalesGenerator:
             low, high = CATEGORIES[category]
             price = round(float(np.exp(self.rng.uniform(np.log(low), np.log(high)))), 2)
             products.append({"product_id": f"P{i + 1:05d}", "name": f"{category.title()} item {i + 1}",
-                             "category": category, "brand": f"Brand {chr(65 + i % 12)}", "price": price})
+                             "category": category, "brand": f"Brand {chr(65 + i % 12)}", "price": price,
+                             "unit_cost": round(price * COST_SHARE[category], 2)})
         return products
 
     def _make_calendar(self) -> list[dict]:

@@ -153,6 +153,7 @@ PRODUCTS = TableSpec(
         ("category", "string", False),
         ("brand", "string", True),
         ("price", "float64", True, "list price, where the source has one"),
+        ("unit_cost", "float64", True, "what a unit costs the business, where the source has it: margins need it"),
     ),
     key=("product_id",),
 )
@@ -261,6 +262,8 @@ DAILY_SALES = TableSpec(
         ("discounts", "float64", False),
         ("returns_value", "float64", False),
         ("net_sales", "float64", False, "gross - discounts - returns"),
+        ("costed_sales", "float64", True, "net value of the kept lines whose product has a unit cost; null if none has"),
+        ("margin", "float64", True, "costed_sales - their units x unit cost: the margin where costs exist"),
     ),
     key=("sale_date", "dimension", "member", "currency"),
     partition_column="sale_date",

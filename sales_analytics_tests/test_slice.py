@@ -22,8 +22,8 @@ from sales_analytics.storage.parquet_io import parquet_bytes_to_table, partition
 CONFIG = GeneratorConfig(days=8, stores=3, products=40, orders_per_store_day=15)
 
 
-def expected_report(files: dict[str, bytes]) -> dict[tuple[str, str], dict[str, float]]:
-    """daily_store_sales recomputed from the landing files in plain Python, sharing no code with the platform."""
+def latest_lines(files: dict[str, bytes]) -> list[dict[str, Any]]:
+    """The latest valid version of every landed order line, in plain Python, sharing no code with the platform."""
     latest: dict[tuple, tuple] = {}
     for key in sorted(files):
         source = key.split("/")[2]
@@ -37,23 +37,29 @@ def expected_report(files: dict[str, bytes]) -> dict[tuple[str, str], dict[str, 
             except (ValueError, AssertionError):
                 continue
             line_key = (source, row["order_id"], int(row["line_no"]))
-            candidate = (updated, key, ts, row, quantity, price, discount)
+            candidate = (updated, key, {**row, "day": ts.date().isoformat(), "quantity": quantity, "price": price,
+                                        "discount": discount})
             if line_key not in latest or candidate[:2] >= latest[line_key][:2]:
                 latest[line_key] = candidate
+    return [line for _, _, line in latest.values()]
+
+
+def expected_report(files: dict[str, bytes]) -> dict[tuple[str, str], dict[str, float]]:
+    """daily_store_sales recomputed from the landing files."""
     report: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: defaultdict(float))
     orders: dict[tuple[str, str], set] = defaultdict(set)
-    for _, _, ts, row, quantity, price, discount in latest.values():
-        if row["status"] == "cancelled":
+    for line in latest_lines(files):
+        if line["status"] == "cancelled":
             continue
-        cell = report[ts.date().isoformat(), row["store_id"]]
-        value = quantity * price
-        cell["units_sold"] += quantity
+        cell = report[line["day"], line["store_id"]]
+        value = line["quantity"] * line["price"]
+        cell["units_sold"] += line["quantity"]
         cell["gross_sales"] += value
-        cell["discounts"] += value * discount
-        if row["status"] == "returned":
-            cell["units_returned"] += quantity
-            cell["returns_value"] += value * (1 - discount)
-        orders[ts.date().isoformat(), row["store_id"]].add(row["order_id"])
+        cell["discounts"] += value * line["discount"]
+        if line["status"] == "returned":
+            cell["units_returned"] += line["quantity"]
+            cell["returns_value"] += value * (1 - line["discount"])
+        orders[line["day"], line["store_id"]].add(line["order_id"])
     for cell_key, cell in report.items():
         cell["orders"] = len(orders[cell_key])
         cell["net_sales"] = cell["gross_sales"] - cell["discounts"] - cell["returns_value"]
@@ -114,6 +120,20 @@ def test_daily_sales_slices_agree_with_the_independent_computation(built: dict[s
         for (day, store), cell in expected.items():
             want[day, store_currency[store]] += cell["net_sales"]
         assert summed.keys() == want.keys() and all(abs(summed[k] - want[k]) < 1.0 for k in want), dimension
+    # Margins where costs exist: every generated product has a unit cost in its master file.
+    with initialized(env["lake"]) as lake:
+        master = next(o.key for o in lake.list("landing/reference/products/"))
+        costs = {r["product_id"]: float(r["unit_cost"]) for r in csv.DictReader(io.StringIO(lake.get_bytes(master).decode()))}
+    want_margin: dict[tuple[str, str, str], float] = defaultdict(float)
+    for line in latest_lines(built["files"]):
+        if line["status"] == "sold":  # a returned line's value and cost both came back
+            net_value = line["quantity"] * line["price"] * (1 - line["discount"])
+            want_margin[line["day"], line["product_id"], line["currency"]] += net_value - line["quantity"] * costs[line["product_id"]]
+    margins = {(str(r["sale_date"]), r["member"], r["currency"]): r["margin"] for r in rows
+               if r["dimension"] == "product" and r["margin"] is not None}
+    assert margins.keys() == want_margin.keys()
+    off = {k: (margins[k], want_margin[k]) for k in want_margin if abs(margins[k] - want_margin[k]) >= 0.02}
+    assert not off, list(off.items())[:5]
     north = sorted((str(r["sale_date"]), r["currency"], r["net_sales"]) for r in rows if r["slice"] == "region=north")
     days = built["summary"].touched_days
     with initialized(env["serving_store"]) as serving:

@@ -38,13 +38,15 @@ MISSES_SHOWN = 5
 
 # KPI -> (numerator, denominator or None) over summed daily values
 SALES_KPIS = {"net_sales": ("net_sales", None), "orders": ("orders", None), "units_sold": ("units_sold", None),
-              "average_basket": ("net_sales", "orders"), "returns_rate": ("units_returned", "units_sold")}
-SALES_KPIS_COLUMNS = ("net_sales", "orders", "units_sold", "units_returned", "gross_sales", "discounts")
+              "average_basket": ("net_sales", "orders"), "returns_rate": ("units_returned", "units_sold"),
+              "margin_rate": ("margin", "costed_sales")}  # over the sales whose products have a cost
+SALES_KPIS_COLUMNS = ("net_sales", "orders", "units_sold", "units_returned", "gross_sales", "discounts", "costed_sales",
+                      "margin")
 ACCURACY_KPIS = {"forecast_wape": ("abs_error", "actual"), "forecast_coverage": ("in_band", "points")}
 MONEY = {"net_sales", "gross_sales", "discounts", "average_basket"}
-RATES = {"returns_rate", "forecast_wape", "forecast_coverage", "negative_share"}
+RATES = {"returns_rate", "margin_rate", "forecast_wape", "forecast_coverage", "negative_share"}
 LABELS = {"net_sales": "Net sales", "orders": "Orders", "units_sold": "Units sold", "average_basket": "Average basket",
-          "returns_rate": "Returns rate", "forecast_wape": "Forecast error (WAPE)", "forecast_coverage": "P10-P90 coverage",
+          "returns_rate": "Returns rate", "margin_rate": "Gross margin", "forecast_wape": "Forecast error (WAPE)", "forecast_coverage": "P10-P90 coverage",
           "reviews": "Reviews", "negative_share": "Negative reviews", "units_returned": "Units returned",
           "gross_sales": "Gross sales", "discounts": "Discounts"}
 PERIOD_WORDS = {"day": "the day before", "week": "the week before", "year": "the same week a year ago"}

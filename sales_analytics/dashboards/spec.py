@@ -36,7 +36,7 @@ REPORTS = (DAILY_SALES, DAILY_STORE_SALES, DEMAND_FORECAST, FORECAST_ACCURACY, R
 # KPI tile -> the report it is computed from.
 KPIS = {
     "net_sales": DAILY_SALES, "orders": DAILY_SALES, "units_sold": DAILY_SALES, "average_basket": DAILY_SALES,
-    "returns_rate": DAILY_SALES, "forecast_wape": FORECAST_ACCURACY, "forecast_coverage": FORECAST_ACCURACY,
+    "returns_rate": DAILY_SALES, "margin_rate": DAILY_SALES, "forecast_wape": FORECAST_ACCURACY, "forecast_coverage": FORECAST_ACCURACY,
     "reviews": REVIEW_SENTIMENT, "negative_share": REVIEW_SENTIMENT,
 }
 # Insight kind -> the reports it reads.

@@ -20,6 +20,7 @@ from sales_analytics.curated.assets import (
     with_dimension_attributes,
 )
 from sales_analytics.lake.assets import CLEAN_ORDER_LINES, table_metadata
+from sales_analytics.lake.dimensions import as_of
 from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
 from sales_analytics.reports.daily_store_sales import aggregate_measures, line_measures
 from sales_analytics.schema import ALL_MEMBERS, DAILY_SALES
@@ -39,7 +40,8 @@ def slice_id(dimension: str, member: str) -> str:
 
 
 def compute_daily_sales(lines: pa.Table, products: pa.Table, stores: pa.Table) -> pa.Table:
-    measures = line_measures(lines, ["store_id", "channel", "product_id", "currency"])
+    """``products``: its history with category and unit_cost; ``stores``: its history with region."""
+    measures = line_measures(with_unit_cost(lines, products), ["store_id", "channel", "product_id", "currency"])
     if measures.num_rows == 0:
         return DAILY_SALES.empty_table()
     measures = with_dimension_attributes(measures.rename_columns({"sale_date": "order_date"}), products, "product_id",
@@ -49,6 +51,16 @@ def compute_daily_sales(lines: pa.Table, products: pa.Table, stores: pa.Table) -
     slices = [_slice(measures, "total", None), *(_slice(measures, d, column) for d, column in DIMENSIONS.items())]
     report = pa.concat_tables(slices).cast(DAILY_SALES.arrow_schema())
     return report.sort_by([(k, "ascending") for k in DAILY_SALES.key])
+
+
+def with_unit_cost(lines: pa.Table, products: pa.Table) -> pa.Table:
+    """Each line with its product's unit cost as it was on the order date (null where none is known)."""
+    if lines.num_rows == 0 or products.num_rows == 0 or "unit_cost" not in products.column_names:
+        return lines.append_column("unit_cost", pa.nulls(lines.num_rows, pa.float64()))
+    costs = products.filter(pc.is_valid(products["unit_cost"]))
+    if costs.num_rows == 0:
+        return lines.append_column("unit_cost", pa.nulls(lines.num_rows, pa.float64()))
+    return as_of(lines, costs, "product_id", "order_date", ["unit_cost"])
 
 
 def _slice(measures: pa.Table, dimension: str, column: str | None) -> pa.Table:
@@ -81,7 +93,7 @@ def _slice(measures: pa.Table, dimension: str, column: str | None) -> pa.Table:
 )
 def daily_sales(context: dg.AssetExecutionContext, order_lines: pa.Table,
                 lake: LakeResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    products = dimension_history(lake, CLEAN_PRODUCTS, "product_id", list(PRODUCT_ATTRIBUTES))
+    products = dimension_history(lake, CLEAN_PRODUCTS, "product_id", [*PRODUCT_ATTRIBUTES, "unit_cost"])
     stores = dimension_history(lake, CLEAN_STORES, "store_id", list(REGION))
     report = compute_daily_sales(order_lines, products, stores)
     rows = {day.isoformat(): part.num_rows for day, part in split_by(report, "sale_date").items()}

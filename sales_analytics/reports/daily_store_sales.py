@@ -26,16 +26,20 @@ REPORT_INPUT_COLUMNS = ["order_date", "store_id", "currency", "order_id", "statu
 
 
 MEASURES = ["orders", "units_sold", "units_returned", "gross_sales", "discounts", "returns_value", "net_sales"]
+COST_MEASURES = ["costed_sales", "margin"]  # where lines carry their product's unit_cost
 
 
 def line_measures(lines: pa.Table, keep: list[str]) -> pa.Table:
-    """Counted lines (sold or returned) as sale measures, with the ``keep`` columns to group by."""
+    """Counted lines (sold or returned) as sale measures, with the ``keep`` columns to group by;
+    with ``COST_MEASURES`` when the lines carry ``unit_cost``. A returned line's value and cost both
+    come back, so only lines still sold earn a margin."""
     counted = lines.filter(pc.is_in(lines["status"], value_set=pa.array(COUNTED_STATUSES)))
     returned = pc.equal(counted["status"], "returned")
-    value = pc.multiply(pc.cast(counted["quantity"], pa.float64()), counted["unit_price"])
+    quantity = pc.cast(counted["quantity"], pa.float64())
+    value = pc.multiply(quantity, counted["unit_price"])
     discount = pc.multiply(value, counted["discount"])
     zero_int, zero = pa.scalar(0, pa.int64()), pa.scalar(0.0)
-    return pa.table({
+    measures = {
         "sale_date": counted["order_date"],
         **{column: counted[column] for column in keep},
         "order_id": counted["order_id"],
@@ -44,14 +48,23 @@ def line_measures(lines: pa.Table, keep: list[str]) -> pa.Table:
         "gross_sales": value,
         "discounts": discount,
         "returns_value": pc.if_else(returned, pc.subtract(value, discount), zero),
-    })
+    }
+    if "unit_cost" in lines.column_names:
+        kept = pc.and_(pc.invert(returned), pc.is_valid(counted["unit_cost"]))
+        net_value = pc.subtract(value, discount)
+        no_cost = pa.scalar(None, pa.float64())
+        measures["costed_sales"] = pc.if_else(kept, net_value, no_cost)
+        measures["margin"] = pc.if_else(kept, pc.subtract(net_value, pc.multiply(quantity, counted["unit_cost"])), no_cost)
+    return pa.table(measures)
 
 
 def aggregate_measures(measures: pa.Table, keys: list[str]) -> dict[str, pa.Array]:
-    """``MEASURES`` summed per ``keys`` (orders counted distinct), money rounded to cents; keys first."""
+    """``MEASURES`` (and ``COST_MEASURES`` when present) summed per ``keys`` (orders counted
+    distinct), money rounded to cents; keys first. A group with no costed line has null cost measures."""
+    costs = [c for c in COST_MEASURES if c in measures.column_names]
     grouped = measures.group_by(keys, use_threads=False).aggregate([
         ("order_id", "count_distinct"), ("units_sold", "sum"), ("units_returned", "sum"),
-        ("gross_sales", "sum"), ("discounts", "sum"), ("returns_value", "sum"),
+        ("gross_sales", "sum"), ("discounts", "sum"), ("returns_value", "sum"), *((c, "sum") for c in costs),
     ])
     gross, discounts, returns = (grouped[f"{c}_sum"] for c in ("gross_sales", "discounts", "returns_value"))
     return {
@@ -63,6 +76,7 @@ def aggregate_measures(measures: pa.Table, keys: list[str]) -> dict[str, pa.Arra
         "discounts": _money(discounts),
         "returns_value": _money(returns),
         "net_sales": _money(pc.subtract(pc.subtract(gross, discounts), returns)),
+        **{c: _money(grouped[f"{c}_sum"]) for c in costs},
     }
 
 
