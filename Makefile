@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test ui stack-start stack-stop stack-status
+.PHONY: setup demo test ui serve stack-start stack-stop stack-status
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,9 @@ test: setup  ## the whole suite; starts (and stops) the stack servers it needs
 ui: setup  ## the Dagster UI over the same data and runs as `make demo`
 	mkdir -p .data/dagster
 	DAGSTER_HOME=$(CURDIR)/.data/dagster $(BIN)/dagster dev -w workspace.yaml
+
+serve: setup  ## the web app and API (dashboards, report data, predictions) on the active profile; keys in SALES_ANALYTICS_API_KEYS
+	$(BIN)/sales-analytics serve
 
 stack-start stack-stop stack-status: setup
 	$(BIN)/sales-analytics stack $(@:stack-%=%)

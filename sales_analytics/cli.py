@@ -29,7 +29,8 @@ def _generate(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     import dagster as dg
 
-    from sales_analytics.runner import ingest_and_build
+    from sales_analytics.dashboards.assets import page_object_key
+    from sales_analytics.runner import build_dashboards, ingest_and_build
 
     started = time.monotonic()
     _generate(args)
@@ -38,9 +39,11 @@ def _demo(args: argparse.Namespace) -> None:
 
     with dg.DagsterInstance.get() as instance:
         summary = ingest_and_build(defs, instance)
+        boards = build_dashboards(defs, instance, summary.touched_days[-1]) if summary.touched_days else {}
     resources = build_resources()
     with initialized(resources["lake"]) as lake, initialized(resources["report_db"]) as report_db:
         lake_uri, report_url = lake.uri("clean"), report_db.engine().url.render_as_string(hide_password=True)
+        pages = {name: lake.uri(page_object_key(name)) for name, state in boards.items() if state == "built"}
     print(f"\nbuilt profile '{active_profile()}' in {time.monotonic() - started:.1f}s "
           f"({len(summary.run_ids)} runs, {len(summary.touched_days)} order dates)")
     for asset, partitions in sorted(summary.partitions.items()):
@@ -51,10 +54,14 @@ def _demo(args: argparse.Namespace) -> None:
           f"{counts.get('duplicates_collapsed', 0):,} duplicates collapsed")
     failed = [name for name, ok in summary.checks.items() if not ok]
     print(f"  checks: {len(summary.checks) - len(failed)} passed, {len(failed)} failed {failed or ''}")
+    for name, state in boards.items():
+        print(f"  dashboard {name:<20} {pages.get(name, state)}")
     print(f"  lake:      {lake_uri}")
     print(f"  report DB: {report_url}")
     print(f"  Dagster runs recorded in DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
-    if failed:
+    print("  open the dashboards: SALES_ANALYTICS_API_KEYS=<a key of 16+ characters> make serve, then "
+          "http://127.0.0.1:8080/dashboards")
+    if failed or "failed" in boards.values():
         sys.exit(1)
 
 

@@ -52,6 +52,26 @@ def ingest_and_build(defs: dg.Definitions, instance: dg.DagsterInstance, console
     return summary
 
 
+def build_dashboards(defs: dg.Definitions, instance: dg.DagsterInstance, day: str,
+                     console_log_level: str = "WARNING") -> dict[str, str]:
+    """Each declared dashboard whose reports have been built, as of ``day``; name -> what happened."""
+    from sales_analytics.dashboards.assets import dashboards
+
+    outcome = {}
+    run_config = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
+    for dashboard in dashboards:
+        missing = [r for r in dashboard.spec.reports
+                   if instance.get_latest_materialization_event(dg.AssetKey(r.split("/"))) is None]
+        if missing:
+            outcome[dashboard.spec.name] = f"skipped: {', '.join(missing)} not built yet"
+            continue
+        job = defs.resolve_job_def(dashboard.job.name)
+        result = job.execute_in_process(instance=instance, run_config=run_config,
+                                        partition_key=day if job.partitions_def else None)
+        outcome[dashboard.spec.name] = "built" if result.success else "failed"
+    return outcome
+
+
 def release_run_memory() -> None:
     """An in-process result holds its outputs (a month of tables) in reference cycles; collect them
     before the next run, as a run's own process would end, so memory stays bounded by one range."""
