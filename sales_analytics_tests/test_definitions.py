@@ -100,11 +100,13 @@ def test_review_nlp_lineage_jobs_and_schedules() -> None:
     reports = {"review_sentiment", "review_aspects", "negative_review_spikes"}
     for name in reports:
         assert graph.get(key(f"reports/rds/{name}")).parent_keys == {key(f"reports/{name}")}
+    assert graph.get(key("reports/dynamodb/review_sentiment")).parent_keys == {key("reports/review_sentiment")}
     train_job, insights_job = defs.resolve_job_def("train_sentiment_model"), defs.resolve_job_def("review_insights")
     assert {k.to_user_string() for k in train_job.asset_layer.executable_asset_keys} == {
         "ml/sentiment_model", "ml/sentiment_model_champion"}
     assert {k.to_user_string() for k in insights_job.asset_layer.executable_asset_keys} == {
-        "ml/review_scores", *(f"reports/{name}" for name in reports), *(f"reports/rds/{name}" for name in reports)}
+        "ml/review_scores", *(f"reports/{name}" for name in reports), *(f"reports/rds/{name}" for name in reports),
+        "reports/dynamodb/review_sentiment"}
     assert defs.resolve_schedule_def("train_sentiment_model_schedule").cron_schedule == "30 5 * * 1"
     assert defs.resolve_schedule_def("review_insights_schedule").cron_schedule == "0 6 * * *"
 
