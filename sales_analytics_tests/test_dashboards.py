@@ -78,20 +78,32 @@ def test_four_dashboards_each_with_a_job_over_exactly_its_upstream_assets() -> N
         assert graph.get(insights_key(name)).parent_keys == {dg.AssetKey(r.split("/")) for r in dashboard.spec.insight_reports()}
 
 
-@pytest.mark.parametrize(("local_day", "utc_hour", "partition"), [
-    (dt.date(2026, 3, 28), 5, "2026-03-27"),  # CET: 06:30 in Berlin is 05:30 UTC
-    (dt.date(2026, 3, 29), 4, "2026-03-28"),  # clocks went forward at 02:00: 04:30 UTC from now on
-    (dt.date(2026, 10, 25), 5, "2026-10-24"),  # and back on the last Sunday of October
+BERLIN, LONDON, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("Europe/London"), ZoneInfo("America/New_York")
+
+
+@pytest.mark.parametrize(("name", "tick", "utc_hour", "partition"), [
+    ("executive_daily", dt.datetime(2026, 3, 28, 6, 30, tzinfo=BERLIN), 5, "2026-03-27"),  # CET
+    ("executive_daily", dt.datetime(2026, 3, 29, 6, 30, tzinfo=BERLIN), 4, "2026-03-28"),  # clocks went forward at 02:00
+    ("executive_daily", dt.datetime(2026, 10, 25, 6, 30, tzinfo=BERLIN), 5, "2026-10-24"),  # and back again
+    ("store_performance", dt.datetime(2026, 3, 28, 7, 0, tzinfo=BERLIN), 6, "2026-03-27"),  # Saturday, CET
+    ("store_performance", dt.datetime(2026, 3, 30, 7, 0, tzinfo=BERLIN), 5, "2026-03-29"),  # Monday, CEST
+    ("demand_planning", dt.datetime(2026, 3, 29, 8, 0, tzinfo=LONDON), 7, "2026-03-28"),  # first morning of BST
+    ("demand_planning", dt.datetime(2026, 10, 25, 8, 0, tzinfo=LONDON), 8, "2026-10-24"),  # GMT again
+    ("customer_voice", dt.datetime(2026, 3, 2, 9, 0, tzinfo=NEW_YORK), 14, None),  # EST; runs whole
+    ("customer_voice", dt.datetime(2026, 3, 9, 9, 0, tzinfo=NEW_YORK), 13, None),  # first Monday of EDT
 ])
-def test_schedule_fires_at_its_local_time_across_dst(local_day: dt.date, utc_hour: int, partition: str) -> None:
-    schedule = defs.resolve_schedule_def("dashboard_executive_daily_schedule")
-    assert (schedule.cron_schedule, schedule.execution_timezone) == ("30 6 * * *", "Europe/Berlin")
-    tick = dt.datetime.combine(local_day, dt.time(6, 30), ZoneInfo("Europe/Berlin"))
-    assert tick.astimezone(dt.UTC).hour == utc_hour
+def test_every_schedule_fires_at_its_local_time_across_dst(name: str, tick: dt.datetime, utc_hour: int,
+                                                            partition: str | None) -> None:
+    spec = next(d.spec for d in dashboards if d.spec.name == name)
+    schedule = defs.resolve_schedule_def(f"dashboard_{name}_schedule")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == (spec.schedule.cron, spec.schedule.timezone)
+    assert schedule.job_name == f"dashboard_{name}"
+    minute, hour = spec.schedule.cron.split()[:2]
+    assert (tick.minute, tick.hour) == (int(minute), int(hour))  # the tick is one the cron names, in local time
+    assert tick.astimezone(dt.UTC).hour == utc_hour  # the same local time is a different UTC hour across DST
     context = dg.build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def())
     (request,) = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == partition
-    assert schedule.job_name == "dashboard_executive_daily"
 
 
 def test_a_partitioned_run_is_for_the_last_complete_utc_day_in_any_timezone(tmp_path: Path) -> None:
@@ -104,14 +116,6 @@ def test_a_partitioned_run_is_for_the_last_complete_utc_day_in_any_timezone(tmp_
     context = dg.build_schedule_context(scheduled_execution_time=tick, repository_def=test_defs.get_repository_def())
     (request,) = built.schedule.evaluate_tick(context).run_requests
     assert built.schedule.execution_timezone == "Asia/Tokyo" and request.partition_key == "2026-03-28"
-
-
-def test_an_unpartitioned_dashboard_runs_whole() -> None:
-    schedule = defs.resolve_schedule_def("dashboard_customer_voice_schedule")
-    tick = dt.datetime(2026, 3, 30, 9, 0, tzinfo=ZoneInfo("America/New_York"))
-    context = dg.build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def())
-    (request,) = schedule.evaluate_tick(context).run_requests
-    assert request.partition_key is None and schedule.execution_timezone == "America/New_York"
 
 
 # -- insights on a constructed history ---------------------------------------------------

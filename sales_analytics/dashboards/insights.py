@@ -100,15 +100,15 @@ def fmt_change(metric: str, change: float, change_pct: float | None, currency: s
 
 # -- sales: daily totals of one currency --------------------------------------------------
 def daily_values(sales: pd.DataFrame, currency: str, days: set[dt.date], dimension: str = "total") -> pd.DataFrame:
-    """Measures per (day, member) of one dimension, with zeros on stored days the member did not sell."""
-    if sales.empty:
-        return pd.DataFrame(columns=["sale_date", "member"])
+    """Measures per (day, member) of one dimension, with zeros on stored days a member did not sell."""
+    measures = list(SALES_KPIS_COLUMNS)
+    if sales.empty:  # stored days without a single row (no columns either): all zeros
+        sales = pd.DataFrame(columns=["sale_date", "dimension", "member", "currency", *measures])
     rows = sales[(sales["dimension"] == dimension) & (sales["currency"] == currency)]
-    measures = [c for c in SALES_KPIS_COLUMNS if c in rows]
-    members = rows["member"].unique() if dimension != "total" else [ALL_MEMBERS]
+    members = [ALL_MEMBERS] if dimension == "total" else list(rows["member"].unique())
     grid = pd.MultiIndex.from_product([sorted(days), members], names=["sale_date", "member"])
-    indexed = rows.assign(sale_date=pd.to_datetime(rows["sale_date"]).dt.date).set_index(["sale_date", "member"])[measures]
-    return indexed.reindex(grid, fill_value=0).reset_index()
+    indexed = rows.assign(sale_date=pd.to_datetime(rows["sale_date"]).dt.date).set_index(["sale_date", "member"])
+    return indexed.reindex(columns=measures).reindex(grid, fill_value=0).reset_index()
 
 
 def _ratio(totals: pd.DataFrame, numerator: str, denominator: str | None) -> float | None:
