@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -27,4 +28,15 @@ def measure(fn: Callable[..., Any], *args: object) -> Measurement:
 def _timed(fn: Callable[..., Any], *args: object) -> Measurement:
     start = time.perf_counter()
     result = fn(*args)
-    return Measurement(result, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return Measurement(result, time.perf_counter() - start, own_peak_rss_mb())
+
+
+def own_peak_rss_mb() -> float:
+    """This process's own peak RSS. Linux keeps ``ru_maxrss`` across the fork + exec that spawns a
+    worker, so it would report the parent's peak when that was higher; ``VmHWM`` starts afresh."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kilobytes = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    return kilobytes / 1024
