@@ -162,8 +162,9 @@ def _kpi(kpi: str, rank: int, period: str, as_of: dt.date, value: float | None, 
 
 # -- anomalies and drivers ----------------------------------------------------------------
 def anomaly_insights(sales: pd.DataFrame, stored: set[dt.date], currency: str, as_of: dt.date) -> list[Insight]:
-    """Unusual days in the last week for each anomaly metric, with one driver row per dimension.
-    ``stored``: the days whose partition exists (a day without sales is a zero, not a gap)."""
+    """Unusual days in the last week for each anomaly metric (the strongest ANOMALIES_SHOWN), each
+    followed by its DRIVERS_SHOWN main drivers. ``stored``: the days whose partition exists (a day
+    without sales is a zero, not a gap)."""
     totals = daily_values(sales, currency, stored).set_index("sale_date")
     found: list[Insight] = []
     for metric in ANOMALY_METRICS:
