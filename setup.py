@@ -23,6 +23,7 @@ setup(
         "boto3>=1.35",
         "SQLAlchemy>=2.0,<2.2",
         "psycopg[binary]>=3.2",
+        "psycopg2-binary>=2.9",  # Dagster's own PostgreSQL storage in production (deploy/dagster.yaml)
         "PyYAML>=6",
         "tqdm>=4.66",
         "openpyxl>=3.1",

@@ -1,0 +1,65 @@
+"""The production instance config (deploy/dagster.yaml) loads against a real PostgreSQL, and the
+run-queue limits it sets match the tags our runs carry."""
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from sales_analytics.dashboards.assets import dashboards
+from sales_analytics.definitions import defs
+from sales_analytics.profiles import StackSettings
+
+REPO = Path(__file__).resolve().parents[1]
+PRODUCTION = REPO / "deploy" / "dagster.yaml"
+
+
+@pytest.fixture
+def empty_database(stack_settings: StackSettings) -> Iterator[str]:
+    name = f"dagster_deploy_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(stack_settings.postgres_url("postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield name
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.mark.stack
+def test_production_instance_loads_against_postgresql(stack_settings: StackSettings, empty_database: str,
+                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "dagster.yaml").write_text(PRODUCTION.read_text())
+    variables = {"DAGSTER_HOME": str(tmp_path), "DAGSTER_PG_USERNAME": stack_settings.postgres_user, "DAGSTER_PG_PASSWORD": "",
+                 "DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(stack_settings.postgres_port),
+                 "DAGSTER_PG_DB": empty_database, "PGSSLMODE": "disable", "DAGSTER_COMPUTE_LOG_BUCKET": "compute-logs"}
+    dagster = Path(sys.executable).parent / "dagster"
+    result = subprocess.run([str(dagster), "instance", "info"], env={**os.environ, **variables}, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = yaml.safe_load(result.stdout.split("Storage schema state:")[1].split("\n", 2)[2])
+    assert all(v["current"] == v["latest"] for v in state["schema"].values())  # migrated into the empty database
+    for name, value in variables.items():  # the parts `instance info` does not instantiate, built here
+        monkeypatch.setenv(name, value)
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        parts = {type(p).__name__ for p in (instance.run_launcher, instance.compute_log_manager, instance.run_coordinator,
+                                            instance.run_storage)}
+        assert parts == {"EcsRunLauncher", "S3ComputeLogManager", "QueuedRunCoordinator", "PostgresRunStorage"}
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
+
+
+def test_run_queue_limits_match_the_tags_our_runs_carry() -> None:
+    config = yaml.safe_load(PRODUCTION.read_text())
+    limits = {limit["key"]: limit for limit in config["concurrency"]["runs"]["tag_concurrency_limits"]}
+    assert limits["source"]["value"] == limits["dashboard"]["value"] == {"applyLimitPerUniqueValue": True}
+    assert config["run_retries"]["enabled"] and config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
+    for dashboard in dashboards:  # one run at a time per dashboard
+        assert defs.resolve_job_def(dashboard.job.name).tags["dashboard"] == dashboard.spec.name
+    assert set(config["run_launcher"]["config"]["propagate_tags"]["allow_list"]) >= {"source", "dashboard"}
