@@ -15,7 +15,7 @@ from pathlib import Path
 
 from measure import measure
 
-from sales_analytics.ocr.assets import field_matches
+from sales_analytics.ocr.evaluation import field_matches
 from sales_analytics.ocr.reader import read_receipt
 
 VARIANTS = {

@@ -18,6 +18,7 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from sales_analytics.offload import OffloadResource
 from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.parquet_io import ParquetLakeIOManager
 from sales_analytics.storage.serving_store import DynamoDBServingStore, EmbeddedServingStore, ServingStore
@@ -90,6 +91,11 @@ def build_resources(profile: str | None = None) -> dict[str, Any]:
         LakeResource(root=dg.EnvVar("SALES_ANALYTICS_LAKE_URI"), s3=S3Resource(region_name=region)),
         SqlReportStore(url=dg.EnvVar("SALES_ANALYTICS_RDS_URL"), schema_name="reports"),
         DynamoDBServingStore(region_name=region, create_tables=False),
+        # Heavy steps in Fargate tasks of the code-location image (deploy/README.md).
+        OffloadResource(mode="ecs", ecs_cluster=dg.EnvVar("SALES_ANALYTICS_ECS_CLUSTER"),
+                        ecs_task_definition=dg.EnvVar("SALES_ANALYTICS_STEP_TASK_DEFINITION"),
+                        ecs_subnets=[dg.EnvVar("SALES_ANALYTICS_STEP_SUBNET")],
+                        ecs_security_groups=[dg.EnvVar("SALES_ANALYTICS_STEP_SECURITY_GROUP")]),
     )
 
 
@@ -114,9 +120,11 @@ def stack_resources(stack: StackSettings, *, bucket: str | None = None, sql_sche
     )
 
 
-def _resource_set(lake: LakeResource, report_db: SqlReportStore, serving: ServingStore) -> dict[str, Any]:
+def _resource_set(lake: LakeResource, report_db: SqlReportStore, serving: ServingStore,
+                  offload: OffloadResource | None = None) -> dict[str, Any]:
+    """``offload``: where Pipes steps run; a child process unless the profile says otherwise."""
     return {"lake": lake, "io_manager": ParquetLakeIOManager(lake=lake), "report_db": report_db,
-            "serving_store": serving}
+            "serving_store": serving, "offload": offload or OffloadResource()}
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import yaml
 
 from sales_analytics.dashboards.assets import dashboards
 from sales_analytics.definitions import defs
-from sales_analytics.profiles import StackSettings
+from sales_analytics.profiles import StackSettings, build_resources, initialized
 
 REPO = Path(__file__).resolve().parents[1]
 PRODUCTION = REPO / "deploy" / "dagster.yaml"
@@ -63,3 +63,15 @@ def test_run_queue_limits_match_the_tags_our_runs_carry() -> None:
     for dashboard in dashboards:  # one run at a time per dashboard
         assert defs.resolve_job_def(dashboard.job.name).tags["dashboard"] == dashboard.spec.name
     assert set(config["run_launcher"]["config"]["propagate_tags"]["allow_list"]) >= {"source", "dashboard"}
+
+
+def test_aws_profile_offloads_heavy_steps_to_fargate_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Configured, not run here: the `aws` profile's Pipes steps become Fargate tasks of the code-location image."""
+    for name, value in {"SALES_ANALYTICS_ECS_CLUSTER": "analytics", "SALES_ANALYTICS_STEP_TASK_DEFINITION": "sales-code:7",
+                        "SALES_ANALYTICS_STEP_SUBNET": "subnet-1", "SALES_ANALYTICS_STEP_SECURITY_GROUP": "sg-1"}.items():
+        monkeypatch.setenv(name, value)
+    with initialized(build_resources("aws")["offload"]) as offload:
+        task = offload.ecs_run_task_params("sales_analytics.ocr.evaluation")
+    assert offload.mode == "ecs" and task["cluster"] == "analytics" and task["taskDefinition"] == "sales-code:7"
+    assert task["networkConfiguration"]["awsvpcConfiguration"]["subnets"] == ["subnet-1"]
+    assert task["overrides"]["containerOverrides"][0]["command"] == ["python", "-m", "sales_analytics.ocr.evaluation"]

@@ -9,7 +9,6 @@ sensor, raw zone and clean path as every other source, quarantine and reconcilia
 import datetime as dt
 import hashlib
 import io
-import json
 import re
 from collections.abc import Iterator
 
@@ -19,8 +18,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from sales_analytics.lake.assets import table_metadata
-from sales_analytics.ocr.fields import Field, normalise_amount, normalise_vendor, parse_receipt_date
+from sales_analytics.ocr import evaluation
+from sales_analytics.ocr.evaluation import IMAGE_SUFFIXES, lake_extras
 from sales_analytics.ocr.reader import Reading, UnreadableImage, read_receipt
+from sales_analytics.offload import OffloadResource
 from sales_analytics.partitions import daily_partitions
 from sales_analytics.schema import RECEIPT_REVIEW_QUEUE, RECEIPTS
 from sales_analytics.storage.lake import LakeResource
@@ -28,10 +29,8 @@ from sales_analytics.storage.sql_store import SqlReportStore
 
 RECEIPT_LANDING = "landing/receipts/"
 RECEIPT_ORDERS = "landing/orders/receipts/"
-LABELLED_RECEIPTS = "landing/reference/receipt_labels/"  # image + <name>.json with company, date, total
 RECEIPT_EXTRACTION = dg.AssetKey(["ml", "receipt_extraction"])
 STORE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")
 UNITEMISED_PRODUCT = "RECEIPT-UNITEMISED"  # a receipt's total, until line items are read
 
 
@@ -118,35 +117,9 @@ def receipt_review_queue(context: dg.AssetExecutionContext, receipts: pa.Table, 
     return dg.MaterializeResult(metadata={"dagster/row_count": written})
 
 
-def labelled_receipts(lake: LakeResource) -> Iterator[tuple[str, bytes, dict]]:
-    """(image key, image bytes, ground truth) for every labelled image under ``LABELLED_RECEIPTS``."""
-    for info in sorted(lake.list(LABELLED_RECEIPTS), key=lambda o: o.key):
-        if info.key.lower().endswith(IMAGE_SUFFIXES):
-            truth_key = info.key.rsplit(".", 1)[0] + ".json"
-            if lake.exists(truth_key):
-                yield info.key, lake.get_bytes(info.key), json.loads(lake.get_bytes(truth_key))
-
-
-def field_matches(reading_fields: dict[str, Field], truth: dict) -> dict[str, bool]:
-    """Exact match per field after normalisation: vendor by capitals and digits, date as ISO, total to the cent."""
-    vendor, date, total = (reading_fields[f].value for f in ("vendor", "date", "total"))
-    return {"vendor": vendor is not None and normalise_vendor(vendor) == normalise_vendor(truth["company"]),
-            "date": date is not None and date == parse_receipt_date(truth["date"]),
-            "total": total is not None and total == normalise_amount(truth["total"])}
-
-
-@dg.asset(key=["ml", "receipt_ocr_evaluation"], group_name="ml", kinds={"tesseract"}, owners=["team:data-engineering"],
+@dg.asset(key=["ml", "receipt_ocr_evaluation"], group_name="ml", kinds={"tesseract", "pipes"}, owners=["team:data-engineering"],
           description="Field accuracy of receipt OCR on labelled receipts (landing/reference/receipt_labels/): "
-                      "exact match per field after normalisation.")
-def receipt_ocr_evaluation(lake: LakeResource) -> dg.MaterializeResult:
-    results = []
-    for key, data, truth in labelled_receipts(lake):
-        fields = read_receipt(data).fields
-        results.append((key, field_matches({"vendor": fields.vendor, "date": fields.date, "total": fields.total}, truth)))
-    if not results:
-        raise dg.Failure(f"no labelled receipts under {LABELLED_RECEIPTS}")
-    accuracy = {f: sum(r[f] for _, r in results) / len(results) for f in ("vendor", "date", "total")}
-    misses = [f"| {key.rsplit('/', 1)[-1]} | {', '.join(f for f, ok in r.items() if not ok)} |" for key, r in results if not all(r.values())]
-    return dg.MaterializeResult(metadata={
-        "receipts": len(results), **{f"accuracy/{f}": a for f, a in accuracy.items()},
-        "misses": dg.MetadataValue.md("| receipt | fields wrong |\n|---|---|\n" + "\n".join(misses) if misses else "None.")})
+                      "exact match per field after normalisation. Runs out of process through Dagster Pipes.")
+def receipt_ocr_evaluation(context: dg.AssetExecutionContext, lake: LakeResource,
+                           offload: OffloadResource) -> dg.MaterializeResult:
+    return offload.run(context, evaluation.__name__, lake_extras(lake)).get_materialize_result()
