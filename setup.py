@@ -17,6 +17,7 @@ setup(
         f"dagster-webserver=={DAGSTER}",
         f"dagster-aws=={DAGSTER_LIBS}",
         f"dagster-postgres=={DAGSTER_LIBS}",
+        f"dagster-celery=={DAGSTER_LIBS}",  # step-level scale-out on Celery workers (RabbitMQ or Redis broker)
         "pandas>=2.2,<3",
         "pyarrow>=18",
         "scikit-learn>=1.5",

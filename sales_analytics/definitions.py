@@ -1,8 +1,10 @@
 """The Dagster code location: every asset, check, job, schedule and sensor, wired to the active profile."""
 
+import os
 from typing import Any
 
 import dagster as dg
+from dagster_celery import celery_executor
 
 from sales_analytics.curated.assets import sales_by_series
 from sales_analytics.dashboards.assets import dashboards
@@ -55,6 +57,21 @@ from sales_analytics.sensors import (
     weekly_reports_automation,
 )
 
+EXECUTOR_ENV = "SALES_ANALYTICS_EXECUTOR"
+CELERY_BROKER_ENV = "SALES_ANALYTICS_CELERY_BROKER"
+
+
+def step_executor() -> dg.ExecutorDefinition:
+    """Steps of a run as processes on the run's machine (the default), or, with
+    ``SALES_ANALYTICS_EXECUTOR=celery``, as Celery tasks on the workers listening on the broker in
+    ``SALES_ANALYTICS_CELERY_BROKER`` (dagster-celery; start them with ``dagster-celery worker start``)."""
+    choice = os.environ.get(EXECUTOR_ENV, "multiprocess")
+    if choice == "multiprocess":
+        return dg.multiprocess_executor
+    if choice == "celery":
+        return celery_executor.configured({"broker": {"env": CELERY_BROKER_ENV}, "backend": "rpc://"})
+    raise ValueError(f"{EXECUTOR_ENV}={choice!r}: choose multiprocess or celery")
+
 
 def build_defs(resources: dict[str, Any]) -> dg.Definitions:
     """The same graph over any set of resources (a profile's, or a test's isolated ones)."""
@@ -94,6 +111,7 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
                    review_insights_schedule, receipts_schedule, *(d.schedule for d in dashboards)],
         sensors=[*landing_sensors, *watermark_sensors, touched_partitions_sensor, receipt_scans_sensor, weekly_reports_automation],
         resources=resources,
+        executor=step_executor(),
     )
 
 

@@ -81,6 +81,19 @@ def stack_env_module(stack_settings: StackSettings) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture
+def empty_database(stack_settings: StackSettings) -> Iterator[str]:
+    """A new, empty PostgreSQL database (e.g. for a Dagster instance), dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(stack_settings.postgres_url("postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield name
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
 def local_env(tmp_path: Path) -> dict[str, Any]:
     return local_resources(tmp_path / "local")
 

@@ -4,13 +4,10 @@ run-queue limits it sets match the tags our runs carry."""
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
-import sqlalchemy as sa
 import yaml
 
 from sales_analytics.dashboards.assets import dashboards
@@ -19,18 +16,6 @@ from sales_analytics.profiles import StackSettings, build_resources, initialized
 
 REPO = Path(__file__).resolve().parents[1]
 PRODUCTION = REPO / "deploy" / "dagster.yaml"
-
-
-@pytest.fixture
-def empty_database(stack_settings: StackSettings) -> Iterator[str]:
-    name = f"dagster_deploy_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(stack_settings.postgres_url("postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield name
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.mark.stack
