@@ -1,6 +1,7 @@
 """Through the real dagster-webserver and its GraphQL API, as the UI does it."""
 
 import datetime as dt
+import itertools
 import json
 import os
 import socket
@@ -19,8 +20,10 @@ from sales_analytics.dashboards.spec import EXTRA_DIRS_ENV
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.profiles import initialized, local_resources
+from sales_analytics.reports.daily_store_sales import REPORT_KEY
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import DAILY_STORE_SALES
+from sales_analytics.storage.parquet_io import partition_object_key
 
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = {"repositoryLocationName": "sales_analytics", "repositoryName": "__repository__"}
@@ -50,7 +53,9 @@ def free_port() -> int:
 def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("web")
     (home / "dagster").mkdir()
-    (home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    # One run at a time, as a run queue limit would hold a busy deployment (deploy/dagster.yaml).
+    (home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\nconcurrency:\n  runs:\n"
+                                                   "    max_concurrent_runs: 1\n")
     # A dashboard added by declaration alone, in a deployment's own folder, firing every minute.
     (home / "dashboards").mkdir()
     (home / "dashboards" / f"{MINUTELY}.yaml").write_text(MINUTELY_DECLARATION)
@@ -171,3 +176,40 @@ def wait_for_scheduled_run(url: str, schedule: str, timeout: float = 240) -> dic
             return finished[0]
         time.sleep(2)
     pytest.fail(f"no run of {schedule} finished within {timeout:.0f}s")
+
+
+def test_a_backfill_runs_in_monthly_chunks_one_at_a_time(webserver: dict[str, Any]) -> None:
+    """Run-level scale-out: an asset backfill of two months, launched as from the UI, becomes several
+    runs (a month per run at most); the instance's run limit lets only one run at a time."""
+    resources = local_resources(webserver["home"] / "local")
+    with initialized(resources["lake"]) as lake:
+        generate(lake, GeneratorConfig(days=62, stores=2, products=10, start=dt.date(2025, 3, 1), orders_per_store_day=4),
+                 progress=False)
+    defs = build_defs(resources)
+    assert defs.resolve_job_def("ingest_landing").execute_in_process(instance=dg.DagsterInstance.ephemeral()).success
+    days = [(dt.date(2025, 3, 1) + dt.timedelta(days=k)).isoformat() for k in range(62)]
+    assets = [{"path": ["clean", "order_lines"]}, {"path": ["quarantine", "order_lines"]}, {"path": ["reports", "daily_store_sales"]}]
+    launched = graphql(webserver["url"], """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+        __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+                       {"p": {"assetSelection": assets, "partitionNames": days}})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    backfill = launched["backfillId"]
+    deadline = time.monotonic() + 420
+    while time.monotonic() < deadline:
+        status = graphql(webserver["url"], """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+            ... on PartitionBackfill { status } } }""", {"id": backfill})["partitionBackfillOrError"]["status"]
+        if status not in ("REQUESTED", "CANCELING", "FAILING"):
+            break
+        time.sleep(2)
+    assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
+    runs = graphql(webserver["url"], """query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs {
+        results { status startTime endTime tags { key value } } } } }""",
+                   {"f": {"tags": [{"key": "dagster/backfill", "value": backfill}]}})["runsOrError"]["results"]
+    assert len(runs) == 2 and all(r["status"] == "SUCCESS" for r in runs)  # 31 + 31 days: a month per run
+    chunks = sorted((tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"])
+                    for tags in ({t["key"]: t["value"] for t in r["tags"]} for r in runs))
+    assert chunks == [(days[0], days[30]), (days[31], days[-1])]
+    times = sorted((r["startTime"], r["endTime"]) for r in runs)
+    assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(times))  # never two at once
+    with initialized(resources["lake"]) as lake:
+        assert all(lake.exists(partition_object_key(REPORT_KEY, "sale_date", day)) for day in days)
