@@ -1,6 +1,14 @@
 """Small helpers shared by the tests."""
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import dagster as dg
+import uvicorn
 
 
 def failure_text(result: dg.ExecuteInProcessResult) -> str:
@@ -12,3 +20,23 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
             parts.append(error.message)
             error = error.cause
     return "\n".join(parts)
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """The ASGI app under a real uvicorn on a free loopback port, in a thread; yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -2,20 +2,17 @@
 sign in, open each page, no console errors, charts drawn, a screenshot kept."""
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, sync_playwright
 
 from sales_analytics.dashboards.assets import dashboards
 from sales_analytics.profiles import initialized
 from sales_analytics.service.app import create_app
+from sales_analytics_tests.helpers import serving
 
 pytestmark = pytest.mark.browser
 KEY = "browser-test-key-0123456789"
@@ -28,21 +25,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 @pytest.fixture(scope="module")
 def site(dashboard_world: dict[str, Any]) -> Iterator[str]:
     env = dashboard_world["env"]
-    with initialized(env["lake"]) as lake, initialized(env["report_db"]) as db, initialized(env["serving_store"]) as serving:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(create_app(lake, [KEY], report_db=db, serving_store=serving),
-                                               host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started
-        yield f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        thread.join(10)
+    with (initialized(env["lake"]) as lake, initialized(env["report_db"]) as db,
+          initialized(env["serving_store"]) as serving_store,
+          serving(create_app(lake, [KEY], report_db=db, serving_store=serving_store)) as url):
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,12 @@
 """Report data and dashboards over real HTTP, served from DynamoDB Local and PostgreSQL (the
 `stack` servers): filters, pages, caching, auth failures and bad parameters."""
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
 import pytest
 import requests
-import uvicorn
 
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
@@ -20,6 +16,7 @@ from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES, INSIGHTS, WEEKLY_SALES
 from sales_analytics.service.app import API_KEY_HEADER, create_app
 from sales_analytics.service.auth import KEY_COOKIE
+from sales_analytics_tests.helpers import serving
 
 pytestmark = pytest.mark.stack
 KEY = "report-api-key-0123456789"
@@ -38,21 +35,9 @@ def served(stack_env_module: dict[str, Any]) -> Iterator[dict[str, Any]]:
     assert defs.resolve_job_def("dashboard_executive_daily").execute_in_process(instance=instance, partition_key=days[-1]).success
     assert dg.materialize([weekly_sales, *weekly_sales_published], resources=env, instance=instance, partition_key=WEEK).success
     with (initialized(env["lake"]) as lake, initialized(env["report_db"]) as report_db,
-          initialized(env["serving_store"]) as serving):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        app = create_app(lake, [KEY], report_db=report_db, serving_store=serving)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started
-        yield {"url": f"http://127.0.0.1:{port}", "days": days, "report_db": report_db}
-        server.should_exit = True
-        thread.join(10)
+          initialized(env["serving_store"]) as serving_store,
+          serving(create_app(lake, [KEY], report_db=report_db, serving_store=serving_store)) as url):
+        yield {"url": url, "days": days, "report_db": report_db}
 
 
 def get(served: dict[str, Any], path: str, key: str | None = KEY, **params: Any) -> requests.Response:

@@ -3,9 +3,6 @@ forecasts, review scoring and receipt extraction."""
 
 import datetime as dt
 import json
-import socket
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-import uvicorn
 
 from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
 from sales_analytics.generator import GeneratorConfig, SalesGenerator
@@ -31,6 +27,7 @@ from sales_analytics.profiles import initialized
 from sales_analytics.schema import SALES_BY_SERIES
 from sales_analytics.service.app import API_KEY_HEADER, MAX_REVIEW_CHARS, MAX_REVIEW_TEXTS, create_app
 from sales_analytics.storage.parquet_io import partition_object_key, table_to_parquet_bytes
+from sales_analytics_tests.helpers import serving
 
 KEY = "k" * 24
 SROIE = Path(__file__).resolve().parents[2] / "shared" / "data" / "sroie_receipts"
@@ -71,20 +68,8 @@ def service(local_env: dict[str, Any]) -> Iterator[dict[str, Any]]:
     with initialized(local_env["lake"]) as lake:
         dense = curated_history(lake)
         version = promote_new_model(lake, dense, 0.1)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(create_app(lake, [KEY], recheck_seconds=0), host="127.0.0.1", port=port,
-                                               log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started, "uvicorn did not start"
-        yield {"url": f"http://127.0.0.1:{port}", "lake": lake, "dense": dense, "version": version}
-        server.should_exit = True
-        thread.join(10)
+        with serving(create_app(lake, [KEY], recheck_seconds=0)) as url:
+            yield {"url": url, "lake": lake, "dense": dense, "version": version}
 
 
 def call(url: str, path: str, body: object | None = None, key: str | None = KEY, raw: bytes | None = None,
