@@ -22,12 +22,17 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
     return "\n".join(parts)
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (the OS's pick)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @contextmanager
 def serving(app: Any) -> Iterator[str]:
     """The ASGI app under a real uvicorn on a free loopback port, in a thread; yields its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -13,6 +13,7 @@ import pytest
 
 from sales_analytics import stack
 from sales_analytics.profiles import StackSettings, data_home
+from sales_analytics_tests.helpers import free_port
 
 
 @pytest.fixture
@@ -47,12 +48,6 @@ def test_missing_binaries_are_named_with_their_install(monkeypatch: pytest.Monke
     settings = StackSettings(s3_port=1, dynamodb_port=free_port(), postgres_port=1)
     with pytest.raises(stack.StackError, match="Java 17"):
         stack.start_dynamodb(settings, stack.StackPaths(tmp_path, tmp_path / "tools"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.skipif(os.geteuid() == 0 and shutil.which("runuser") is None, reason="needs runuser to drop root")

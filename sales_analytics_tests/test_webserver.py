@@ -4,7 +4,6 @@ import datetime as dt
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from sales_analytics.reports.daily_store_sales import REPORT_KEY
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import DAILY_STORE_SALES
 from sales_analytics.storage.parquet_io import partition_object_key
+from sales_analytics_tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = {"repositoryLocationName": "sales_analytics", "repositoryName": "__repository__"}
@@ -41,12 +41,6 @@ insights: [movers]
 charts:
   - {{type: trend, title: Net sales per day, days: 14}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from sales_analytics.storage.lake import LakeResource
-from sales_analytics.storage.parquet_io import parquet_bytes_to_table, read_unpartitioned, stored_partitions
+from sales_analytics.storage.parquet_io import parquet_bytes_to_table, partition_object_key, stored_partitions
 
 # report asset key -> its partition column (None: stored whole)
 PARTITION_COLUMNS = {
@@ -29,11 +29,13 @@ def asset_key(report: str) -> dg.AssetKey:
 
 
 class ReportReader:
-    """Reads report windows; remembers each report's partition listing for the run."""
+    """Reads report windows for one dashboard build; remembers each listing and object it read, so
+    charts and freshness over overlapping windows read every partition once."""
 
     def __init__(self, lake: LakeResource) -> None:
         self.lake = lake
         self._listings: dict[str, dict[dt.date, str]] = {}
+        self._objects: dict[str, pd.DataFrame] = {}
 
     def days(self, report: str) -> dict[dt.date, str]:
         """Partition day -> object key of every stored partition of a daily report."""
@@ -49,13 +51,19 @@ class ReportReader:
     def window(self, report: str, first: dt.date, last: dt.date) -> pd.DataFrame:
         """Rows of the stored partitions from ``first`` to ``last`` (inclusive); none stored, no rows."""
         keys = [key for day, key in sorted(self.days(report).items()) if first <= day <= last]
-        frames = [parquet_bytes_to_table(self.lake.get_bytes(key)).to_pandas() for key in keys]
+        frames = [self._object(key) for key in keys]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def _object(self, key: str) -> pd.DataFrame:
+        if key not in self._objects:
+            self._objects[key] = parquet_bytes_to_table(self.lake.get_bytes(key)).to_pandas()
+        return self._objects[key]
 
     def present(self, report: str, first: dt.date, last: dt.date) -> set[dt.date]:
         """Days in the range that have a stored partition (possibly with no rows: a day without sales)."""
         return {day for day in self.days(report) if first <= day <= last}
 
     def whole(self, report: str) -> pd.DataFrame:
-        table = read_unpartitioned(self.lake, asset_key(report))
-        return table.to_pandas() if table is not None else pd.DataFrame()
+        """A report stored whole; none yet, no rows."""
+        key = partition_object_key(asset_key(report), None, None)
+        return self._object(key) if self.lake.exists(key) else pd.DataFrame()

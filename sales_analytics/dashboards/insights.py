@@ -71,8 +71,11 @@ class Insight:
 
     @property
     def change_pct(self) -> float | None:
-        change = self.change
-        return None if change is None or not self.reference else change / self.reference
+        return None if self.value is None or self.reference is None else relative_change(self.value, self.reference)
+
+
+def relative_change(value: float, reference: float) -> float | None:
+    return (value - reference) / reference if reference else None
 
 
 def to_table(dashboard: str, as_of: dt.date, insights: list[Insight]) -> pa.Table:
@@ -88,6 +91,11 @@ def fmt(metric: str, value: float, currency: str = "") -> str:
     if metric in MONEY:
         return f"{currency} {value:,.2f}".strip()
     return f"{value:,.0f}"
+
+
+def fmt_versus(metric: str, value: float, reference: float, currency: str = "") -> str:
+    """How ``value`` differs from ``reference``: 'up EUR 120.00 (+4.2%)', 'down 1.5 points'."""
+    return fmt_change(metric, value - reference, relative_change(value, reference), currency)
 
 
 def fmt_change(metric: str, change: float, change_pct: float | None, currency: str = "") -> str:
@@ -153,9 +161,8 @@ def _kpi(kpi: str, rank: int, period: str, as_of: dt.date, value: float | None, 
     elif reference is None:
         text = f"{LABELS[kpi]} {fmt(kpi, value, currency)} for {span}; nothing stored for {PERIOD_WORDS[period]}."
     else:
-        probe = Insight("kpi", rank, kpi, "total", period, as_of, value, reference, "")
         text = (f"{LABELS[kpi]} {fmt(kpi, value, currency)} for {span}, "
-                f"{fmt_change(kpi, probe.change, probe.change_pct, currency)} on {PERIOD_WORDS[period]} "
+                f"{fmt_versus(kpi, value, reference, currency)} on {PERIOD_WORDS[period]} "
                 f"({fmt(kpi, reference, currency)}).")
     return Insight("kpi", rank, kpi, "total", period, as_of, value, reference, text)
 
@@ -209,9 +216,8 @@ def _robust_scale(series: pd.Series, as_of: dt.date) -> float | None:
 
 
 def _anomaly(metric: str, day: dt.date, value: float, expected: float, z: float, currency: str) -> Insight:
-    probe = Insight("anomaly", 0, metric, "total", "day", day, value, expected, "")
     text = (f"{LABELS[metric]} {fmt(metric, value, currency)} on {day:%a %d %b %Y}, "
-            f"{fmt_change(metric, probe.change, probe.change_pct, currency)} on the usual "
+            f"{fmt_versus(metric, value, expected, currency)} on the usual "
             f"{day:%A} ({fmt(metric, expected, currency)}; robust z {z:+.1f}).")
     return Insight("anomaly", 0, metric, "total", "day", day, value, expected, text, score=round(z, 2))
 
@@ -273,9 +279,8 @@ def mover_insights(sales: pd.DataFrame, currency: str, as_of: dt.date, dimension
 
 def _mover(dimension: str, member: str, rank: int, metric: str, as_of: dt.date, value: float, reference: float,
            currency: str) -> Insight:
-    probe = Insight("mover", rank, metric, f"{dimension}={member}", "week", as_of, value, reference, "")
     text = (f"{dimension.title()} {member}: {fmt(metric, value, currency)} in the 7 days to {as_of:%d %b}, "
-            f"{fmt_change(metric, probe.change, probe.change_pct, currency)} on the week before "
+            f"{fmt_versus(metric, value, reference, currency)} on the week before "
             f"({fmt(metric, reference, currency)}).")
     return Insight("mover", rank, metric, f"{dimension}={member}", "week", as_of, value, reference, text)
 
@@ -333,9 +338,8 @@ def review_kpi_insights(sentiment: pd.DataFrame, wanted: tuple[str, ...]) -> tup
     for rank, kpi in enumerate(k for k in wanted if k in kpis):
         value = kpis[kpi](week)
         reference = kpis[kpi](before) if before in weekly.index else None
-        probe = Insight("kpi", rank, kpi, "total", "week", week, value, reference, "")
         text = (f"{LABELS[kpi]} {fmt(kpi, value)} in the week of {week:%d %b %Y}"
-                + (f", {fmt_change(kpi, probe.change, probe.change_pct)} on the week before ({fmt(kpi, reference)})."
+                + (f", {fmt_versus(kpi, value, reference)} on the week before ({fmt(kpi, reference)})."
                    if reference is not None else "; nothing for the week before."))
         insights.append(Insight("kpi", rank, kpi, "total", "week", week, value, reference, text))
     return week, insights

@@ -60,40 +60,32 @@ def _trend(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.da
     first = as_of - DAY * (chart.days - 1)
     sales = reader.window("reports/daily_sales", first, as_of)
     daily = daily_values(sales, spec.currency, reader.present("reports/daily_sales", first, as_of)).sort_values("sale_date")
-    section = Section(chart.title)
     if daily.empty:
-        section.note = "No sales stored for these days yet."
-        return section
+        return Section(chart.title, note="No sales stored for these days yet.")
     values = daily[chart.metric].astype(float)
     fig = go.Figure([go.Scatter(x=daily["sale_date"].astype(str), y=values, mode="lines+markers", name=LABELS[chart.metric]),
                      go.Scatter(x=daily["sale_date"].astype(str), y=values.rolling(7, min_periods=1).mean(), mode="lines",
                                 name="7-day average", line={"dash": "dot"})])
     fig.update_yaxes(title=f"{LABELS[chart.metric]} ({spec.currency})" if chart.metric in ("net_sales", "gross_sales") else None)
-    section.figures.append(_figure(fig))
-    return section
+    return Section(chart.title, figures=[_figure(fig)])
 
 
 def _breakdown(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
     first = as_of - DAY * (chart.days - 1)
     sales = reader.window("reports/daily_sales", first, as_of)
-    section = Section(chart.title)
     if sales.empty:
-        section.note = "No sales stored for these days yet."
-        return section
+        return Section(chart.title, note="No sales stored for these days yet.")
     rows = sales[(sales["dimension"] == chart.dimension) & (sales["currency"] == spec.currency)]
     totals = rows.groupby("member")[chart.metric].sum().sort_values(ascending=False).head(chart.limit)
     fig = go.Figure(go.Bar(x=totals.values[::-1], y=[str(m) for m in totals.index[::-1]], orientation="h",
                            name=LABELS[chart.metric]))
-    section.figures.append(_figure(fig))
-    return section
+    return Section(chart.title, figures=[_figure(fig)])
 
 
 def _store_table(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
     stores = reader.window("reports/daily_store_sales", as_of - DAY * (chart.days - 1), as_of)
-    section = Section(chart.title)
     if stores.empty:
-        section.note = "No sales stored for these days yet."
-        return section
+        return Section(chart.title, note="No sales stored for these days yet.")
     table = stores.groupby(["store_id", "currency"]).agg(
         orders=("orders", "sum"), units_sold=("units_sold", "sum"), units_returned=("units_returned", "sum"),
         discounts=("discounts", "sum"), net_sales=("net_sales", "sum")).reset_index()
@@ -102,19 +94,17 @@ def _store_table(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of:
     table = table.sort_values("net_sales", ascending=False).head(chart.limit)
     for money in ("discounts", "net_sales"):
         table[money] = table[money].map(lambda v: f"{v:,.2f}")
-    section.table = table
-    return section
+    return Section(chart.title, table=table)
 
 
 def _forecast_band(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
-    section = Section(chart.title)
     origin = reader.newest_day("ml/demand_forecast", as_of)
     if origin is None:
-        section.note = "No forecast stored yet."
-        return section
+        return Section(chart.title, note="No forecast stored yet.")
     forecast = reader.window("ml/demand_forecast", origin, origin)
     largest = forecast.groupby("series_id")["p50"].sum().sort_values(ascending=False).head(chart.limit).index
-    section.note = f"Forecast made with data up to {origin:%d %b %Y} by model {forecast['model_version'].iloc[0]}."
+    section = Section(chart.title, note=f"Forecast made with data up to {origin:%d %b %Y} by model "
+                                        f"{forecast['model_version'].iloc[0]}.")
     for series in largest:
         rows = forecast[forecast["series_id"] == series].sort_values("target_date")
         x = rows["target_date"].astype(str)
@@ -129,62 +119,51 @@ def _forecast_band(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_o
 
 
 def _accuracy_trend(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
-    section = Section(chart.title)
     newest = reader.newest_day("ml/forecast_accuracy", as_of)
     if newest is None:
-        section.note = "No forecast has been scored against actuals yet."
-        return section
+        return Section(chart.title, note="No forecast has been scored against actuals yet.")
     daily = accuracy_daily(reader.window("ml/forecast_accuracy", newest - DAY * (chart.days - 1), newest))
     x = daily["target_date"].astype(str)
     wape = daily["abs_error"] / daily["actual"].where(daily["actual"] > 0)
     fig = go.Figure([go.Scatter(x=x, y=wape, mode="lines+markers", name="WAPE"),
                      go.Scatter(x=x, y=daily["in_band"] / daily["points"], mode="lines+markers", name="P10-P90 coverage")])
     fig.update_yaxes(tickformat=".0%")
-    section.figures.append(_figure(fig))
-    return section
+    return Section(chart.title, figures=[_figure(fig)])
 
 
 def _sentiment_trend(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
-    section = Section(chart.title)
     sentiment = reader.whole("reports/review_sentiment")
     if sentiment.empty:
-        section.note = "No reviews scored yet."
-        return section
+        return Section(chart.title, note="No reviews scored yet.")
     categories = sentiment[sentiment["product_id"] == ALL_MEMBERS].copy()
     categories["week_start"] = pd.to_datetime(categories["week_start"]).dt.date
     categories = categories[categories["week_start"] > max(categories["week_start"]) - DAY * chart.days]
     fig = go.Figure([go.Scatter(x=rows["week_start"].astype(str), y=rows["negative_share"], mode="lines+markers", name=str(category))
                      for category, rows in categories.sort_values("week_start").groupby("category")])
     fig.update_yaxes(tickformat=".0%")
-    section.figures.append(_figure(fig))
-    return section
+    return Section(chart.title, figures=[_figure(fig)])
 
 
 def _aspects(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
-    section = Section(chart.title)
     aspects = reader.whole("reports/review_aspects")
     if aspects.empty:
-        section.note = "No reviews scored yet."
-        return section
+        return Section(chart.title, note="No reviews scored yet.")
     week = aspects[aspects["week_start"] == aspects["week_start"].max()]
     mentions = week.assign(negative=week["mentions"] * week["negative_share"]).groupby("aspect").agg(
         mentions=("mentions", "sum"), negative=("negative", "sum")).sort_values("mentions").tail(chart.limit)
     fig = go.Figure([go.Bar(x=mentions["mentions"] - mentions["negative"], y=list(mentions.index), orientation="h", name="not negative"),
                      go.Bar(x=mentions["negative"], y=list(mentions.index), orientation="h", name="negative")])
     fig.update_layout(barmode="stack")
-    section.figures.append(_figure(fig))
-    return section
+    return Section(chart.title, figures=[_figure(fig)])
 
 
 def _spikes_table(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
-    section = Section(chart.title)
     spikes = reader.whole("reports/negative_review_spikes")
     if spikes.empty:
-        section.note = "No product's reviews turned unusually negative."
-        return section
+        return Section(chart.title, note="No product's reviews turned unusually negative.")
     table = spikes.sort_values(["week_start", "p_value"], ascending=[False, True]).head(chart.limit)
-    section.table = table[["week_start", "product_id", "category", "reviews", "negative_reviews", "main_aspect", "narrative"]]
-    return section
+    return Section(chart.title, table=table[["week_start", "product_id", "category", "reviews", "negative_reviews",
+                                             "main_aspect", "narrative"]])
 
 
 CHART_BUILDERS = {"trend": _trend, "breakdown": _breakdown, "store_table": _store_table, "forecast_band": _forecast_band,

@@ -18,6 +18,8 @@ import dagster as dg
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sales_analytics.reports.daily_sales import DIMENSIONS
+
 SPEC_DIR = Path(__file__).parent / "specs"
 EXTRA_DIRS_ENV = "SALES_ANALYTICS_DASHBOARDS"
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
@@ -53,7 +55,11 @@ CHARTS = {
     "sentiment_trend": REVIEW_SENTIMENT, "aspects": REVIEW_ASPECTS, "spikes_table": NEGATIVE_REVIEW_SPIKES,
 }
 SALES_METRICS = ("net_sales", "orders", "units_sold", "units_returned", "gross_sales", "discounts")
-DIMENSIONS = ("store", "region", "category", "channel", "product")
+# The allowed values of each declared field, derived from the tables above.
+ChartType = Literal[tuple(CHARTS)]  # type: ignore[valid-type]
+InsightKind = Literal[tuple(INSIGHTS)]  # type: ignore[valid-type]
+SalesMetric = Literal[SALES_METRICS]  # type: ignore[valid-type]
+Dimension = Literal[tuple(DIMENSIONS)]  # type: ignore[valid-type]
 
 
 class DashboardSpecError(ValueError):
@@ -88,11 +94,10 @@ class Schedule(_Strict):
 
 
 class Chart(_Strict):
-    type: Literal["trend", "breakdown", "store_table", "forecast_band", "accuracy_trend", "sentiment_trend", "aspects",
-                  "spikes_table"]
+    type: ChartType
     title: str = Field(min_length=1, max_length=120)
-    metric: Literal["net_sales", "orders", "units_sold", "units_returned", "gross_sales", "discounts"] = "net_sales"
-    dimension: Literal["store", "region", "category", "channel", "product"] | None = None
+    metric: SalesMetric = "net_sales"
+    dimension: Dimension | None = None
     days: int = Field(default=28, ge=1, le=371, description="how far back the chart reaches")
     limit: int = Field(default=10, ge=1, le=50, description="rows or series shown")
 
@@ -112,8 +117,8 @@ class DashboardSpec(_Strict):
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$", description="sales KPIs are in this currency's stores")
     reports: tuple[str, ...] = Field(min_length=1)
     kpis: tuple[str, ...] = ()
-    insights: tuple[Literal["anomalies", "movers", "forecast_misses", "review_shifts"], ...] = ()
-    movers_dimensions: tuple[Literal["store", "region", "category", "channel", "product"], ...] = ("category", "product")
+    insights: tuple[InsightKind, ...] = ()
+    movers_dimensions: tuple[Dimension, ...] = ("category", "product")
     charts: tuple[Chart, ...] = Field(min_length=1)
 
     @field_validator("name")

@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from sales_analytics.curated.assets import CLEAN_PRODUCTS
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.ml.assets import champion_asset
 from sales_analytics.ml.registry import ModelRegistry
@@ -34,7 +35,6 @@ from sales_analytics.storage.parquet_io import read_unpartitioned
 
 SENTIMENT_MODEL_NAME = "review_sentiment"
 CLEAN_REVIEWS = dg.AssetKey(["clean", "reviews"])
-CLEAN_PRODUCTS = dg.AssetKey(["clean", "products"])
 SENTIMENT_MODEL = dg.AssetKey(["ml", "sentiment_model"])
 SENTIMENT_CHAMPION = dg.AssetKey(["ml", "sentiment_model_champion"])
 REVIEW_SCORES_KEY = dg.AssetKey(["ml", "review_scores"])

@@ -55,10 +55,8 @@ def compute_daily_sales(lines: pa.Table, products: pa.Table, stores: pa.Table) -
 
 def with_unit_cost(lines: pa.Table, products: pa.Table) -> pa.Table:
     """Each line with its product's unit cost as it was on the order date (null where none is known)."""
-    if lines.num_rows == 0 or products.num_rows == 0 or "unit_cost" not in products.column_names:
-        return lines.append_column("unit_cost", pa.nulls(lines.num_rows, pa.float64()))
-    costs = products.filter(pc.is_valid(products["unit_cost"]))
-    if costs.num_rows == 0:
+    costs = products.filter(pc.is_valid(products["unit_cost"])) if "unit_cost" in products.column_names else products.slice(0, 0)
+    if lines.num_rows == 0 or costs.num_rows == 0:
         return lines.append_column("unit_cost", pa.nulls(lines.num_rows, pa.float64()))
     return as_of(lines, costs, "product_id", "order_date", ["unit_cost"])
 

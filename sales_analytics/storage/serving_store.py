@@ -14,7 +14,7 @@ import random
 import sqlite3
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -104,26 +104,21 @@ class ServingStore(dg.ConfigurableResource, ABC):
 
     def replace_partition(self, spec: TableSpec, partition_value: str, rows: pa.Table) -> ReplaceStats:
         """Make the items of one lake partition exactly ``rows``: upsert them, delete the rest."""
-        _check_serving_spec(spec)
-        self.ensure_table(spec)
-        key = spec.serving_key
-        assert key is not None
-        items = [to_item(spec, row) for row in rows.to_pylist()]
-        wanted = {(i[key.partition_key], i[key.sort_key]) for i in items}
-        stale = [k for k in self.partition_keys(spec, partition_value) if k not in wanted]
-        # Upserts before deletes: a reader never sees the partition emptier than either version.
-        self.write_items(spec, items, stale)
-        return ReplaceStats(written=len(items), deleted=len(stale))
+        return self._replace(spec, rows, lambda: self.partition_keys(spec, partition_value))
 
     def replace_all(self, spec: TableSpec, rows: pa.Table) -> ReplaceStats:
-        """Make the table's items exactly ``rows`` (a report rebuilt whole), upserts first."""
+        """Make the table's items exactly ``rows`` (a report rebuilt whole)."""
+        return self._replace(spec, rows, lambda: self.all_keys(spec))
+
+    def _replace(self, spec: TableSpec, rows: pa.Table, existing: Callable[[], list[tuple[str, str]]]) -> ReplaceStats:
         _check_serving_spec(spec)
         self.ensure_table(spec)
         key = spec.serving_key
         assert key is not None
         items = [to_item(spec, row) for row in rows.to_pylist()]
         wanted = {(i[key.partition_key], i[key.sort_key]) for i in items}
-        stale = [k for k in self.all_keys(spec) if k not in wanted]
+        stale = [k for k in existing() if k not in wanted]
+        # Upserts before deletes: a reader never sees the items fewer than either version's.
         self.write_items(spec, items, stale)
         return ReplaceStats(written=len(items), deleted=len(stale))
 
