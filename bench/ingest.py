@@ -23,7 +23,6 @@ import datetime as dt
 import json
 import multiprocessing as mp
 import os
-import resource
 import shutil
 import statistics
 import tempfile
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
-from measure import measure
+from measure import measure, own_peak_rss_mb
 
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.ingest.assets import RAW_ORDER_LINES, raw_order_lines
@@ -127,7 +126,7 @@ def _run_ingest(home: str, objects: list[str]) -> dict:
         result = _defs(home).resolve_job_def(ingest_job.name).execute_in_process(
             instance=instance, run_config={"ops": {raw_order_lines.op.name: {"config": {"objects": objects}}}, **QUIET})
     raw = next(e.materialization for e in result.get_asset_materialization_events() if e.asset_key == RAW_ORDER_LINES)
-    return {"touched_days": set(raw.metadata["touched_partitions"].value), "peak_rss_mb": _peak_rss_mb()}
+    return {"touched_days": set(raw.metadata["touched_partitions"].value), "peak_rss_mb": own_peak_rss_mb()}
 
 
 def _run_days(home: str, ranges: list[tuple[str, str]]) -> dict:
@@ -141,7 +140,7 @@ def _run_days(home: str, ranges: list[tuple[str, str]]) -> dict:
         release_run_memory()
     assert all(summary.checks.values()), summary.checks
     return {"rows": summary.rows.get("clean/order_lines", 0), "report_rows": summary.rows.get("reports/daily_store_sales", 0),
-            "peak_rss_mb": _peak_rss_mb()}
+            "peak_rss_mb": own_peak_rss_mb()}
 
 
 def _defs(home: str) -> dg.Definitions:
@@ -151,10 +150,6 @@ def _defs(home: str) -> dg.Definitions:
     return build_defs(local_resources(Path(home)))
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def ours_increment(home: str, first_day: str, repeats: int = 3) -> dict:
     """One more daily export (a copy of the last day's, moved on), ingested as its landing sensor's
     run does (the object named), then the days it touches rebuilt; ``repeats`` days in a row, the
@@ -162,20 +157,24 @@ def ours_increment(home: str, first_day: str, repeats: int = 3) -> dict:
     from sales_analytics.runner import ingest_and_build
 
     lake = local_resources(Path(home))["lake"]
-    last = max(o.key for o in lake.list("landing/orders/pos/"))
-    template = lake.get_bytes(last).decode()
     defs = _defs(home)
     seconds = []
     for offset in range(repeats):
-        day = (dt.date.fromisoformat(first_day) + dt.timedelta(days=offset)).isoformat()
-        text = template.replace(last.split("/")[3], day)
-        key = f"landing/orders/pos/{day}/pos_orders_{day}.csv"
-        lake.put_bytes(key, text.encode())
+        key, rows = land_next_day(lake, (dt.date.fromisoformat(first_day) + dt.timedelta(days=offset)).isoformat())
         with dg.DagsterInstance.ephemeral() as instance:
             start = time.perf_counter()
             ingest_and_build(defs, instance, daily_assets=LAKE_ASSETS, objects=[key])
             seconds.append(time.perf_counter() - start)
-    return {"rows": template.count("\n") - 1, "increment_seconds": statistics.median(seconds), "all_seconds": seconds}
+    return {"rows": rows, "increment_seconds": statistics.median(seconds), "all_seconds": seconds}
+
+
+def land_next_day(lake: LakeResource, day: str) -> tuple[str, int]:
+    """The newest POS export, moved on to ``day`` and landed as that day's file; its key and lines."""
+    last = max(o.key for o in lake.list("landing/orders/pos/"))
+    text = lake.get_bytes(last).decode().replace(last.split("/")[3], day)
+    key = f"landing/orders/pos/{day}/pos_orders_{day}.csv"
+    lake.put_bytes(key, text.encode())
+    return key, text.count("\n") - 1
 
 
 def main() -> None:

@@ -35,8 +35,13 @@ def own_peak_rss_mb() -> float:
     """This process's own peak RSS. Linux keeps ``ru_maxrss`` across the fork + exec that spawns a
     worker, so it would report the parent's peak when that was higher; ``VmHWM`` starts afresh."""
     try:
-        status = Path("/proc/self/status").read_text()
+        return peak_rss_mb_of("self")
     except OSError:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_rss_mb_of(pid: int | str) -> float:
+    """A running process's peak RSS so far (Linux ``VmHWM``)."""
+    status = Path(f"/proc/{pid}/status").read_text()
     kilobytes = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
     return kilobytes / 1024

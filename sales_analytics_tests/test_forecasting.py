@@ -68,6 +68,13 @@ def test_seasonal_naive_repeats_the_last_known_week() -> None:
     assert naive.sort_values("step")["p50"].tolist() == expected
 
 
+def test_training_on_too_short_a_history_says_how_much_it_needs() -> None:
+    dates = pd.date_range("2026-01-01", periods=60, freq="D")
+    dense = pd.DataFrame({"series_id": "a", "date": dates, "y": 5.0})
+    with pytest.raises(ValueError, match="not enough history before 2026-03-01 to train"):
+        train(dense, dates[-1], FeatureConfig(horizon=28), max_iter=10)
+
+
 def test_new_series_start_from_their_own_short_history_and_closed_days_forecast_zero() -> None:
     rng = np.random.default_rng(5)
     dates = pd.date_range("2025-01-01", periods=200, freq="D")

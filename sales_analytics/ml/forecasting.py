@@ -73,10 +73,11 @@ def train(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureConfig, max_i
     history = dense[dense["date"] <= until]
     origins = training_origins(history, until, config)
     full_size = len(origins) * config.horizon * history["series_id"].nunique()
-    rows = build_features(history, origins, config, covariates, sample=min(1.0, config.max_training_rows / max(full_size, 1)))
-    rows = rows[rows["y"].notna()]
-    if rows.empty:
+    rows = build_features(history, origins, config, covariates,
+                          sample=min(1.0, config.max_training_rows / max(full_size, 1))) if origins else pd.DataFrame()
+    if rows.empty or rows["y"].isna().all():
         raise ValueError(f"not enough history before {until.date()} to train (need {MIN_HISTORY_DAYS} days + the horizon)")
+    rows = rows[rows["y"].notna()]
     # A feature with no value at all (last year's sales, in a first year) teaches nothing, and
     # scikit-learn cannot bin it: leave it out of this model.
     features = [f for f in feature_columns(history, covariates) if rows[f].notna().any()]
