@@ -29,23 +29,34 @@ class Tally:
     errors: Counter[str] = field(default_factory=Counter)
 
 
+MAX_IDLE_SECONDS = 2.0  # below uvicorn's 5 s keep-alive: a connection the server may have closed is not reused
+
+
 class ConnectionPool:
     def __init__(self, host: str, port: int, limit: int) -> None:
         self.host, self.port = host, port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self.slots = asyncio.Semaphore(limit)
 
     async def get(self, path: str, headers: dict[str, str]) -> int:
         """One GET on a pooled connection; its status. A connection that fails is dropped."""
         async with self.slots:
-            reader, writer = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+            reader, writer = await self._connection()
             try:
                 status = await _exchange(reader, writer, self.host, path, headers)
             except BaseException:
                 writer.close()
                 raise
-            self.idle.append((reader, writer))
+            self.idle.append((reader, writer, time.monotonic()))
             return status
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while self.idle:
+            reader, writer, since = self.idle.pop()
+            if time.monotonic() - since < MAX_IDLE_SECONDS and not reader.at_eof():
+                return reader, writer
+            writer.close()
+        return await asyncio.open_connection(self.host, self.port)
 
 
 async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str,
