@@ -52,6 +52,7 @@ from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES, DEMAND_FORECA
 from sales_analytics.sensors import (
     landing_sensors,
     receipt_scans_sensor,
+    run_failure_alerts,
     touched_partitions_sensor,
     watermark_sensors,
     weekly_reports_automation,
@@ -109,7 +110,8 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
               review_insights_job, receipts_job, *extract_jobs.values(), *(d.job for d in dashboards)],
         schedules=[daily_sales_schedule, train_demand_model_schedule, demand_forecast_schedule, train_sentiment_model_schedule,
                    review_insights_schedule, receipts_schedule, *(d.schedule for d in dashboards)],
-        sensors=[*landing_sensors, *watermark_sensors, touched_partitions_sensor, receipt_scans_sensor, weekly_reports_automation],
+        sensors=[*landing_sensors, *watermark_sensors, touched_partitions_sensor, receipt_scans_sensor, weekly_reports_automation,
+                 run_failure_alerts],
         resources=resources,
         executor=step_executor(),
     )

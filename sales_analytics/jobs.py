@@ -1,7 +1,10 @@
 """Jobs and schedules."""
 
+from typing import Any
+
 import dagster as dg
 
+from sales_analytics.alerts import NETWORK_RETRY
 from sales_analytics.sources.spec import SNAPSHOT_TARGETS, sql_sources
 
 # Dashboards refresh on their own schedules and weekly reports by automation: the jobs that feed
@@ -9,13 +12,18 @@ from sales_analytics.sources.spec import SNAPSHOT_TARGETS, sql_sources
 REFRESHED_ON_THEIR_OWN = (dg.AssetSelection.groups("dashboards")
                           | dg.AssetSelection.assets(["reports", "weekly_sales"]).downstream())
 
-ingest_job = dg.define_asset_job(
+
+def asset_job(name: str, **kwargs: Any) -> Any:  # what dg.define_asset_job returns (its class is not public)
+    """Every job of the platform: its steps retry transient failures with backoff and jitter."""
+    return dg.define_asset_job(name, op_retry_policy=NETWORK_RETRY, **kwargs)
+
+ingest_job = asset_job(
     "ingest_landing",
     selection=dg.AssetSelection.groups("raw"),
     description="Ingest every landed object version not ingested yet into the raw zone.",
 )
 
-daily_sales_job = dg.define_asset_job(
+daily_sales_job = asset_job(
     "daily_sales",
     selection=dg.AssetSelection.assets(["clean", "order_lines"], ["quarantine", "order_lines"], ["curated", "sales_by_series"])
     | (dg.AssetSelection.assets(["reports", "daily_store_sales"], ["reports", "daily_sales"]).downstream() - REFRESHED_ON_THEIR_OWN),
@@ -27,14 +35,14 @@ daily_sales_job = dg.define_asset_job(
 daily_sales_schedule = dg.build_schedule_from_partitioned_job(daily_sales_job, hour_of_day=3, minute_of_hour=0)
 
 
-reference_job = dg.define_asset_job(
+reference_job = asset_job(
     "reference_data",
     selection=dg.AssetSelection.assets(*[["clean", t] for t in SNAPSHOT_TARGETS], *[["quarantine", t] for t in SNAPSHOT_TARGETS]),
     description="Rebuild stores and products (with their history) and reviews from every snapshot.",
 )
 
 extract_jobs = {
-    spec.name: dg.define_asset_job(
+    spec.name: asset_job(
         f"extract_{spec.name}",
         selection=dg.AssetSelection.assets(["landing", spec.name]),
         description=f"Extract the next batches of the {spec.name} database table into the landing zone.",
@@ -43,7 +51,7 @@ extract_jobs = {
 }
 
 
-train_demand_model_job = dg.define_asset_job(
+train_demand_model_job = asset_job(
     "train_demand_model",
     selection=dg.AssetSelection.assets(["ml", "demand_model"], ["ml", "demand_model_champion"],
                                        ["reports", "rds", "model_backtest"]),
@@ -52,7 +60,7 @@ train_demand_model_job = dg.define_asset_job(
 # Weekly, Monday 05:00 UTC, after the weekend's sales are curated.
 train_demand_model_schedule = dg.ScheduleDefinition(job=train_demand_model_job, cron_schedule="0 5 * * 1")
 
-demand_forecast_job = dg.define_asset_job(
+demand_forecast_job = asset_job(
     "demand_forecast",
     selection=dg.AssetSelection.assets(["ml", "demand_forecast"]).downstream() - REFRESHED_ON_THEIR_OWN,
     description="The champion's forecast as of the day, the scoring of every past forecast of that day, both "
@@ -61,7 +69,7 @@ demand_forecast_job = dg.define_asset_job(
 # Yesterday's partition at 04:00 UTC, after daily_sales (03:00) has curated it.
 demand_forecast_schedule = dg.build_schedule_from_partitioned_job(demand_forecast_job, hour_of_day=4, minute_of_hour=0)
 
-train_sentiment_model_job = dg.define_asset_job(
+train_sentiment_model_job = asset_job(
     "train_sentiment_model",
     selection=dg.AssetSelection.assets(["ml", "sentiment_model"], ["ml", "sentiment_model_champion"]),
     description="Train the review sentiment model on rated reviews; promote it only if its promotable check passes.",
@@ -69,7 +77,7 @@ train_sentiment_model_job = dg.define_asset_job(
 # Weekly, Monday 05:30 UTC, after the week's review exports have landed.
 train_sentiment_model_schedule = dg.ScheduleDefinition(job=train_sentiment_model_job, cron_schedule="30 5 * * 1")
 
-review_insights_job = dg.define_asset_job(
+review_insights_job = asset_job(
     "review_insights",
     selection=dg.AssetSelection.assets(["ml", "review_scores"]).required_multi_asset_neighbors().downstream() - REFRESHED_ON_THEIR_OWN,
     description="Score every review with the champion sentiment model; weekly sentiment, aspect and negative-spike "
@@ -78,7 +86,7 @@ review_insights_job = dg.define_asset_job(
 # Daily 06:00 UTC: reviews of any day are in the weekly reports by the next morning.
 review_insights_schedule = dg.ScheduleDefinition(job=review_insights_job, cron_schedule="0 6 * * *")
 
-receipts_job = dg.define_asset_job(
+receipts_job = asset_job(
     "receipts",
     selection=dg.AssetSelection.assets(["ml", "receipt_extraction"], ["reports", "rds", "receipt_review_queue"]),
     description="Read a day's scanned receipts: confident ones exported as order lines, the rest to the review queue.",

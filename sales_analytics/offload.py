@@ -26,6 +26,8 @@ from dagster_aws.pipes import (
 )
 from pydantic import Field
 
+from sales_analytics.alerts import precondition_failed
+
 
 class OffloadResource(dg.ConfigurableResource):
     """Runs a step's module (``python -m <module>``, which opens Dagster Pipes) where configured."""
@@ -71,5 +73,5 @@ class OffloadResource(dg.ConfigurableResource):
     def _required(self, name: str) -> str:
         value = getattr(self, name)
         if not value:
-            raise dg.Failure(f"offload mode {self.mode!r} needs {name} to be configured")
+            raise precondition_failed(f"offload mode {self.mode!r} needs {name} to be configured")
         return value

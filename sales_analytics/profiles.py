@@ -18,6 +18,7 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from sales_analytics.alerts import AlertNotifier
 from sales_analytics.offload import OffloadResource
 from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.parquet_io import ParquetLakeIOManager
@@ -26,6 +27,7 @@ from sales_analytics.storage.sql_store import SqlReportStore
 
 PROFILE_ENV = "SALES_ANALYTICS_PROFILE"
 HOME_ENV = "SALES_ANALYTICS_HOME"
+ALERT_WEBHOOK_ENV = "SALES_ANALYTICS_ALERT_WEBHOOK"
 PROFILES = ("local", "stack", "aws")
 
 
@@ -96,6 +98,7 @@ def build_resources(profile: str | None = None) -> dict[str, Any]:
                         ecs_task_definition=dg.EnvVar("SALES_ANALYTICS_STEP_TASK_DEFINITION"),
                         ecs_subnets=[dg.EnvVar("SALES_ANALYTICS_STEP_SUBNET")],
                         ecs_security_groups=[dg.EnvVar("SALES_ANALYTICS_STEP_SECURITY_GROUP")]),
+        AlertNotifier(webhook_url=_alert_webhook(), sns_topic_arn=dg.EnvVar("SALES_ANALYTICS_ALERT_TOPIC_ARN"), region_name=region),
     )
 
 
@@ -121,10 +124,18 @@ def stack_resources(stack: StackSettings, *, bucket: str | None = None, sql_sche
 
 
 def _resource_set(lake: LakeResource, report_db: SqlReportStore, serving: ServingStore,
-                  offload: OffloadResource | None = None) -> dict[str, Any]:
-    """``offload``: where Pipes steps run; a child process unless the profile says otherwise."""
+                  offload: OffloadResource | None = None, alerts: AlertNotifier | None = None) -> dict[str, Any]:
+    """``offload``: where Pipes steps run; a child process unless the profile says otherwise.
+    ``alerts``: where run failures are reported; the log, and the webhook in
+    ``SALES_ANALYTICS_ALERT_WEBHOOK`` when that is set."""
     return {"lake": lake, "io_manager": ParquetLakeIOManager(lake=lake), "report_db": report_db,
-            "serving_store": serving, "offload": offload or OffloadResource()}
+            "serving_store": serving, "offload": offload or OffloadResource(),
+            "alerts": alerts or AlertNotifier(webhook_url=_alert_webhook())}
+
+
+def _alert_webhook() -> dg.EnvVar | None:
+    """The webhook URL is a secret (it authorises posting): read at run time, never stored in config."""
+    return dg.EnvVar(ALERT_WEBHOOK_ENV) if os.environ.get(ALERT_WEBHOOK_ENV) else None
 
 
 @contextmanager

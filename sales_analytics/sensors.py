@@ -18,6 +18,7 @@ import json
 import dagster as dg
 import sqlalchemy as sa
 
+from sales_analytics.alerts import AlertNotifier, alert_for
 from sales_analytics.ingest.assets import RAW_ORDER_LINES, raw_order_lines
 from sales_analytics.ingest.extract import database_url, latest_watermark, read_position
 from sales_analytics.ingest.raw import manifest_key
@@ -159,3 +160,9 @@ weekly_reports_automation = dg.AutomationConditionSensorDefinition(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Rebuilds a week's reports once all its days are in daily_sales, and again when any of them changes.",
 )
+
+
+@dg.run_failure_sensor(name="run_failure_alerts", default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="An alert for every failed run (after its steps' retries): log, webhook, SNS.")
+def run_failure_alerts(context: dg.RunFailureSensorContext, alerts: AlertNotifier) -> None:
+    alerts.send(alert_for(context), context.log)

@@ -31,6 +31,7 @@ from sales_analytics.dashboards.spec import (
     DashboardSpec,
     dashboard_specs,
 )
+from sales_analytics.jobs import asset_job
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.schema import INSIGHTS
 from sales_analytics.storage.lake import LakeResource
@@ -164,7 +165,7 @@ def dashboard_definitions(spec: DashboardSpec) -> DashboardDefinitions:
         })
 
     partitioned = any(PARTITION_COLUMNS[r] for r in spec.reports)
-    job = dg.define_asset_job(
+    job = asset_job(
         f"dashboard_{spec.name}",
         selection=dg.AssetSelection.assets(page_key(spec.name), insights_key(spec.name), *reports).required_multi_asset_neighbors(),
         description=f"Rebuild the '{spec.title}' dashboard: its reports{' for the day' if partitioned else ''}, insights and page.",

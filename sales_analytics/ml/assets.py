@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
+from sales_analytics.alerts import precondition_failed
 from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.ml.features import FeatureConfig, dense_panel
@@ -109,7 +110,7 @@ def last_curated_day(lake: LakeResource) -> dt.date | None:
 def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, lake: LakeResource) -> Iterator:
     until = last_curated_day(lake)
     if until is None:
-        raise dg.Failure("curated/sales_by_series has no partitions yet: materialize it first")
+        raise precondition_failed("curated/sales_by_series has no partitions yet: materialize it first")
     panel, covariates = load_series(lake, until, config.history_days, config.target, config.level)
     dense = dense_panel(panel)
     features = FeatureConfig(horizon=config.horizon)
@@ -191,13 +192,13 @@ def demand_forecast(context: dg.AssetExecutionContext, lake: LakeResource) -> pa
     registry = ModelRegistry(lake)
     version = registry.champion(MODEL_NAME)
     if version is None:
-        raise dg.Failure("no promoted demand model yet: materialize ml/demand_model (its promotable check must pass)")
+        raise precondition_failed("no promoted demand model yet: materialize ml/demand_model (its promotable check must pass)")
     models, manifest = registry.load(MODEL_NAME, version)
     origin = dt.date.fromisoformat(context.partition_key)
     target, horizon, level = manifest.metrics["target"], int(manifest.metrics["horizon"]), manifest.metrics["level"]
     panel, covariates = load_series(lake, origin, FORECAST_HISTORY_DAYS, target, level)
     if panel.empty:
-        raise dg.Failure(f"curated/sales_by_series has no data up to {origin}: nothing to forecast from")
+        raise precondition_failed(f"curated/sales_by_series has no data up to {origin}: nothing to forecast from")
     model = QuantileForecaster.stored(models, manifest)
     predicted = forecast(model, dense_panel(panel), pd.Timestamp(origin), covariates)
     table = pa.table({

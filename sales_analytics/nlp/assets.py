@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from sales_analytics.alerts import precondition_failed
 from sales_analytics.curated.assets import CLEAN_PRODUCTS
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.ml.assets import champion_asset
@@ -48,7 +49,7 @@ def load_reviews(lake: LakeResource) -> pd.DataFrame:
     reviews = read_unpartitioned(lake, CLEAN_REVIEWS, ["review_id", "product_id", "rating", "title", "text", "ts", "category",
                                                        "delivered_on"])
     if reviews is None or reviews.num_rows == 0:
-        raise dg.Failure("clean/reviews is empty: land a review export and materialize it first")
+        raise precondition_failed("clean/reviews is empty: land a review export and materialize it first")
     frame = reviews.to_pandas()
     products = read_unpartitioned(lake, CLEAN_PRODUCTS, ["product_id", "category", "is_current"])
     current = (products.filter(products["is_current"]).to_pandas().set_index("product_id")["category"]
@@ -80,7 +81,7 @@ def sentiment_model(context: dg.AssetExecutionContext, lake: LakeResource) -> It
     training, testing = labelled[~held], labelled[held]
     counts = training["label"].value_counts().reindex(list(SENTIMENTS), fill_value=0)
     if counts.min() < MIN_TRAINING_REVIEWS:
-        raise dg.Failure(f"too few rated reviews to learn sentiment from: {counts.to_dict()} (need {MIN_TRAINING_REVIEWS} of each)")
+        raise precondition_failed(f"too few rated reviews to learn sentiment from: {counts.to_dict()} (need {MIN_TRAINING_REVIEWS} of each)")
     model = train_sentiment(training["text"], training["label"])
     ours = evaluate(testing["label"], pd.Series(model.predict(testing["text"]), index=testing.index))
     lexicon = evaluate(testing["label"], lexicon_sentiment(testing["text"]))
@@ -153,7 +154,7 @@ def review_insights(context: dg.AssetExecutionContext, lake: LakeResource) -> It
     registry = ModelRegistry(lake)
     version = registry.champion(SENTIMENT_MODEL_NAME)
     if version is None:
-        raise dg.Failure("no promoted sentiment model yet: materialize ml/sentiment_model (its promotable check must pass)")
+        raise precondition_failed("no promoted sentiment model yet: materialize ml/sentiment_model (its promotable check must pass)")
     model, _ = registry.load(SENTIMENT_MODEL_NAME, version)
     reviews = load_reviews(lake)
     scored = score_texts(model, reviews["text"])

@@ -1,0 +1,134 @@
+"""Failing well: transient faults are retried with backoff and jitter, preconditions are not, and a
+run that fails anyway raises an alert (log and webhook) that carries no secrets."""
+
+import datetime as dt
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from sales_analytics.alerts import NETWORK_RETRY, Alert, AlertNotifier, redacted
+from sales_analytics.definitions import build_defs
+from sales_analytics.generator import GeneratorConfig, generate
+from sales_analytics.jobs import daily_sales_job, demand_forecast_job
+from sales_analytics.profiles import ALERT_WEBHOOK_ENV, initialized, local_resources
+from sales_analytics.runner import ingest_and_build
+from sales_analytics.sensors import run_failure_alerts
+from sales_analytics_tests.helpers import free_port
+
+SQLITE_BUSY_TIMEOUT = 5.0  # pysqlite's default wait for a lock before "database is locked"
+
+
+def test_every_job_retries_its_steps_with_exponential_backoff_and_jitter(local_env: dict[str, Any]) -> None:
+    defs = build_defs(local_env)
+    jobs = list(defs.resolve_all_job_defs())
+    assert len(jobs) > 10
+    assert all(job.op_retry_policy == NETWORK_RETRY for job in jobs if not job.name.startswith("__")), \
+        [job.name for job in jobs if job.op_retry_policy != NETWORK_RETRY]
+    assert NETWORK_RETRY.backoff == dg.Backoff.EXPONENTIAL and NETWORK_RETRY.jitter == dg.Jitter.PLUS_MINUS
+
+
+@pytest.mark.faults
+def test_a_report_write_that_meets_a_locked_database_is_retried_and_the_run_succeeds(tmp_path: Path) -> None:
+    """The report database is held locked for longer than a writer waits: the publishing step
+    fails, is retried after its backoff, and the run succeeds with the same rows as before."""
+    env = local_resources(tmp_path)
+    start = dt.date.today() - dt.timedelta(days=4)
+    with initialized(env["lake"]) as lake:
+        generate(lake, GeneratorConfig(days=3, stores=2, products=10, start=start), progress=False)
+    defs = build_defs(env)
+    with dg.instance_for_test() as instance:
+        day = ingest_and_build(defs, instance).touched_days[-1]
+        database = tmp_path / "reports.db"
+        before = _rows(database, day)
+        holder = sqlite3.connect(database, timeout=0, check_same_thread=False)  # released from a timer thread
+        holder.execute("BEGIN EXCLUSIVE")
+        release = threading.Timer(SQLITE_BUSY_TIMEOUT + 2, holder.rollback)
+        release.start()
+        started = time.monotonic()
+        try:
+            result = defs.resolve_job_def(daily_sales_job.name).execute_in_process(instance=instance, partition_key=day)
+        finally:
+            release.join()
+            holder.close()
+    retried = [e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    assert result.success and retried, "the locked write should have been retried, and then succeed"
+    assert all("rds" in step for step in retried)  # only the steps that write to the locked database
+    assert time.monotonic() - started > SQLITE_BUSY_TIMEOUT
+    assert _rows(database, day) == before
+
+
+def _rows(database: Path, day: str) -> list[tuple]:
+    with sqlite3.connect(database) as conn:
+        return sorted(conn.execute("SELECT * FROM daily_store_sales WHERE sale_date = ?", (day,)).fetchall())
+
+
+class _Hook(BaseHTTPRequestHandler):
+    """Keeps every JSON body POSTed to it in its server's ``received``."""
+
+    def do_POST(self) -> None:
+        self.server.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
+    server = HTTPServer(("127.0.0.1", free_port()), _Hook)
+    server.received = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv(ALERT_WEBHOOK_ENV, f"http://127.0.0.1:{server.server_port}/hooks/alerts")
+    yield server.received
+    server.shutdown()
+
+
+def test_a_precondition_is_not_retried_and_the_failed_run_alerts_the_log_and_the_webhook(
+        tmp_path: Path, webhook: list[dict], capfd: pytest.CaptureFixture[str]) -> None:
+    env = local_resources(tmp_path)  # nothing built: no champion model to forecast with
+    defs = build_defs(env)
+    day = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def(demand_forecast_job.name).execute_in_process(
+            instance=instance, partition_key=day, raise_on_error=False)
+        assert not result.success
+        assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+        failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+        with initialized(env["alerts"]) as alerts:
+            context = dg.build_run_status_sensor_context(
+                sensor_name=run_failure_alerts.name, dagster_event=failure, dagster_instance=instance,
+                dagster_run=result.dagster_run, resources={"alerts": alerts}).for_run_failure()
+            run_failure_alerts(context)
+    assert len(webhook) == 1
+    alert = webhook[0]
+    assert alert["job"] == demand_forecast_job.name and alert["run_id"] == result.run_id and alert["partition"] == day
+    assert "no promoted demand model yet" in alert["error"] and alert["subject"].endswith("failed")
+    assert f"run of {demand_forecast_job.name} [{day}] failed" in capfd.readouterr().err  # the sensor's log
+
+
+def test_an_unreachable_webhook_is_logged_and_does_not_stop_the_log_alert(caplog: pytest.LogCaptureFixture) -> None:
+    notifier = AlertNotifier(webhook_url=f"http://127.0.0.1:{free_port()}/nobody", timeout_seconds=2)
+    alert = Alert(job="daily_sales", run_id="r1", partition=None, error="boom", run_url=None)
+    assert notifier.send(alert, logging.getLogger("test")) == ["log"]
+    assert any("not delivered to webhook" in r.getMessage() for r in caplog.records)
+    file_url = AlertNotifier(webhook_url="file:///etc/passwd")
+    assert file_url.send(alert, logging.getLogger("test")) == ["log"]
+
+
+def test_alert_text_masks_url_passwords_and_secret_environment_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SALES_ANALYTICS_RDS_PASSWORD", "hunter2-but-longer")
+    text = ("could not connect to postgresql+psycopg2://reports:pa55w0rd!@db.internal:5432/bi; "
+            "auth hunter2-but-longer rejected")
+    masked = redacted(text)
+    assert "pa55w0rd" not in masked and "hunter2-but-longer" not in masked
+    assert "postgresql+psycopg2://reports:***@db.internal:5432/bi" in masked
