@@ -90,16 +90,21 @@ def _stack(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    """The service (predictions, report data, dashboards) against the active profile; keys from SALES_ANALYTICS_API_KEYS."""
+    """The service (predictions, report data, dashboards) against the active profile; keys from
+    SALES_ANALYTICS_API_KEYS, requests a second per key from SALES_ANALYTICS_API_RATE_LIMIT, origins
+    allowed cross-origin from SALES_ANALYTICS_CORS_ORIGINS (none by default)."""
     import uvicorn
 
     from sales_analytics.service.app import create_app
+    from sales_analytics.service.auth import DEFAULT_RATE_PER_KEY
 
     keys = [k.strip() for k in os.environ.get("SALES_ANALYTICS_API_KEYS", "").split(",") if k.strip()]
     resources = build_resources()
     with (initialized(resources["lake"]) as lake, initialized(resources["report_db"]) as report_db,
           initialized(resources["serving_store"]) as serving_store):
-        app = create_app(lake, keys, report_db=report_db, serving_store=serving_store)
+        app = create_app(lake, keys, report_db=report_db, serving_store=serving_store,
+                         rate_per_key=float(os.environ.get("SALES_ANALYTICS_API_RATE_LIMIT", DEFAULT_RATE_PER_KEY)),
+                         cors_origins=[o.strip() for o in os.environ.get("SALES_ANALYTICS_CORS_ORIGINS", "").split(",") if o.strip()])
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 

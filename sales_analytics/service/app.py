@@ -10,18 +10,21 @@ what was wrong with the request, never how the server works (no traces, no SQL, 
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Annotated
 
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from sales_analytics.nlp.scoring import score_texts
 from sales_analytics.ocr.fields import ACCEPT_CONFIDENCE
 from sales_analytics.ocr.reader import MAX_IMAGE_BYTES, UnreadableImage, read_receipt
-from sales_analytics.service.auth import API_KEY_HEADER, KeyCheck
+from sales_analytics.service.auth import API_KEY_HEADER, DEFAULT_RATE_PER_KEY, KeyCheck
 from sales_analytics.service.forecasts import ChampionForecasts, NoChampion
 from sales_analytics.service.report_api import reports_router
 from sales_analytics.service.reviews import ChampionSentiment
@@ -31,6 +34,7 @@ from sales_analytics.storage.serving_store import ServingStore
 from sales_analytics.storage.sql_store import SqlReportStore
 
 __all__ = ["API_KEY_HEADER", "create_app"]
+log = logging.getLogger(__name__)
 
 
 class ForecastRequest(BaseModel):
@@ -97,9 +101,11 @@ class ReceiptExtraction(BaseModel):
 
 
 def create_app(lake: LakeResource, api_keys: list[str], recheck_seconds: float = 5.0,
-               report_db: SqlReportStore | None = None, serving_store: ServingStore | None = None) -> FastAPI:
-    """The prediction endpoints and dashboards over the lake; report data too when given the stores."""
-    keys = KeyCheck(api_keys)
+               report_db: SqlReportStore | None = None, serving_store: ServingStore | None = None,
+               rate_per_key: float = DEFAULT_RATE_PER_KEY, cors_origins: list[str] | None = None) -> FastAPI:
+    """The prediction endpoints and dashboards over the lake; report data too when given the stores.
+    Browsers on other origins may call the API only when ``cors_origins`` names theirs."""
+    keys = KeyCheck(api_keys, rate_per_key)
     authenticated = keys.dependency()
     champion = ChampionForecasts(lake, recheck_seconds)
     sentiment = ChampionSentiment(lake, recheck_seconds)
@@ -116,6 +122,17 @@ def create_app(lake: LakeResource, api_keys: list[str], recheck_seconds: float =
     app.include_router(dashboards_router(lake, keys))
     if report_db is not None and serving_store is not None:
         app.include_router(reports_router(report_db, serving_store, authenticated))
+
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=[API_KEY_HEADER, "Content-Type"], allow_credentials=False, max_age=600)
+
+    @app.exception_handler(Exception)
+    def unexpected(request: Request, error: Exception) -> JSONResponse:
+        # The trace goes to the server's log under an id; the client gets the id, not the trace or SQL.
+        error_id = uuid.uuid4().hex[:12]
+        log.error(f"error {error_id} on {request.method} {request.url.path}", exc_info=error)
+        return JSONResponse(status_code=500, content={"detail": "internal error", "error_id": error_id})
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:

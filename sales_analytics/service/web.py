@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from sales_analytics.dashboards.assets import page_object_key
 from sales_analytics.dashboards.spec import DashboardSpec, dashboard_specs
-from sales_analytics.service.auth import API_KEY_HEADER, KEY_COOKIE, KeyCheck
+from sales_analytics.service.auth import KEY_COOKIE, KeyCheck
 from sales_analytics.service.caching import cached_json, cached_response
 from sales_analytics.storage.lake import LakeResource
 
@@ -38,9 +38,6 @@ def dashboards_router(lake: LakeResource, keys: KeyCheck) -> APIRouter:
     router = APIRouter(tags=["dashboards"])
     specs = {spec.name: spec for spec in dashboard_specs()}
 
-    def signed_in(request: Request) -> bool:
-        return keys.valid(request.headers.get(API_KEY_HEADER)) or keys.valid(request.cookies.get(KEY_COOKIE))
-
     def spec_of(name: str) -> DashboardSpec:
         if name not in specs:
             raise HTTPException(status_code=404, detail=f"no dashboard {name!r}")
@@ -60,7 +57,7 @@ def dashboards_router(lake: LakeResource, keys: KeyCheck) -> APIRouter:
 
     @router.get("/dashboards", include_in_schema=False)
     def index(request: Request) -> Response:
-        if not signed_in(request):
+        if not keys.admitted(request):
             return RedirectResponse("/login", status_code=303)
         items = "".join(
             f'<li><a href="/dashboards/{spec.name}">{html.escape(spec.title)}</a> — {html.escape(spec.description)} '
@@ -73,7 +70,7 @@ def dashboards_router(lake: LakeResource, keys: KeyCheck) -> APIRouter:
 
     @router.get("/dashboards/{name}", include_in_schema=False)
     def page(request: Request, name: Annotated[str, Path(pattern=NAME)]) -> Response:
-        if not signed_in(request):
+        if not keys.admitted(request):
             return RedirectResponse("/login", status_code=303)
         spec = spec_of(name)
         key = page_object_key(spec.name)
