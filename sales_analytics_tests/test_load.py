@@ -1,0 +1,45 @@
+"""The API under a steady load from a second process on loopback: a fixed request rate held for a
+minute over the report, slice and insight endpoints, with no errors."""
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sales_analytics.profiles import initialized
+from sales_analytics.service.app import API_KEY_HEADER, create_app
+from sales_analytics_tests.helpers import serving
+
+pytestmark = pytest.mark.load
+LOADGEN = Path(__file__).resolve().parents[1] / "bench" / "loadgen.py"
+KEY = "load-test-key-0123456789"
+RATE, SECONDS = 100, 60
+
+
+def _paths(last_day: str) -> list[str]:
+    last = dt.date.fromisoformat(last_day)
+    windows = [((last - dt.timedelta(days=back + 13)).isoformat(), (last - dt.timedelta(days=back)).isoformat())
+               for back in (0, 7, 21)]
+    return [*(f"/v1/sales/daily?from={a}&to={b}&store={s}" for a, b in windows for s in ("S001", "S002", "S003")),
+            *(f"/v1/reports/daily_store_sales?from={a}&to={b}&store_id=S001" for a, b in windows),
+            "/v1/dashboards/executive_daily/insights", "/v1/reports/review_sentiment", "/v1/dashboards"]
+
+
+def test_the_api_holds_a_fixed_rate_for_a_minute_without_errors(dashboard_world: dict[str, Any], artifacts: Path) -> None:
+    env = dashboard_world["env"]
+    with (initialized(env["lake"]) as lake, initialized(env["report_db"]) as db,
+          initialized(env["serving_store"]) as serving_store,
+          serving(create_app(lake, [KEY], report_db=db, serving_store=serving_store)) as url):
+        run = subprocess.run([sys.executable, str(LOADGEN), "--base", url, "--rate", str(RATE), "--seconds", str(SECONDS),
+                              "--header", f"{API_KEY_HEADER}: {KEY}", "--paths", *_paths(dashboard_world["last_day"])],
+                             capture_output=True, text=True, timeout=SECONDS + 120)
+    assert run.returncode == 0, run.stderr
+    load = json.loads(run.stdout)
+    (artifacts / "api-load.json").write_text(json.dumps(load, indent=2))  # p50 / p99 for the record
+    assert load["sent"] == RATE * SECONDS and load["errors"] == {} and load["ok"] == load["sent"], load
+    assert load["achieved_rate"] > 0.98 * RATE, load
+    assert load["p99_ms"] < 1000, load  # kept up: a server falling behind shows here, as latency
