@@ -1,16 +1,23 @@
 """Every dashboard page in a real headless Chromium (Debian's package), as a person opens it:
 sign in, open each page, no console errors, charts drawn, a screenshot kept."""
 
+import csv
+import datetime as dt
+import io
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from sales_analytics.dashboards.assets import dashboards
-from sales_analytics.profiles import initialized
+from sales_analytics.dashboards.assets import dashboards, page_object_key
+from sales_analytics.definitions import build_defs
+from sales_analytics.generator import GeneratorConfig, generate
+from sales_analytics.profiles import initialized, local_resources
+from sales_analytics.runner import ingest_and_build
 from sales_analytics.service.app import create_app
 from sales_analytics_tests.helpers import serving
 
@@ -18,6 +25,7 @@ pytestmark = pytest.mark.browser
 KEY = "browser-test-key-0123456789"
 CHROMIUM = "/usr/bin/chromium"
 # As root, without a sandbox; no background traffic, which this machine's closed network refuses.
+HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
@@ -72,3 +80,40 @@ def test_a_page_without_signing_in_is_not_shown(site: str, browser: Browser) -> 
     page = browser.new_page()
     response = page.goto(f"{site}/dashboards/executive_daily")
     assert page.url.endswith("/login") and response is not None and "Executive daily summary" not in page.content()
+
+
+def test_markup_planted_in_the_data_is_shown_as_text_and_never_run(browser: Browser, tmp_path: Path) -> None:
+    """A product master whose category and product names carry markup: the executive page shows
+    the category as text (its breakdown chart, its movers) and no planted script runs."""
+    env = local_resources(tmp_path / "local")
+    start = dt.date.today() - dt.timedelta(days=22)
+    with initialized(env["lake"]) as lake:
+        generate(lake, GeneratorConfig(days=20, stores=2, products=12, start=start), progress=False)
+        key = f"landing/reference/products/{start:%Y-%m-%d}/products.csv"
+        rows = list(csv.DictReader(io.StringIO(lake.get_bytes(key).decode())))
+        planted = rows[0]["category"]
+        for row in rows:
+            if row["category"] == planted:
+                row["category"], row["name"] = f"{HOSTILE}{planted}", f"{HOSTILE}{row['name']}"
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        lake.put_bytes(key, out.getvalue().encode())
+    defs = build_defs(env)
+    instance = dg.DagsterInstance.ephemeral()
+    last = ingest_and_build(defs, instance).touched_days[-1]
+    assert defs.resolve_job_def("dashboard_executive_daily").execute_in_process(instance=instance, partition_key=last).success
+    with (initialized(env["lake"]) as lake, initialized(env["report_db"]) as db,
+          initialized(env["serving_store"]) as serving_store,
+          serving(create_app(lake, [KEY], report_db=db, serving_store=serving_store)) as url):
+        assert "<script>window.__pwned" not in lake.get_bytes(page_object_key("executive_daily")).decode()
+        page = browser.new_page()
+        page.goto(f"{url}/login")
+        page.fill("input[name=api_key]", KEY)
+        page.click("button[type=submit]")
+        page.goto(f"{url}/dashboards/executive_daily")
+        page.wait_for_selector(".chart .main-svg", timeout=30_000)
+        page.wait_for_timeout(500)  # an onerror handler would have fired by now
+        assert page.evaluate("window.__pwned") is None
+        assert f"{HOSTILE}{planted}" in page.locator("body").inner_text()  # shown, as the text it is
