@@ -9,7 +9,6 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,8 @@ os.environ.pop("AWS_PROFILE", None)
 import sqlalchemy as sa
 
 from sales_analytics import stack
-from sales_analytics.profiles import StackSettings, data_home, initialized, local_resources, stack_resources
+from sales_analytics.profiles import StackSettings, data_home, local_resources
+from sales_analytics_tests.helpers import isolated_stack
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,25 +46,6 @@ def stack_settings() -> Iterator[StackSettings]:
     started = stack.start(settings, paths)
     yield settings
     stack.stop(started, paths)
-
-
-@contextmanager
-def isolated_stack(stack_settings: StackSettings) -> Iterator[dict[str, Any]]:
-    """Resources on the real servers, isolated by a bucket, SQL schema and table prefix of their own."""
-    tag = uuid.uuid4().hex[:10]
-    resources = stack_resources(stack_settings, bucket=f"test-{tag}", sql_schema=f"t_{tag}", table_prefix=f"t{tag}_")
-    with initialized(resources["lake"]) as lake:
-        lake.ensure_bucket()
-    yield resources
-    with initialized(resources["report_db"]) as report_db:
-        with report_db.engine().begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "t_{tag}" CASCADE'))
-        report_db.engine().dispose()
-    with initialized(resources["serving_store"]) as serving:
-        client = serving.client()
-        for name in client.list_tables()["TableNames"]:
-            if name.startswith(f"t{tag}_"):
-                client.delete_table(TableName=name)
 
 
 @pytest.fixture

@@ -3,12 +3,16 @@
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 import uvicorn
+
+from sales_analytics.profiles import StackSettings, initialized, stack_resources
 
 
 def failure_text(result: dg.ExecuteInProcessResult) -> str:
@@ -45,3 +49,28 @@ def serving(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def isolated_resources(stack_settings: StackSettings, tag: str) -> dict[str, Any]:
+    """Resources on the real servers, isolated by the bucket, SQL schema and table prefix ``tag`` names:
+    the same tag gives the same resources, in any process."""
+    return stack_resources(stack_settings, bucket=f"test-{tag}", sql_schema=f"t_{tag}", table_prefix=f"t{tag}_")
+
+
+@contextmanager
+def isolated_stack(stack_settings: StackSettings, tag: str | None = None) -> Iterator[dict[str, Any]]:
+    """Isolated resources (a new tag unless given), their bucket made; schema and tables dropped afterwards."""
+    tag = tag or uuid.uuid4().hex[:10]
+    resources = isolated_resources(stack_settings, tag)
+    with initialized(resources["lake"]) as lake:
+        lake.ensure_bucket()
+    yield resources
+    with initialized(resources["report_db"]) as report_db:
+        with report_db.engine().begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "t_{tag}" CASCADE'))
+        report_db.engine().dispose()
+    with initialized(resources["serving_store"]) as serving:
+        client = serving.client()
+        for name in client.list_tables()["TableNames"]:
+            if name.startswith(f"t{tag}_"):
+                client.delete_table(TableName=name)
