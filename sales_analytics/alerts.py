@@ -3,9 +3,9 @@
 Every job's steps talk to S3, PostgreSQL or DynamoDB. They retry with exponential backoff and
 jitter, so a server that is briefly away costs a delay, not a failed run, and a fleet of retrying
 steps does not come back in lockstep. A precondition no retry can fix (no champion model yet,
-nothing curated) raises ``precondition_failed(...)`` instead, which is not retried. A run that still fails
-raises an alert through ``AlertNotifier``: always the log; also a webhook (JSON POST, e.g. a chat
-or incident tool) and an SNS topic when configured.
+nothing curated) raises ``precondition_failed(...)``, which is not retried. A run that still
+fails raises an alert through ``AlertNotifier``: always the log; also a webhook (JSON POST, e.g.
+a chat or incident tool) and an SNS topic when configured.
 """
 
 import json

@@ -98,14 +98,19 @@ def _serve(args: argparse.Namespace) -> None:
     from sales_analytics.service.app import create_app
     from sales_analytics.service.auth import DEFAULT_RATE_PER_KEY
 
-    keys = [k.strip() for k in os.environ.get("SALES_ANALYTICS_API_KEYS", "").split(",") if k.strip()]
+    keys = _env_list("SALES_ANALYTICS_API_KEYS")
     resources = build_resources()
     with (initialized(resources["lake"]) as lake, initialized(resources["report_db"]) as report_db,
           initialized(resources["serving_store"]) as serving_store):
         app = create_app(lake, keys, report_db=report_db, serving_store=serving_store,
                          rate_per_key=float(os.environ.get("SALES_ANALYTICS_API_RATE_LIMIT", DEFAULT_RATE_PER_KEY)),
-                         cors_origins=[o.strip() for o in os.environ.get("SALES_ANALYTICS_CORS_ORIGINS", "").split(",") if o.strip()])
+                         cors_origins=_env_list("SALES_ANALYTICS_CORS_ORIGINS"))
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+
+
+def _env_list(name: str) -> list[str]:
+    """A comma-separated environment variable's non-empty items."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
 def main(argv: list[str] | None = None) -> None:
