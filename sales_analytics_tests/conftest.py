@@ -34,18 +34,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def stack_settings() -> Iterator[StackSettings]:
+def stack_paths() -> stack.StackPaths:
+    # Under the checkout, not /tmp/pytest-of-root: a private PostgreSQL runs as the postgres user.
+    return stack.StackPaths(root=data_home() / "test-stack", tools=data_home() / "tools")
+
+
+@pytest.fixture(scope="session")
+def stack_settings(stack_paths: stack.StackPaths) -> Iterator[StackSettings]:
     defaults = {"SALES_ANALYTICS_TEST_S3_PORT": "18433", "SALES_ANALYTICS_TEST_DYNAMODB_PORT": "18000"}
     for name, port in defaults.items():
         os.environ.setdefault(name, port)
     settings = StackSettings.from_env("SALES_ANALYTICS_TEST_", database="sales_analytics_test")
-    # Under the checkout, not /tmp/pytest-of-root: a private PostgreSQL runs as the postgres user.
-    paths = stack.StackPaths(root=data_home() / "test-stack", tools=data_home() / "tools")
     for service in ("seaweedfs", "dynamodb"):
-        shutil.rmtree(paths.data(service), ignore_errors=True)
-    started = stack.start(settings, paths)
+        shutil.rmtree(stack_paths.data(service), ignore_errors=True)
+    started = stack.start(settings, stack_paths)
     yield settings
-    stack.stop(started, paths)
+    stack.stop(started, stack_paths)
 
 
 @pytest.fixture

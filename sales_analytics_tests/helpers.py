@@ -12,7 +12,15 @@ import dagster as dg
 import sqlalchemy as sa
 import uvicorn
 
+from sales_analytics.definitions import build_defs
+from sales_analytics.generator import GeneratorConfig, generate
+from sales_analytics.jobs import ingest_job
 from sales_analytics.profiles import StackSettings, initialized, stack_resources
+from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES
+from sales_analytics.storage.parquet_io import parquet_bytes_to_table, stored_partitions
+
+LAKE_ASSETS = [dg.AssetKey(["clean", "order_lines"]), dg.AssetKey(["reports", "daily_store_sales"]),
+               dg.AssetKey(["reports", "daily_sales"])]
 
 
 def failure_text(result: dg.ExecuteInProcessResult) -> str:
@@ -74,3 +82,28 @@ def isolated_stack(stack_settings: StackSettings, tag: str | None = None) -> Ite
         for name in client.list_tables()["TableNames"]:
             if name.startswith(f"t{tag}_"):
                 client.delete_table(TableName=name)
+
+
+def land_and_ingest(resources: dict[str, Any], config: GeneratorConfig) -> list[str]:
+    """Generated exports landed and ingested to raw; the touched days."""
+    with initialized(resources["lake"]) as lake:
+        generate(lake, config, progress=False)
+    result = build_defs(resources).resolve_job_def(ingest_job.name).execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    return sorted({d for e in result.get_asset_materialization_events()
+                   for d in e.materialization.metadata.get("touched_partitions", dg.MetadataValue.json([])).value})
+
+
+def stored_contents(resources: dict[str, Any]) -> dict[str, Any]:
+    """Every row of the shared tables, and the lake's partitions by content, comparable across stacks."""
+    with (initialized(resources["lake"]) as lake, initialized(resources["report_db"]) as report_db,
+          initialized(resources["serving_store"]) as serving):
+        sql = {spec.name: sorted(map(repr, (sorted(r.items()) for r in report_db.read(spec))))
+               for spec in (DAILY_STORE_SALES, DAILY_SALES)}
+        dynamodb = {spec.name: sorted(repr(sorted(item.items())) for pk in sorted({k for k, _ in serving.all_keys(spec)})
+                                      for item in serving.query(spec, pk))
+                    for spec in (DAILY_STORE_SALES, DAILY_SALES)}
+        parquet = {"/".join(key.path): {day: parquet_bytes_to_table(lake.get_bytes(obj)).to_pylist() for day, obj in
+                                        stored_partitions(lake, key, "sale_date" if key.path[0] == "reports" else "order_date").items()}
+                   for key in LAKE_ASSETS}
+    return {"sql": sql, "dynamodb": dynamodb, "parquet": parquet}

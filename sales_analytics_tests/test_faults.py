@@ -1,0 +1,60 @@
+"""Faults on the real servers during a run, each ending with the lake and the report tables equal,
+table by table, to a fault-free build of the same data."""
+
+import datetime as dt
+import threading
+import time
+import uuid
+
+import dagster as dg
+import pytest
+
+from sales_analytics import stack
+from sales_analytics.definitions import build_defs
+from sales_analytics.generator import GeneratorConfig
+from sales_analytics.jobs import daily_sales_job
+from sales_analytics.partitions import range_tags
+from sales_analytics.profiles import StackSettings
+from sales_analytics_tests.helpers import isolated_stack, land_and_ingest, stored_contents
+
+pytestmark = [pytest.mark.stack, pytest.mark.faults]
+DAYS = 10
+CONFIG = GeneratorConfig(days=DAYS, stores=3, products=20, orders_per_store_day=12,
+                         start=dt.date.today() - dt.timedelta(days=DAYS + 1))
+OUTAGE_SECONDS = 4.0
+
+
+def _build(resources: dict, days: list[str]) -> tuple[dg.ExecuteInProcessResult, dg.DagsterInstance]:
+    instance = dg.DagsterInstance.ephemeral()
+    result = build_defs(resources).resolve_job_def(daily_sales_job.name).execute_in_process(
+        instance=instance, tags=range_tags(days[0], days[-1]), raise_on_error=False)
+    return result, instance
+
+
+def test_s3_stopped_mid_run_and_restarted_costs_a_retry_not_a_row(stack_settings: StackSettings,
+                                                                   stack_paths: stack.StackPaths) -> None:
+    """SeaweedFS goes away while the days are being built and comes back after a few seconds: the
+    steps that met the outage retry, the run succeeds, and every table equals a fault-free build."""
+    with isolated_stack(stack_settings, uuid.uuid4().hex[:10]) as faulty, isolated_stack(stack_settings) as clean:
+        days = land_and_ingest(faulty, CONFIG)
+        assert land_and_ingest(clean, CONFIG) == days
+        outcome: dict = {}
+        run = threading.Thread(target=lambda: outcome.update(zip(("result", "instance"), _build(faulty, days), strict=True)))
+        run.start()
+        time.sleep(1.5)  # the run is under way: its first steps are reading and writing the lake
+        stack.stop(["seaweedfs"], stack_paths)
+        stopped = time.monotonic()
+        time.sleep(OUTAGE_SECONDS)
+        assert stack.start(stack_settings, stack_paths) == ["seaweedfs"]
+        back = time.monotonic()
+        run.join(timeout=300)
+        recovered = time.monotonic() - back
+        result = outcome["result"]
+        retried = [e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+        assert result.success, [e.message for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        assert retried, "the outage should have made some step retry"
+        assert _build(clean, days)[0].success
+        built, expected = stored_contents(faulty), stored_contents(clean)
+        assert all(expected["parquet"].values()) and all(expected["sql"].values())
+        assert built == expected
+        print(f"S3 down {back - stopped:.1f} s; {len(retried)} step retries; run done {recovered:.1f} s after S3 was back")
