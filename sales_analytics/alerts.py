@@ -19,7 +19,8 @@ import boto3
 import dagster as dg
 from pydantic import Field
 
-# 2 s, 4 s, 8 s (each ± up to its own length): rides out a restart of any of the three servers.
+# Retries 2, 6 and 14 s after the first, second and third failure, each ± 2 s: at least 16 s in
+# all, which rides out a restart of any of the three servers.
 NETWORK_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 SECRET_NAME = re.compile(r"(KEY|SECRET|PASSWORD|TOKEN|WEBHOOK)", re.IGNORECASE)
