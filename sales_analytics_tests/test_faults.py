@@ -2,6 +2,9 @@
 table by table, to a fault-free build of the same data."""
 
 import datetime as dt
+import multiprocessing as mp
+import os
+import signal
 import threading
 import time
 import uuid
@@ -14,8 +17,16 @@ from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig
 from sales_analytics.jobs import daily_sales_job
 from sales_analytics.partitions import range_tags
-from sales_analytics.profiles import StackSettings
-from sales_analytics_tests.helpers import isolated_stack, land_and_ingest, stored_contents
+from sales_analytics.profiles import StackSettings, initialized
+from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES
+from sales_analytics.storage.parquet_io import stored_partitions
+from sales_analytics_tests.helpers import (
+    LAKE_ASSETS,
+    isolated_resources,
+    isolated_stack,
+    land_and_ingest,
+    stored_contents,
+)
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults]
 DAYS = 10
@@ -60,3 +71,44 @@ def test_a_server_stopped_mid_run_and_restarted_costs_a_delay_not_a_row(stack_se
         assert all(expected["parquet"].values()) and all(expected["sql"].values())
         assert built == expected
         print(f"{service} down {back - stopped:.1f} s; {len(retried)} step retries; run done {recovered:.1f} s after it was back")
+
+
+def _build_range_in_child(settings: StackSettings, tag: str, first: str, last: str) -> None:
+    build_defs(isolated_resources(settings, tag)).resolve_job_def(daily_sales_job.name).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), tags=range_tags(first, last))
+
+
+def _reports_by_day(resources: dict, days: list[str]) -> dict[tuple[str, str], list]:
+    with initialized(resources["report_db"]) as report_db:
+        return {(spec.name, day): [sorted(r.items()) for r in report_db.read(spec, day)]
+                for spec in (DAILY_STORE_SALES, DAILY_SALES) for day in days}
+
+
+def test_a_run_killed_mid_write_leaves_no_partial_partition_and_a_rerun_completes(stack_settings: StackSettings) -> None:
+    """SIGKILL while the days are being written: whatever a reader sees then is either a whole
+    partition, equal to a fault-free build's, or nothing; running the days again completes them."""
+    tag = uuid.uuid4().hex[:10]
+    with isolated_stack(stack_settings, tag) as killed, isolated_stack(stack_settings) as clean:
+        days = land_and_ingest(killed, CONFIG)
+        assert land_and_ingest(clean, CONFIG) == days
+        assert _build(clean, days)[0].success
+        child = mp.get_context("spawn").Process(target=_build_range_in_child, args=(stack_settings, tag, days[0], days[-1]))
+        child.start()
+        with initialized(killed["lake"]) as lake:
+            deadline = time.monotonic() + 120
+            while not stored_partitions(lake, LAKE_ASSETS[0], "order_date") and time.monotonic() < deadline:
+                time.sleep(0.05)
+        time.sleep(0.5)  # into the writes that follow the first partition
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+        assert child.exitcode == -signal.SIGKILL  # killed while still running, not after
+        midway, expected = stored_contents(killed), stored_contents(clean)
+        for asset, partitions in midway["parquet"].items():
+            assert all(rows == expected["parquet"][asset][day] for day, rows in partitions.items()), asset
+        seen, whole = _reports_by_day(killed, days), _reports_by_day(clean, days)
+        assert all(rows in ([], whole[key]) for key, rows in seen.items())  # a day in SQL is all there, or not at all
+        print(f"killed with {sum(map(len, midway['parquet'].values()))} lake partitions and "
+              f"{sum(1 for rows in seen.values() if rows)} SQL report days written, of "
+              f"{sum(map(len, expected['parquet'].values()))} and {len(seen)}")
+        assert _build(killed, days)[0].success
+        assert stored_contents(killed) == expected
