@@ -36,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import measure
+from measure import measure, measured
 
 PRODUCTS = 100
 ONLINE_STORES = 4  # the generator adds one online store per region
@@ -160,16 +160,11 @@ def measure_world(days: int, stores: int) -> dict[str, dict]:
                  "sentiment model": (run_job, home, train_sentiment_model_job.name),
                  "review insights": (run_job, home, review_insights_job.name),
                  "dashboards": (refresh_dashboards, home, last_day)}
-        results = {name: _measured(*step) for name, step in steps.items()}  # in order: each builds on the last
+        results = {name: measured(*step) for name, step in steps.items()}  # in order: each builds on the last
         results["backfill"]["landed_rows"] = landed
         return results
     finally:
         shutil.rmtree(home, ignore_errors=True)
-
-
-def _measured(fn: Callable[..., dict], *args: object) -> dict:
-    stage = measure(fn, *args)
-    return {"seconds": stage.seconds, **stage.result, "peak_rss_mb": stage.peak_rss_mb}  # a stage may time itself
 
 
 def growth_exponent(small: float, large: float, ratio: float) -> float:

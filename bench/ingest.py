@@ -27,13 +27,12 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
-from measure import measure, own_peak_rss_mb
+from measure import measured, own_peak_rss_mb
 
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.ingest.assets import RAW_ORDER_LINES, raw_order_lines
@@ -50,11 +49,6 @@ START = dt.date(2024, 1, 1)
 LAKE_ASSETS = [dg.AssetKey(["clean", "order_lines"]), dg.AssetKey(["quarantine", "order_lines"]),
                dg.AssetKey(["reports", "daily_store_sales"])]
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-
-
-def _in_child(fn: Callable[..., dict], *args: object) -> dict:
-    stage = measure(fn, *args)
-    return {"peak_rss_mb": stage.peak_rss_mb, **stage.result, "seconds": stage.seconds}  # a stage's own processes may say more
 
 
 def generate_lake(home: str, rows: int, days: int) -> dict:
@@ -185,16 +179,16 @@ def main() -> None:
     args = parser.parse_args()
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as full, tempfile.TemporaryDirectory() as month:
-        landed = _in_child(generate_lake, full, args.rows, args.days)
+        landed = measured(generate_lake, full, args.rows, args.days)
         csv_mb = sum(p.stat().st_size for p in Path(full, "lake", "landing", "orders").rglob("*.csv")) / 2**20
-        _in_child(generate_lake, month, args.rows * 31 // args.days, 31)
-        results["reference: polars streaming"] = _in_child(reference_polars, full, str(Path(full) / "polars_out"))
+        measured(generate_lake, month, args.rows * 31 // args.days, 31)
+        results["reference: polars streaming"] = measured(reference_polars, full, str(Path(full) / "polars_out"))
         shutil.rmtree(Path(full) / "polars_out", ignore_errors=True)
-        results["ours: full backfill"] = _in_child(ours_backfill, full)
-        _in_child(ours_backfill, month)
+        results["ours: full backfill"] = measured(ours_backfill, full)
+        measured(ours_backfill, month)
         next_day = (START + dt.timedelta(days=args.days)).isoformat()
-        results["ours: one file, 1 month history"] = _in_child(ours_increment, month, (START + dt.timedelta(days=31)).isoformat())
-        results[f"ours: one file, {args.days} days history"] = _in_child(ours_increment, full, next_day)
+        results["ours: one file, 1 month history"] = measured(ours_increment, month, (START + dt.timedelta(days=31)).isoformat())
+        results[f"ours: one file, {args.days} days history"] = measured(ours_increment, full, next_day)
     base = results["reference: polars streaming"]["seconds"]
     print(f"\n{landed['rows']:,} landed lines in {landed['files']} CSV files ({csv_mb:,.0f} MB)\n")
     print(f"{'stage':<34}{'seconds':>9}{'x polars':>10}{'rows/s':>12}{'peak RSS MB':>13}")

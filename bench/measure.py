@@ -25,6 +25,13 @@ def measure(fn: Callable[..., Any], *args: object) -> Measurement:
         return pool.submit(_timed, fn, *args).result()
 
 
+def measured(fn: Callable[..., dict], *args: object) -> dict:
+    """``measure`` as a record: seconds and peak RSS, overridden by what the stage reports of its own
+    (a stage may time just its work, or sum the peaks of processes it started)."""
+    stage = measure(fn, *args)
+    return {"seconds": stage.seconds, "peak_rss_mb": stage.peak_rss_mb, **stage.result}
+
+
 def _timed(fn: Callable[..., Any], *args: object) -> Measurement:
     start = time.perf_counter()
     result = fn(*args)

@@ -17,6 +17,7 @@ def asset_job(name: str, **kwargs: Any) -> Any:  # what dg.define_asset_job retu
     """Every job of the platform: its steps retry transient failures with backoff and jitter."""
     return dg.define_asset_job(name, op_retry_policy=NETWORK_RETRY, **kwargs)
 
+
 ingest_job = asset_job(
     "ingest_landing",
     selection=dg.AssetSelection.groups("raw"),
