@@ -1,16 +1,21 @@
 """Faults on the real servers during a run, each ending with the lake and the report tables equal,
 table by table, to a fault-free build of the same data."""
 
+import dataclasses
 import datetime as dt
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import dagster as dg
+import psycopg
 import pytest
+from psycopg import sql
 
 from sales_analytics import stack
 from sales_analytics.definitions import build_defs
@@ -22,6 +27,7 @@ from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES
 from sales_analytics.storage.parquet_io import stored_partitions
 from sales_analytics_tests.helpers import (
     LAKE_ASSETS,
+    free_port,
     isolated_resources,
     isolated_stack,
     land_and_ingest,
@@ -71,6 +77,79 @@ def test_a_server_stopped_mid_run_and_restarted_costs_a_delay_not_a_row(stack_se
         assert all(expected["parquet"].values()) and all(expected["sql"].values())
         assert built == expected
         print(f"{service} down {back - stopped:.1f} s; {len(retried)} step retries; run done {recovered:.1f} s after it was back")
+
+
+@pytest.fixture(scope="module")
+def restartable_postgres(stack_settings: StackSettings, stack_paths: stack.StackPaths) -> Iterator[tuple[StackSettings, stack.StackPaths]]:
+    """A PostgreSQL cluster of the module's own, on a free port: one it may restart (the session's
+    server may be the machine's, shared with other work)."""
+    settings = dataclasses.replace(stack_settings, postgres_port=free_port())
+    paths = dataclasses.replace(stack_paths, root=stack_paths.root / "restartable-postgres")
+    shutil.rmtree(paths.root, ignore_errors=True)
+    assert stack.start_postgres(settings, paths)
+    yield settings, paths
+    stack.stop_postgres(paths)
+    shutil.rmtree(paths.root, ignore_errors=True)
+
+
+def _connect(settings: StackSettings) -> psycopg.Connection:
+    return psycopg.connect(host="127.0.0.1", port=settings.postgres_port, user=settings.postgres_user, dbname=settings.database)
+
+
+def _blocked_writer(settings: StackSettings, table: str, timeout: float = 180) -> int:
+    """The backend of the report write waiting for the lock the test holds on ``table``."""
+    deadline = time.monotonic() + timeout
+    with _connect(settings) as conn:
+        conn.autocommit = True
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE %s",
+                               (f"DELETE FROM %{table}%",)).fetchone()
+            if row:
+                return row[0]
+            time.sleep(0.05)
+    raise AssertionError(f"no write to {table} reached the server in {timeout} s")
+
+
+@pytest.mark.parametrize("fault", ["connection dropped", "server restarted"])
+def test_postgres_lost_during_a_report_write_costs_a_retry_not_a_row(
+        stack_settings: StackSettings, restartable_postgres: tuple[StackSettings, stack.StackPaths], fault: str) -> None:
+    """The test holds a lock on the SQL report table, so the run's write is caught inside its
+    transaction; then the writer's connection is terminated, or the whole server restarted. The
+    transaction rolls back, the step retries, and every table equals a fault-free build."""
+    settings, paths = restartable_postgres
+    with isolated_stack(settings) as faulty, isolated_stack(stack_settings) as clean:
+        days = land_and_ingest(faulty, CONFIG)
+        assert land_and_ingest(clean, CONFIG) == days
+        with initialized(faulty["report_db"]) as report_db:
+            report_db.ensure_table(DAILY_SALES)
+            schema = report_db.schema_name
+        holder = _connect(settings)
+        holder.execute(sql.SQL("LOCK TABLE {}.{} IN ACCESS EXCLUSIVE MODE").format(
+            sql.Identifier(schema), sql.Identifier(DAILY_SALES.name)))
+        outcome: dict = {}
+        run = threading.Thread(target=lambda: outcome.update(zip(("result", "instance"), _build(faulty, days), strict=True)))
+        run.start()
+        writer = _blocked_writer(settings, DAILY_SALES.name)
+        hit = time.monotonic()
+        if fault == "connection dropped":
+            holder.execute("SELECT pg_terminate_backend(%s)", (writer,))
+            holder.rollback()
+        else:
+            stack.stop_postgres(paths)  # a fast shutdown: every session ends, open transactions roll back
+            assert stack.start_postgres(settings, paths)
+        holder.close()
+        run.join(timeout=300)
+        recovered = time.monotonic() - hit
+        result = outcome["result"]
+        retried = [e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+        assert result.success, [e.message for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        assert any("rds" in key and DAILY_SALES.name in key for key in retried), retried
+        assert _build(clean, days)[0].success
+        built, expected = stored_contents(faulty), stored_contents(clean)
+        assert all(expected["sql"].values())
+        assert built == expected
+        print(f"PostgreSQL {fault} during the write of {DAILY_SALES.name}: {len(retried)} step retries; "
+              f"run done {recovered:.1f} s later")
 
 
 def _build_range_in_child(settings: StackSettings, tag: str, first: str, last: str) -> None:
