@@ -3,6 +3,7 @@ table by table, to a fault-free build of the same data."""
 
 import dataclasses
 import datetime as dt
+import json
 import multiprocessing as mp
 import os
 import shutil
@@ -11,10 +12,12 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 import psycopg
 import pytest
+from botocore.awsrequest import AWSResponse
 from psycopg import sql
 
 from sales_analytics import stack
@@ -25,6 +28,7 @@ from sales_analytics.partitions import range_tags
 from sales_analytics.profiles import StackSettings, initialized
 from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES
 from sales_analytics.storage.parquet_io import stored_partitions
+from sales_analytics.storage.serving_store import DynamoDBServingStore
 from sales_analytics_tests.helpers import (
     LAKE_ASSETS,
     free_port,
@@ -150,6 +154,72 @@ def test_postgres_lost_during_a_report_write_costs_a_retry_not_a_row(
         assert built == expected
         print(f"PostgreSQL {fault} during the write of {DAILY_SALES.name}: {len(retried)} step retries; "
               f"run done {recovered:.1f} s later")
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: object) -> Iterator[bytes]:
+        yield self.data
+
+
+INJECTED: dict[str, int] = {"sends": 0, "throttled": 0, "unprocessed": 0}
+THROTTLED = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                        "message": "The level of configured provisioned throughput for the table was exceeded."}).encode()
+
+
+class ThrottledDynamoDB(DynamoDBServingStore):
+    """DynamoDB Local as a busy AWS table behaves: every fourth BatchWriteItem request is refused
+    with ProvisionedThroughputExceededException, and an accepted one leaves a third of its items
+    unprocessed (they are really not written; the response hands them back). DynamoDB Local never
+    throttles, so this one fault is injected in process, through botocore's own event hooks."""
+
+    def client(self) -> Any:
+        if self._client is None:
+            events = super().client().meta.events
+            events.register("before-send.dynamodb.BatchWriteItem", self._throttle)
+            events.register("before-parameter-build.dynamodb.BatchWriteItem", self._hold_back)
+            events.register("after-call.dynamodb.BatchWriteItem", self._hand_back)
+        return self._client
+
+    def _throttle(self, request: Any, **_: Any) -> AWSResponse | None:
+        INJECTED["sends"] += 1
+        if INJECTED["sends"] % 4:
+            return None
+        INJECTED["throttled"] += 1
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Body(THROTTLED))
+
+    def _hold_back(self, params: dict, context: dict, **_: Any) -> None:
+        (table, requests), = params["RequestItems"].items()
+        held = requests[: len(requests) // 3]
+        params["RequestItems"] = {table: requests[len(held):]}
+        context["held_back"] = {table: held} if held else {}
+
+    def _hand_back(self, http_response: Any, parsed: dict, context: dict, **_: Any) -> None:
+        if http_response.status_code == 200 and context.get("held_back"):
+            parsed["UnprocessedItems"] = context["held_back"]
+            INJECTED["unprocessed"] += sum(map(len, context["held_back"].values()))
+
+
+def test_dynamodb_throttling_and_unprocessed_items_cost_a_delay_not_a_row(stack_settings: StackSettings) -> None:
+    with isolated_stack(stack_settings) as faulty, isolated_stack(stack_settings) as clean:
+        days = land_and_ingest(faulty, CONFIG)
+        assert land_and_ingest(clean, CONFIG) == days
+        store = faulty["serving_store"]
+        faulty["serving_store"] = ThrottledDynamoDB(**{name: getattr(store, name) for name in type(store).model_fields})
+        started = time.monotonic()
+        result, _ = _build(faulty, days)
+        took = time.monotonic() - started
+        assert result.success
+        assert _build(clean, days)[0].success
+        faults = dict(INJECTED)
+        assert faults["throttled"] >= 10 and faults["unprocessed"] >= 100, faults
+        built, expected = stored_contents(faulty), stored_contents(clean)
+        assert all(expected["dynamodb"].values())
+        assert built == expected
+        print(f"{faults['throttled']} BatchWriteItem requests throttled, {faults['unprocessed']} items handed back "
+              f"unprocessed; run took {took:.1f} s")
 
 
 def _build_range_in_child(settings: StackSettings, tag: str, first: str, last: str) -> None:
