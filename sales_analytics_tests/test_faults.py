@@ -23,10 +23,14 @@ from psycopg import sql
 from sales_analytics import stack
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig
+from sales_analytics.ingest.raw import ingest_object, requested_objects
 from sales_analytics.jobs import daily_sales_job
 from sales_analytics.partitions import range_tags
 from sales_analytics.profiles import StackSettings, initialized
 from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES
+from sales_analytics.sensors import RETRY_AFTER, landing_tick
+from sales_analytics.sources.spec import source_named
+from sales_analytics.storage.lake import LakeResource, ObjectInfo
 from sales_analytics.storage.parquet_io import stored_partitions
 from sales_analytics.storage.serving_store import DynamoDBServingStore
 from sales_analytics_tests.helpers import (
@@ -220,6 +224,66 @@ def test_dynamodb_throttling_and_unprocessed_items_cost_a_delay_not_a_row(stack_
         assert built == expected
         print(f"{faults['throttled']} BatchWriteItem requests throttled, {faults['unprocessed']} items handed back "
               f"unprocessed; run took {took:.1f} s")
+
+
+ORDER_CSV = ("order_id,line_no,order_ts,store_id,channel,product_id,customer_id,quantity,unit_price,discount,currency,status,updated_at\n"
+             "{order},1,2026-02-03T10:00:00Z,S001,store,P1,,1,2.50,0,EUR,sold,2026-02-03T10:00:00Z\n")
+OUTAGE: dict[str, Any] = {}
+
+
+class LakeLostMidTick(LakeResource):
+    """The lake whose S3 server (the real SeaweedFS) is stopped once a folder with objects is listed."""
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        listed = list(super().list(prefix))
+        yield from listed
+        if listed and not OUTAGE.get("stopped"):
+            stack.stop(["seaweedfs"], OUTAGE["paths"])
+            OUTAGE["stopped"] = prefix
+
+
+def _requested(result: dg.SensorResult) -> list[str]:
+    return sorted(key for r in result.run_requests for key in next(iter(r.run_config["ops"].values()))["config"]["objects"])
+
+
+def test_a_sensor_tick_failing_halfway_never_moves_its_cursor_past_an_unrequested_object(
+        stack_settings: StackSettings, stack_paths: stack.StackPaths) -> None:
+    """S3 goes away between a landing sensor's folder listings: the tick fails and records no
+    cursor, so the next tick asks for every object, those it had listed included. Then a run dies
+    after ingesting half of what it was asked for: once its request is stale, the sensor asks
+    again for exactly the other half (the ingested ones have manifests)."""
+    spec = source_named("pos")
+    now = dt.datetime.now(dt.UTC)
+    # Folders up to two days back: still in the window an hour later, even past midnight.
+    keys = sorted(f"{spec.prefix}{now.date() - dt.timedelta(days=back):%Y-%m-%d}/export-{i}.csv" for back in range(3) for i in range(4))
+    with isolated_stack(stack_settings) as resources:
+        with initialized(resources["lake"]) as lake:
+            for number, key in enumerate(keys):
+                lake.put_bytes(key, ORDER_CSV.format(order=f"A{number}").encode())
+        sensor = build_defs(resources).resolve_sensor_def(f"landing_{spec.name}")
+        lost = LakeLostMidTick(**{name: getattr(resources["lake"], name) for name in type(resources["lake"]).model_fields})
+        OUTAGE.update(paths=stack_paths, stopped=None)
+        try:
+            with dg.build_sensor_context(resources={"lake": lost}, cursor=None) as context, pytest.raises(Exception) as failed:
+                sensor.evaluate_tick(context)
+        finally:
+            assert stack.start(stack_settings, stack_paths) == ["seaweedfs"]
+        assert OUTAGE["stopped"] and "Could not connect" in str(failed.value), failed.value
+        with dg.build_sensor_context(resources={"lake": resources["lake"]}, cursor=None) as context:
+            first = sensor.evaluate_tick(context)  # from the last cursor stored: the failed tick stored none
+        assert _requested(first) == keys
+        with initialized(resources["lake"]) as lake:
+            for spec_of, info in list(requested_objects(lake, keys))[::2]:  # the run died after every other object
+                ingest_object(lake, spec_of, info)
+            stale = now + RETRY_AFTER + dt.timedelta(minutes=1)
+            again = landing_tick(spec, lake, first.cursor, stale)
+            assert _requested(again) == keys[1::2]
+            for spec_of, info in requested_objects(lake, keys[1::2]):
+                ingest_object(lake, spec_of, info)
+            settled = landing_tick(spec, lake, again.cursor, stale + RETRY_AFTER * 2)
+        assert _requested(settled) == []
+        print(f"tick failed after listing {OUTAGE['stopped']}; the next asked for all {len(keys)} objects, "
+              f"the stale request for the {len(keys[1::2])} a dead run left")
 
 
 def _build_range_in_child(settings: StackSettings, tag: str, first: str, last: str) -> None:
