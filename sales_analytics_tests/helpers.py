@@ -1,5 +1,6 @@
 """Small helpers shared by the tests."""
 
+import datetime as dt
 import socket
 import threading
 import time
@@ -9,16 +10,21 @@ from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 import sqlalchemy as sa
 import uvicorn
 
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
+from sales_analytics.ingest.raw import FileIngest, ingest_object, read_day_shards
 from sales_analytics.jobs import ingest_job
+from sales_analytics.lake.order_lines import CleanDay, clean_day
 from sales_analytics.profiles import StackSettings, initialized, stack_resources
 from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES
+from sales_analytics.sources.spec import file_sources, source_named
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, stored_partitions
 
+SPECS = {s.name: s for s in file_sources()}
 LAKE_ASSETS = [dg.AssetKey(["clean", "order_lines"]), dg.AssetKey(["reports", "daily_store_sales"]),
                dg.AssetKey(["reports", "daily_sales"])]
 
@@ -107,3 +113,26 @@ def stored_contents(resources: dict[str, Any]) -> dict[str, Any]:
                                         stored_partitions(lake, key, "sale_date" if key.path[0] == "reports" else "order_date").items()}
                    for key in LAKE_ASSETS}
     return {"sql": sql, "dynamodb": dynamodb, "parquet": parquet}
+
+
+def ingest_one(env: dict[str, Any], source: str, name: str, data: bytes) -> tuple[FileIngest, list[CleanDay]]:
+    """Land one object, ingest it, clean every day it touched; returns the ingest and the cleaned
+    days, after checking that the landing and every day reconcile."""
+    spec = source_named(source)
+    key = f"{spec.prefix}{'2026-02-03/' if spec.dated_folders else ''}{name}"
+    with initialized(env["lake"]) as lake:
+        lake.put_bytes(key, data)
+        info = next(o for o in lake.list(spec.prefix) if o.key == key)
+        result = ingest_object(lake, spec, info)
+        days = [clean_day(read_day_shards(lake, d), dt.date.fromisoformat(d), SPECS) for d in sorted(result.days)]
+    assert result.rows == sum(result.days.values()) + result.quarantined  # landing reconciles
+    assert all(d.reconciles for d in days)  # every day reconciles
+    return result, days
+
+
+def rows(days: list[CleanDay]) -> list[dict]:
+    return pa.concat_tables([d.lines for d in days]).to_pylist() if days else []
+
+
+def rejects(days: list[CleanDay]) -> list[tuple[int, str | None, str]]:
+    return [(r["source_row"], r["column"], r["reason"]) for d in days for r in d.rejects.to_pylist()]

@@ -15,36 +15,13 @@ import pytest
 import yaml
 
 from sales_analytics.definitions import build_defs
-from sales_analytics.ingest.raw import FileIngest, ingest_object, read_day_shards, read_landing_quarantine
-from sales_analytics.lake.order_lines import clean_day
+from sales_analytics.ingest.raw import read_landing_quarantine
 from sales_analytics.profiles import initialized
-from sales_analytics.sources.spec import SPEC_DIR, SourceSpecError, file_sources, load_spec, load_specs, source_named
+from sales_analytics.sources.spec import SPEC_DIR, SourceSpecError, file_sources, load_spec, load_specs
+from sales_analytics_tests.helpers import SPECS, ingest_one, rejects, rows
 
-SPECS = {s.name: s for s in file_sources()}
 POS_HEADER = "order_id,line_no,order_ts,store_id,channel,product_id,customer_id,quantity,unit_price,discount,currency,status,updated_at"
 GOOD = "A1,1,2026-02-03T10:00:00Z,S001,store,P1,,2,9.99,0.00,EUR,sold,2026-02-03T10:00:00Z"
-
-
-def land_and_ingest(env: dict[str, Any], source: str, name: str, data: bytes) -> tuple[FileIngest, list]:
-    """Land one object, ingest it, clean every day it touched; returns the ingest and the cleaned days."""
-    spec = source_named(source)
-    key = f"{spec.prefix}{'2026-02-03/' if spec.dated_folders else ''}{name}"
-    with initialized(env["lake"]) as lake:
-        lake.put_bytes(key, data)
-        info = next(o for o in lake.list(spec.prefix) if o.key == key)
-        result = ingest_object(lake, spec, info)
-        days = [clean_day(read_day_shards(lake, d), dt.date.fromisoformat(d), SPECS) for d in sorted(result.days)]
-    assert result.rows == sum(result.days.values()) + result.quarantined  # landing reconciles
-    assert all(d.reconciles for d in days)  # every day reconciles
-    return result, days
-
-
-def rows(days: list) -> list[dict]:
-    return pa.concat_tables([d.lines for d in days]).to_pylist() if days else []
-
-
-def rejects(days: list) -> list[tuple[int, str | None, str]]:
-    return [(r["source_row"], r["column"], r["reason"]) for d in days for r in d.rejects.to_pylist()]
 
 
 # -- specs ------------------------------------------------------------------------------------
@@ -108,7 +85,7 @@ def test_csv_variants_read_the_same(local_env: dict[str, Any], variant: str) -> 
     data = {"crlf": text.replace("\n", "\r\n").encode(), "cr": text.replace("\n", "\r").encode(),
             "bom": ("\ufeff" + text).encode(), "gzip": gzip.compress(text.encode())}.get(variant, text.encode())
     name = "export.csv.gz" if variant == "gzip" else "export.csv"
-    result, days = land_and_ingest(local_env, "pos", name, data)
+    result, days = ingest_one(local_env, "pos", name, data)
     assert result.quarantined == 0
     assert [r["order_id"] for r in rows(days)] == ["A1", "A2"]
     assert rows(days)[0]["product_id"] == ("P1\nsecond line" if variant == "quoted-newline" else "P1")
@@ -124,7 +101,7 @@ def test_jsonl_with_changes_and_business_date_in_the_source_zone(local_env: dict
          "buyer": None, "qty": -3, "price": 4.0, "discountPct": 0, "currency": "GBP", "modifiedAt": "2026-07-03T09:00:00Z"},
     ]
     data = gzip.compress("\n".join(json.dumps(line) for line in lines).encode())
-    _, days = land_and_ingest(local_env, "marketplace", "orders.jsonl.gz", data)
+    _, days = ingest_one(local_env, "marketplace", "orders.jsonl.gz", data)
     got = {r["order_id"]: r for r in rows(days)}
     assert got["M1"]["order_date"] == dt.date(2026, 7, 2)  # 23:30 UTC is 00:30 the next day in London (BST)
     assert got["M1"]["discount"] == pytest.approx(0.10)
@@ -144,7 +121,7 @@ def test_parquet_source_with_typed_columns(local_env: dict[str, Any]) -> None:
     })
     sink = io.BytesIO()
     pq.write_table(table, sink)
-    _, days = land_and_ingest(local_env, "partner_feed", "extract.parquet", sink.getvalue())
+    _, days = ingest_one(local_env, "partner_feed", "extract.parquet", sink.getvalue())
     got = rows(days)
     assert [(r["order_id"], r["line_no"], r["quantity"], r["status"]) for r in got] == [("X1", 1, 1, "sold"), ("X2", 1, 4, "returned")]
     assert got[1]["unit_price"] == 1.25
@@ -156,7 +133,7 @@ def test_excel_source_with_decimal_comma_and_day_first_dates(local_env: dict[str
                           "Rabatt": ["0,1", "0"]})
     sink = io.BytesIO()
     frame.to_excel(sink, index=False)
-    _, days = land_and_ingest(local_env, "franchise", "woche-06.xlsx", sink.getvalue())
+    _, days = ingest_one(local_env, "franchise", "woche-06.xlsx", sink.getvalue())
     got = rows(days)
     assert [(r["line_no"], r["unit_price"], r["discount"], r["status"], r["quantity"]) for r in got] == [
         (1, 2.5, 0.1, "sold", 1), (2, 10.0, 0.0, "returned", 2)]
@@ -165,7 +142,7 @@ def test_excel_source_with_decimal_comma_and_day_first_dates(local_env: dict[str
 
 def test_new_column_is_reported_as_drift_not_fatal(local_env: dict[str, Any]) -> None:
     data = f"{POS_HEADER},loyalty_tier\n{GOOD},gold\n".encode()
-    result, days = land_and_ingest(local_env, "pos", "export.csv", data)
+    result, days = ingest_one(local_env, "pos", "export.csv", data)
     assert result.new_columns == ["loyalty_tier"] and len(rows(days)) == 1
     with initialized(local_env["lake"]) as lake:
         lake.put_bytes("landing/orders/pos/2026-02-04/other.csv", data)
@@ -185,7 +162,12 @@ CORPUS: dict[str, tuple[str, str, bytes, str]] = {
     "empty file": ("pos", "a.csv", b"", "empty file"),
     "truncated gzip": ("pos", "a.csv.gz", gzip.compress(_csv(GOOD) * 50)[:40], "corrupt or truncated gzip"),
     "gzip name, plain bytes": ("pos", "a.csv.gz", b"plain text pretending", "corrupt or truncated gzip"),
-    "invalid utf-8": ("pos", "a.csv", _csv(GOOD).replace(b"P1", b"P\xff\xfe"), "not valid utf-8"),
+    "invalid utf-8 in one record": ("pos", "a.csv", _csv(GOOD, GOOD.replace("A1", "C1")).replace(b"C1,1,2026-02-03T10:00:00Z,S001,store,P1",
+                                    b"C1,1,2026-02-03T10:00:00Z,S001,store,P\xe9"), "not valid utf-8: byte 0xe9 in column 'product_id'"),
+    "formula-injection identifier": ("pos", "a.csv", _csv(GOOD, GOOD.replace("P1", "=cmd|' /C calc'!A0")), "starts like a spreadsheet formula"),
+    "huge field": ("pos", "a.csv", _csv(GOOD, GOOD.replace("A1", "C2").replace("P1", "P" * 2_000_000)), "longer than 256 characters"),
+    "deeply nested JSON": ("marketplace", "a.jsonl", b'{"orderNumber": ' + b"[" * 100_000 + b"\n", "not valid JSON"),
+    "JSON with an unpaired surrogate": ("marketplace", "a.jsonl", b'{"orderNumber": "M\\ud800"}\n', "unpaired surrogate"),
     "missing required column": ("pos", "a.csv", _csv("A1,1,S001", header="order_id,line_no,store_id"), "missing required columns"),
     "repeated header column": ("pos", "a.csv", _csv(GOOD + ",x", header=POS_HEADER + ",order_id"), "header repeats columns"),
     "record with extra fields": ("pos", "a.csv", _csv(GOOD, GOOD.replace("A1", "A2") + ",extra,fields"), "record has 15 fields"),
@@ -214,7 +196,7 @@ CORPUS: dict[str, tuple[str, str, bytes, str]] = {
 @pytest.mark.parametrize("kind", list(CORPUS))
 def test_bad_input_is_quarantined_with_a_reason_and_counts_reconcile(local_env: dict[str, Any], kind: str) -> None:
     source, name, data, reason = CORPUS[kind]
-    result, days = land_and_ingest(local_env, source, name, data)
+    result, days = ingest_one(local_env, source, name, data)
     with initialized(local_env["lake"]) as lake:
         landing = read_landing_quarantine(lake).to_pylist()
     reasons = [r["reason"] for r in landing] + [r[2] for r in rejects(days)]

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sales_analytics.lake.coerce import unsplit_records
 from sales_analytics.schema import QUARANTINE
 from sales_analytics.sources.mapping import order_days
 from sales_analytics.sources.readers import UnreadableFile, read_source_file
@@ -130,9 +131,7 @@ def _read(lake: LakeResource, spec: SourceSpec, info: ObjectInfo, result: FileIn
         result.unreadable, result.quarantined = str(err), 1
         return None, _quarantine_rows(spec, info.key, [0], [None], [None], [f"file not ingested: {err}"])
     result.new_columns = [c for c in landed.table.column_names if c not in (*spec.source_columns, "source_row")]
-    broken = landed.broken
-    quarantine = _quarantine_rows(spec, info.key, [b[0] for b in broken], [None] * len(broken), [None] * len(broken),
-                                  [b[1] for b in broken])
+    quarantine = unsplit_records(spec.name, info.key, landed.broken)
     table = with_constants(landed.table, {"source": spec.name, "source_file": info.key})
     return table, quarantine
 

@@ -26,6 +26,15 @@ DOMAIN_RULES: dict[str, DomainRule] = {
     "channel": (lambda a: pc.is_in(a, value_set=pa.array(CHANNELS)), f"channel not one of {CHANNELS}"),
     "rating": (lambda a: pc.and_(pc.greater_equal(a, 1), pc.less_equal(a, 5)), "rating outside 1..5"),
 }
+MAX_IDENTIFIER = 256
+# Identifiers (every ``*_id`` text column) end up in reports people open in spreadsheets: a code that
+# starts like a formula (CSV/formula injection) or runs to pages is garbage, not an identifier.
+IDENTIFIER_RULES: tuple[DomainRule, ...] = (
+    (lambda a: pc.invert(pc.match_substring_regex(a, r"^[=+\-@\t\r]")),
+     "starts like a spreadsheet formula (=, +, -, @, tab, CR): not an identifier"),
+    (lambda a: pc.less_equal(pc.utf8_length(a), MAX_IDENTIFIER), f"longer than {MAX_IDENTIFIER} characters: not an identifier"),
+)
+MAX_SHOWN_VALUE = 200  # characters of a rejected value kept in quarantine: enough to see it, bounded
 
 
 @dataclass(frozen=True)
@@ -47,8 +56,7 @@ def validate(mapped: dict[str, Mapped], spec: TableSpec, lineage: pa.Table, part
         failed = pc.is_null(m.parsed)
         if col.nullable:  # empty text in a nullable column is a legitimate null, not a failure
             failed = pc.and_(failed, pc.invert(pc.equal(pc.fill_null(pc.utf8_trim_whitespace(m.text), ""), "")))
-        rule = DOMAIN_RULES.get(col.name)
-        if rule is not None:
+        for rule in _rules(col.name, col.type):
             broken = pc.and_(pc.is_valid(m.parsed), pc.invert(pc.fill_null(rule[0](m.parsed), False)))
             reason, column, value = _first_failure(reason, column, value, broken, rule[1], col.name, m)
         reason, column, value = _first_failure(reason, column, value, failed, m.why, col.name, m)
@@ -69,6 +77,11 @@ def validate(mapped: dict[str, Mapped], spec: TableSpec, lineage: pa.Table, part
     return CoercionResult(valid=valid, rejects=rejects)
 
 
+def _rules(name: str, kind: str) -> tuple[DomainRule, ...]:
+    own = (DOMAIN_RULES[name],) if name in DOMAIN_RULES else ()
+    return own + (IDENTIFIER_RULES if kind == "string" and name.endswith("_id") else ())
+
+
 def _first_failure(reason: Arrays, column: Arrays, value: Arrays, mask: Arrays, why: str, name: str,
                    mapped: Mapped) -> tuple[Arrays, Arrays, Arrays]:
     """Note the first failure per row: later columns do not overwrite an earlier verdict."""
@@ -76,8 +89,22 @@ def _first_failure(reason: Arrays, column: Arrays, value: Arrays, mask: Arrays, 
     if not pc.any(new).as_py():
         return reason, column, value  # the common case: nothing failed here
     shown = pc.if_else(pc.is_valid(mapped.text), mapped.text, pc.cast(mapped.parsed, pa.string()))
+    shown = pc.utf8_slice_codeunits(shown, 0, MAX_SHOWN_VALUE)
     return (
         pc.if_else(new, pa.scalar(why), reason),
         pc.if_else(new, pa.scalar(name), column),
         pc.if_else(new, shown, value),
     )
+
+
+def unsplit_records(source: str, source_file: str, broken: list[tuple[int, str]]) -> pa.Table:
+    """Quarantine rows for the records a reader could not split into columns (or decode)."""
+    return pa.table({
+        "order_date": pa.nulls(len(broken), pa.date32()),
+        "source": pa.array([source] * len(broken), pa.string()),
+        "source_file": pa.array([source_file] * len(broken), pa.string()),
+        "source_row": pa.array([number for number, _ in broken], pa.int64()),
+        "column": pa.nulls(len(broken), pa.string()),
+        "value": pa.nulls(len(broken), pa.string()),
+        "reason": pa.array([reason for _, reason in broken], pa.string()),
+    }).cast(QUARANTINE.arrow_schema())

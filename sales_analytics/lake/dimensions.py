@@ -18,7 +18,7 @@ from itertools import pairwise
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sales_analytics.lake.coerce import validate
+from sales_analytics.lake.coerce import unsplit_records, validate
 from sales_analytics.schema import QUARANTINE, TableSpec
 from sales_analytics.sources.mapping import map_rows
 from sales_analytics.sources.readers import UnreadableFile, read_source_file
@@ -64,15 +64,16 @@ def read_snapshots(lake: LakeResource, specs: tuple[SourceSpec, ...]) -> Snapsho
         table = TARGETS[spec.target]
         for info in lake.list(spec.prefix):
             try:
-                landed = read_source_file(lake.get_bytes(info.key), info.key, spec).table
+                read_back = read_source_file(lake.get_bytes(info.key), info.key, spec)
             except UnreadableFile as err:
                 read.rejects.append(_whole_file(spec, info.key, str(err)))
                 read.rows_in += 1
                 continue
-            landed = with_constants(landed, {"source": spec.name, "source_file": info.key})
+            read.rejects.append(unsplit_records(spec.name, info.key, read_back.broken))
+            landed = with_constants(read_back.table, {"source": spec.name, "source_file": info.key})
             mapped = map_rows(landed, spec)
             result = validate(mapped, table, landed)
-            read.rows_in += landed.num_rows
+            read.rows_in += landed.num_rows + len(read_back.broken)
             lineage = {"valid_from": snapshot_date(spec, info.key), "source": spec.name, "source_file": info.key}
             read.valid.append(with_constants(result.valid, lineage))
             read.rejects.append(result.rejects)

@@ -2,7 +2,8 @@
 
 Every format becomes the same thing: a table of string columns (as landed) plus ``source_row``, the
 1-based record number in the file, and a list of records that could not even be split into
-columns (they go to quarantine with their reason). A file that cannot be read at all raises
+columns, or hold bytes that are not text in the file's encoding (they go to quarantine with their
+reason; the file's other records go on). A file that cannot be read at all raises
 ``UnreadableFile`` with the reason; the caller quarantines it whole and goes on with other files.
 """
 
@@ -13,6 +14,7 @@ import csv
 import gzip
 import io
 import json
+import re
 import zlib
 from dataclasses import dataclass, field
 
@@ -33,6 +35,12 @@ from sales_analytics.sources.spec import (
 
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = codecs.BOM_UTF8
+# Bytes the file's encoding cannot decode become these lone surrogates ("surrogateescape"), so a
+# record that holds one can be quarantined by itself.
+UNDECODABLE = re.compile("[\udc80-\udcff]")
+# A record is whatever the file says; Python's csv module refuses fields over 128 KiB by default,
+# which would stop the exact path at one huge field instead of quarantining its record.
+csv.field_size_limit(1 << 30)
 
 
 class UnreadableFile(ValueError):
@@ -49,7 +57,14 @@ def read_source_file(data: bytes, key: str, spec: SourceSpec) -> LandedRows:
     """``read_landed`` as the spec declares; a file without a column the spec requires is unreadable."""
     landed = read_landed(data, key, spec.format)
     missing = sorted(spec.required_source_columns() - set(landed.table.column_names) - {ROW_NUMBER})
-    if missing and landed.table.num_rows:  # (JSON lines have no header: no rows, no columns)
+    if missing and isinstance(spec.format, JsonLinesFormat):
+        # JSON lines have no header: a key no record has is a value each record lacks, and each
+        # record is quarantined for it (with its line number), not the file.
+        table = landed.table
+        for name in missing:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+        return LandedRows(table, landed.broken)
+    if missing and landed.table.num_rows:
         raise UnreadableFile(f"missing required columns {missing}")
     return landed
 
@@ -77,12 +92,22 @@ def _decompress(data: bytes, key: str, compression: str) -> bytes:
 
 
 def _text(data: bytes, encoding: str) -> str:
+    """The file as text; bytes the encoding cannot decode kept as ``UNDECODABLE`` surrogates."""
     try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as err:
-        raise UnreadableFile(f"not valid {encoding} at byte {err.start}: {err.reason}") from err
+        return data.decode(encoding, errors="surrogateescape")
     except LookupError as err:
         raise UnreadableFile(f"unknown encoding {encoding!r}") from err
+
+
+def _undecodable(fields: dict[str, str] | list[str], encoding: str) -> str | None:
+    """The quarantine reason when a record holds bytes its file's encoding cannot decode."""
+    named = fields.items() if isinstance(fields, dict) else enumerate(fields, start=1)
+    for name, value in named:
+        found = UNDECODABLE.search(value) if isinstance(value, str) else None
+        if found:
+            column = f"column {name!r}" if isinstance(name, str) else f"field {name}"
+            return f"not valid {encoding}: byte 0x{ord(found.group()) - 0xDC00:02x} in {column}"
+    return None
 
 
 def _with_row_numbers(table: pa.Table, rows: list[int] | None = None) -> pa.Table:
@@ -101,9 +126,11 @@ def _check_header(names: list[str]) -> None:
 # -- CSV --------------------------------------------------------------------------------------
 def _read_csv(data: bytes, fmt: CsvFormat) -> LandedRows:
     data = _as_utf8(data, fmt.encoding).removeprefix(UTF8_BOM)  # a BOM is not part of the first column's name
-    head = data[:1 << 20].decode("utf-8", errors="replace")
+    head = data[:1 << 20].decode("utf-8", errors="surrogateescape")
     header = next(csv.reader(io.StringIO(head, newline=""), delimiter=fmt.delimiter, quotechar=fmt.quote), [])
     _check_header(header)
+    if reason := _undecodable(header, fmt.encoding):
+        raise UnreadableFile(f"header row {reason}")
     broken: list = []
     try:
         table = pacsv.read_csv(
@@ -113,21 +140,21 @@ def _read_csv(data: bytes, fmt: CsvFormat) -> LandedRows:
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in header},
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
-    except pa.ArrowInvalid as err:
-        _text(data, "utf-8")  # invalid UTF-8 gets its own reason, with the byte offset
-        raise UnreadableFile(f"not readable as CSV: {err}") from err
+    except pa.ArrowInvalid:
+        broken = [None]  # undecodable bytes, or a field longer than Arrow's block: the exact path says which record
     if broken:
         return _read_csv_exactly(_text(data, "utf-8"), header, fmt)  # rare: number every record exactly
     return LandedRows(_with_row_numbers(table))
 
 
 def _as_utf8(data: bytes, encoding: str) -> bytes:
-    """UTF-8 bytes as they are (Arrow validates them while parsing); other encodings re-encoded."""
+    """UTF-8 bytes as they are (Arrow validates them while parsing); other encodings re-encoded,
+    their undecodable bytes kept as they were (so the exact path finds and quarantines them)."""
     try:
         name = codecs.lookup(encoding).name
     except LookupError as err:
         raise UnreadableFile(f"unknown encoding {encoding!r}") from err
-    return data if name in ("utf-8", "utf-8-sig") else _text(data, encoding).encode("utf-8")
+    return data if name in ("utf-8", "utf-8-sig") else _text(data, encoding).encode("utf-8", errors="surrogateescape")
 
 
 def _read_csv_exactly(text: str, header: list[str], fmt: CsvFormat) -> LandedRows:
@@ -138,11 +165,15 @@ def _read_csv_exactly(text: str, header: list[str], fmt: CsvFormat) -> LandedRow
     numbers: list[int] = []
     broken: list[tuple[int, str]] = []
     for number, record in enumerate(reader, start=1):
-        if len(record) == len(header):
+        if not record:
+            continue
+        reason = (f"record has {len(record)} fields, the header has {len(header)}" if len(record) != len(header)
+                  else _undecodable(dict(zip(header, record, strict=True)), fmt.encoding))
+        if reason:
+            broken.append((number, reason))
+        else:
             good.append(record)
             numbers.append(number)
-        elif record:
-            broken.append((number, f"record has {len(record)} fields, the header has {len(header)}"))
     columns = {name: pa.array([r[i] for r in good], pa.string()) for i, name in enumerate(header)}
     return LandedRows(_with_row_numbers(pa.table(columns), numbers), broken)
 
@@ -152,22 +183,43 @@ def _read_jsonl(data: bytes, fmt: JsonLinesFormat) -> LandedRows:
     records: list[dict[str, str | None]] = []
     numbers: list[int] = []
     broken: list[tuple[int, str]] = []
-    for number, line in enumerate(_text(data, fmt.encoding).splitlines(), start=1):
+    # Records end at "\n" only: str.splitlines() would also split at U+2028 and other separators
+    # that JSON allows raw inside a string.
+    for number, line in enumerate(_text(data, fmt.encoding).split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
+            continue
+        if reason := _undecodable([line], fmt.encoding):
+            broken.append((number, reason.replace("in field 1", "in the line")))
             continue
         try:
             value = json.loads(line)
+            record = {k: _as_text(v) for k, v in value.items()} if isinstance(value, dict) else None
         except (json.JSONDecodeError, RecursionError) as err:
-            broken.append((number, f"not valid JSON: {str(err)[:80]}"))
+            broken.append((number, f"not valid JSON: {str(err)[:80] or type(err).__name__}"))
             continue
-        if not isinstance(value, dict):
+        if record is None:
             broken.append((number, f"a JSON {type(value).__name__}, not an object"))
             continue
-        records.append({k: _as_text(v) for k, v in value.items()})
+        if reason := _not_text(record):
+            broken.append((number, reason))
+            continue
+        records.append(record)
         numbers.append(number)
     names = list(dict.fromkeys(k for r in records for k in r))
     table = pa.table({n: pa.array([r.get(n) for r in records], pa.string()) for n in names})
     return LandedRows(_with_row_numbers(table, numbers), broken)
+
+
+def _not_text(record: dict[str, str | None]) -> str | None:
+    """JSON can spell an unpaired surrogate (``"\\ud800"``), which is no text any table can hold."""
+    for name, value in record.items():
+        for part, what in ((name, "a field name"), (value or "", f"field {name!r}")):
+            try:
+                part.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{what} holds an unpaired surrogate escape: not text"
+    return None
 
 
 def _as_text(value: object) -> str | None:
