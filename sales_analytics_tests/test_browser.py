@@ -5,7 +5,7 @@ import csv
 import datetime as dt
 import io
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,13 @@ from playwright.sync_api import Browser, sync_playwright
 from sales_analytics.dashboards.assets import dashboards, page_object_key
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
+from sales_analytics.jobs import review_insights_job, train_sentiment_model_job
 from sales_analytics.profiles import initialized, local_resources
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.service.app import create_app
 from sales_analytics_tests.helpers import serving
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.security]
 KEY = "browser-test-key-0123456789"
 CHROMIUM = "/usr/bin/chromium"
 # As root, without a sandbox; no background traffic, which this machine's closed network refuses.
@@ -82,38 +83,56 @@ def test_a_page_without_signing_in_is_not_shown(site: str, browser: Browser) -> 
     assert page.url.endswith("/login") and response is not None and "Executive daily summary" not in page.content()
 
 
+def _plant(lake: Any, key: str, change: Callable[[dict[str, str]], None]) -> None:
+    """Rewrite a landed CSV export, each row through ``change``."""
+    rows = list(csv.DictReader(io.StringIO(lake.get_bytes(key).decode())))
+    for row in rows:
+        change(row)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    lake.put_bytes(key, out.getvalue().encode())
+
+
 def test_markup_planted_in_the_data_is_shown_as_text_and_never_run(browser: Browser, tmp_path: Path) -> None:
-    """A product master whose category and product names carry markup: the executive page shows
-    the category as text (its breakdown chart, its movers) and no planted script runs."""
+    """Product names and categories, and every review's title and text, carry markup: the executive
+    and customer-voice pages show the planted category as text (charts, movers, review spikes)
+    and no planted script runs."""
     env = local_resources(tmp_path / "local")
-    start = dt.date.today() - dt.timedelta(days=22)
+    start = dt.date.today() - dt.timedelta(days=31)
+    planted = "apparel"  # the generator's review spike is an apparel product: the category reaches both pages
     with initialized(env["lake"]) as lake:
-        generate(lake, GeneratorConfig(days=20, stores=2, products=12, start=start), progress=False)
-        key = f"landing/reference/products/{start:%Y-%m-%d}/products.csv"
-        rows = list(csv.DictReader(io.StringIO(lake.get_bytes(key).decode())))
-        planted = rows[0]["category"]
-        for row in rows:
+        # Enough stores for enough reviews (30 of each sentiment) to train the sentiment model on.
+        generate(lake, GeneratorConfig(days=29, stores=10, products=12, orders_per_store_day=4, start=start), progress=False)
+
+        def hostile_product(row: dict[str, str]) -> None:
             if row["category"] == planted:
                 row["category"], row["name"] = f"{HOSTILE}{planted}", f"{HOSTILE}{row['name']}"
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        lake.put_bytes(key, out.getvalue().encode())
+
+        def hostile_review(row: dict[str, str]) -> None:
+            row["title"], row["text"] = f"{HOSTILE}{row['title']}", f"{row['text']} {HOSTILE}"
+
+        _plant(lake, f"landing/reference/products/{start:%Y-%m-%d}/products.csv", hostile_product)
+        for review_export in lake.list("landing/reviews/"):
+            _plant(lake, review_export.key, hostile_review)
     defs = build_defs(env)
     instance = dg.DagsterInstance.ephemeral()
     last = ingest_and_build(defs, instance).touched_days[-1]
-    assert defs.resolve_job_def("dashboard_executive_daily").execute_in_process(instance=instance, partition_key=last).success
+    for job, partition in [("dashboard_executive_daily", last), (train_sentiment_model_job.name, None),
+                           (review_insights_job.name, None), ("dashboard_customer_voice", None)]:
+        assert defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=partition).success, job
     with (initialized(env["lake"]) as lake, initialized(env["report_db"]) as db,
           initialized(env["serving_store"]) as serving_store,
           serving(create_app(lake, [KEY], report_db=db, serving_store=serving_store)) as url):
-        assert "<script>window.__pwned" not in lake.get_bytes(page_object_key("executive_daily")).decode()
         page = browser.new_page()
         page.goto(f"{url}/login")
         page.fill("input[name=api_key]", KEY)
         page.click("button[type=submit]")
-        page.goto(f"{url}/dashboards/executive_daily")
-        page.wait_for_selector(".chart .main-svg", timeout=30_000)
-        page.wait_for_timeout(500)  # an onerror handler would have fired by now
-        assert page.evaluate("window.__pwned") is None
-        assert f"{HOSTILE}{planted}" in page.locator("body").inner_text()  # shown, as the text it is
+        for name in ("executive_daily", "customer_voice"):
+            assert "<script>window.__pwned" not in lake.get_bytes(page_object_key(name)).decode()
+            page.goto(f"{url}/dashboards/{name}")
+            page.wait_for_selector(".chart .main-svg", timeout=30_000)
+            page.wait_for_timeout(500)  # an onerror handler would have fired by now
+            assert page.evaluate("window.__pwned") is None, name
+            assert f"{HOSTILE}{planted}" in page.locator("body").inner_text(), name  # shown, as the text it is
