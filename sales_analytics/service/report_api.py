@@ -17,8 +17,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
+from sales_analytics.dashboards.spec import dashboard_specs
 from sales_analytics.reports.daily_sales import DIMENSIONS, slice_id
 from sales_analytics.schema import (
     ALL_MEMBERS,
@@ -48,6 +49,7 @@ SALES = {"daily": DAILY_SALES, "weekly": WEEKLY_SALES}  # weeks are keyed and fi
 PAGING_PARAMETERS = {"from", "to", "limit", "page_token"}
 SALES_SORT_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}#[A-Z]{3}$")
 
+ReportTable = Literal[tuple(sorted(AD_HOC_TABLES))]  # an enum in the OpenAPI spec
 Member = Annotated[str | None, Query(pattern=MEMBER)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="rows per page")]
 PageToken = Annotated[str | None, Query(max_length=2000, description="next_page_token of the previous page")]
@@ -86,6 +88,8 @@ def _plain(value: Any) -> Any:
 
 def reports_router(report_db: SqlReportStore, serving_store: ServingStore, authenticated: Callable[..., None]) -> APIRouter:
     router = APIRouter(dependencies=[Depends(authenticated)], tags=["reports"])
+    # The declared dashboards as an enum: the spec tells clients (and schemathesis) the valid names.
+    DashboardName = Literal[tuple(spec.name for spec in dashboard_specs())]
 
     @router.get("/v1/sales/{period}", summary="Daily or weekly sales of one slice (serving store)",
                 responses={400: {"description": "bad range, filters or page token"}})
@@ -109,14 +113,12 @@ def reports_router(report_db: SqlReportStore, serving_store: ServingStore, authe
         return cached_json(request, {"slice": slice_id(dimension, member), "rows": rows, "next_page_token": encode_token(last_key)})
 
     @router.get("/v1/reports/{table}", summary="Rows of a report table (SQL store), filtered and paged",
-                responses={400: {"description": "unknown filter, bad range or page token"}, 404: {"description": "unknown table"}})
-    def report_rows(request: Request, table: Annotated[str, Path(pattern=r"^[a-z_]{1,40}$")],
+                responses={400: {"description": "unknown filter, bad range or page token"}})
+    def report_rows(request: Request, table: ReportTable,
                     first: Annotated[dt.date | None, Query(alias="from")] = None,
                     last: Annotated[dt.date | None, Query(alias="to")] = None,
                     limit: Limit = 100, page_token: PageToken = None) -> Response:
-        spec = AD_HOC_TABLES.get(table)
-        if spec is None:
-            raise HTTPException(status_code=404, detail=f"no report table {table!r}; known: {', '.join(sorted(AD_HOC_TABLES))}")
+        spec = AD_HOC_TABLES[table]
         _date_range(first, last, required=False)
         date_column = next((c.name for c in spec.columns if c.type == "date" and c.name in spec.key), None)
         if (first or last) and date_column is None:
@@ -127,11 +129,11 @@ def reports_router(report_db: SqlReportStore, serving_store: ServingStore, authe
         return cached_json(request, {"table": table, "rows": rows, "next_page_token": encode_token(last_key)})
 
     @router.get("/v1/dashboards/{name}/insights", summary="A dashboard's insights with their numbers (serving store)",
-                responses={404: {"description": "unknown dashboard, or not built yet"}})
-    def dashboard_insights(request: Request, name: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{1,40}$")]) -> Response:
+                responses={404: {"description": "the dashboard has not been built yet"}})
+    def dashboard_insights(request: Request, name: DashboardName) -> Response:
         items = serving_store.query(INSIGHTS, name)
         if not items:
-            raise HTTPException(status_code=404, detail=f"no insights for dashboard {name!r} (unknown, or not built yet)")
+            raise HTTPException(status_code=404, detail=f"no insights for dashboard {name!r} yet (not built)")
         rows = [{c: _plain(item.get(c)) for c in INSIGHTS.column_names} for item in items]
         return cached_json(request, {"dashboard": name, "insights": rows})
 
