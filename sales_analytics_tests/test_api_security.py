@@ -2,6 +2,7 @@
 has a request budget, other origins are refused unless configured, and an unexpected error tells
 the client an id, never a trace or SQL."""
 
+import hmac
 import re
 import sqlite3
 import time
@@ -15,8 +16,10 @@ from fastapi.routing import APIRoute
 
 from sales_analytics.profiles import initialized, local_resources
 from sales_analytics.service.app import API_KEY_HEADER, create_app
+from sales_analytics.service.auth import KeyCheck
 from sales_analytics_tests.helpers import serving
 
+pytestmark = pytest.mark.security
 KEY, OTHER_KEY = "security-test-key-0123", "security-test-key-4567"
 OPEN_ROUTES = {"/healthz", "/login", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 PATH_SAMPLES = {"period": "daily", "table": "daily_store_sales", "name": "executive_daily"}
@@ -59,6 +62,25 @@ def test_every_route_but_health_and_sign_in_refuses_a_request_without_a_key(stor
                 assert answer.status_code == 303 and answer.headers["Location"] == "/login", (method, path)
             else:
                 assert answer.status_code == 401, (method, path, answer.status_code)
+
+
+def test_a_presented_key_is_compared_in_constant_time_with_every_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """hmac.compare_digest against each configured key, whichever matches and however much of it:
+    neither the time per comparison nor the number of comparisons tells an attacker anything."""
+    compared: list[bytes] = []
+    real = hmac.compare_digest
+
+    def spy(presented: bytes, key: bytes) -> bool:
+        compared.append(key)
+        return real(presented, key)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    keys = [KEY, OTHER_KEY, "security-test-key-89ab"]
+    check = KeyCheck(keys)
+    for presented, valid in [(KEY, True), (keys[-1], True), (KEY[:-1], False), (KEY + "x", False), ("z" * 30, False)]:
+        compared.clear()
+        assert check.valid(presented) is valid
+        assert compared == [k.encode() for k in keys], presented
 
 
 def test_a_key_over_its_budget_gets_429_with_retry_after_while_other_keys_go_on(stores: dict[str, Any]) -> None:
