@@ -18,11 +18,12 @@ import pytest
 from sales_analytics.alerts import NETWORK_RETRY, Alert, AlertNotifier, redacted
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
-from sales_analytics.jobs import daily_sales_job, demand_forecast_job
+from sales_analytics.ingest.assets import raw_order_lines
+from sales_analytics.jobs import daily_sales_job, demand_forecast_job, ingest_job
 from sales_analytics.profiles import ALERT_WEBHOOK_ENV, initialized, local_resources
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.sensors import run_failure_alerts
-from sales_analytics_tests.helpers import free_port
+from sales_analytics_tests.helpers import failure_text, free_port
 
 SQLITE_BUSY_TIMEOUT = 5.0  # pysqlite's default wait for a lock before "database is locked"
 
@@ -132,3 +133,15 @@ def test_alert_text_masks_url_passwords_and_secret_environment_values(monkeypatc
     masked = redacted(text)
     assert "pa55w0rd" not in masked and "hunter2-but-longer" not in masked
     assert "postgresql+psycopg2://reports:***@db.internal:5432/bi" in masked
+
+
+@pytest.mark.security
+@pytest.mark.parametrize("key", ["landing/orders/pos/../../models/demand/champion.json", "/etc/passwd",
+                                 "models/demand/champion.json", "landing/orders/pos/2026-03-02\\..\\x.csv"])
+def test_a_run_told_to_ingest_a_key_outside_the_landing_prefixes_fails_at_once(local_env: dict[str, Any], key: str) -> None:
+    """The objects a run ingests come from its run config, which a person can edit in the UI."""
+    result = build_defs(local_env).resolve_job_def(ingest_job.name).execute_in_process(
+        run_config={"ops": {raw_order_lines.op.name: {"config": {"objects": [key]}}}}, raise_on_error=False)
+    assert not result.success
+    assert not [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]  # nothing to retry
+    assert "not an object under a declared source's landing prefix" in failure_text(result)

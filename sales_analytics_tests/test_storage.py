@@ -13,12 +13,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from dagster_aws.s3 import S3Resource
 
 from sales_analytics.ml.assets import latest_forecasts
 from sales_analytics.profiles import initialized
 from sales_analytics.schema import DAILY_STORE_SALES, DEMAND_FORECAST
 from sales_analytics.storage import parquet_io
-from sales_analytics.storage.lake import UnsafeKeyError
+from sales_analytics.storage.lake import LakeResource, UnsafeKeyError
 from sales_analytics.storage.parquet_io import INPUT_COLUMNS, PARTITION_COLUMN, partition_object_key
 from sales_analytics.storage.serving_store import BATCH_WRITE_LIMIT, PARTITION_INDEX
 from sales_analytics_tests.helpers import failure_text
@@ -58,10 +59,38 @@ def test_lake_lists_past_one_thousand_keys(stack_env: dict[str, Any]) -> None:
         assert sum(1 for _ in lake.list("landing/many/")) == 1005
 
 
-@pytest.mark.parametrize("key", ["../escape", "/etc/passwd", "a/../../b", "a//b", "a\\b", ""])
+@pytest.mark.security
+@pytest.mark.parametrize("key", ["../escape", "/etc/passwd", "a/../../b", "a/./b", "a//b", "a\\b", "a\x00b", "a\nb", ""])
 def test_lake_rejects_keys_that_escape(local_env: dict[str, Any], key: str) -> None:
     with initialized(local_env["lake"]) as lake, pytest.raises(UnsafeKeyError):
         lake.put_bytes(key, b"x")
+
+
+def test_file_names_people_give_are_fine(local_env: dict[str, Any]) -> None:
+    key = "landing/orders/pos/2026-03-02/Umsätze (März) #2, final.csv"
+    with initialized(local_env["lake"]) as lake:
+        lake.put_bytes(key, b"x")
+        assert [o.key for o in lake.list("landing/orders/pos/")] == [key] and lake.get_bytes(key) == b"x"
+
+
+@pytest.mark.security
+def test_unsafe_keys_s3_lists_are_skipped_with_a_warning(local_env: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    """S3 accepts any key, "../" and backslashes included; SeaweedFS normalises them away, so this
+    listing is faked: the lake yields the safe keys and names each unsafe one in a warning."""
+    keys = ["landing/pos/a.csv", "landing/pos/../../models/x.csv", "landing/pos//b.csv", "landing/pos/c\\d.csv", "landing/pos/e.csv"]
+
+    class Paginator:
+        def paginate(self, **_: Any) -> list[dict]:
+            return [{"Contents": [{"Key": k, "Size": 1, "ETag": '"e"'} for k in keys]}]
+
+    class Client:
+        def get_paginator(self, _: str) -> Paginator:
+            return Paginator()
+
+    lake = LakeResource(root="s3://bucket", s3=S3Resource())
+    lake._client = Client()
+    assert [o.key for o in lake.list("landing/pos/")] == ["landing/pos/a.csv", "landing/pos/e.csv"]
+    assert sum("unsafe key" in r.getMessage() for r in caplog.records) == 3
 
 
 def test_local_write_failing_midway_keeps_previous_object(local_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:

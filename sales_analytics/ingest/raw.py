@@ -24,12 +24,13 @@ from dataclasses import asdict, dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sales_analytics.alerts import precondition_failed
 from sales_analytics.lake.coerce import unsplit_records
 from sales_analytics.schema import QUARANTINE
 from sales_analytics.sources.mapping import order_days
 from sales_analytics.sources.readers import UnreadableFile, read_source_file
 from sales_analytics.sources.spec import SourceSpec, order_sources
-from sales_analytics.storage.lake import LakeResource, ObjectInfo
+from sales_analytics.storage.lake import LakeResource, ObjectInfo, is_safe_key
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, table_to_parquet_bytes
 from sales_analytics.tables import split_by, with_constants
 
@@ -97,8 +98,8 @@ def requested_objects(lake: LakeResource, keys: list[str]) -> Iterator[tuple[Sou
     specs = order_sources()
     for key in keys:
         spec = next((s for s in specs if key.startswith(s.prefix)), None)
-        if spec is None:
-            raise ValueError(f"{key} is under no declared source's landing prefix")
+        if spec is None or not is_safe_key(key):
+            raise precondition_failed(f"run config names {key!r}: not an object under a declared source's landing prefix")
         info = lake.info(key)
         if info is not None and info.version not in {m.version for _, m in _previous_manifests(lake, key)}:
             yield spec, info

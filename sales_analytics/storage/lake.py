@@ -20,7 +20,9 @@ from botocore.exceptions import ClientError
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
-_SAFE_KEY = re.compile(r"^[A-Za-z0-9._=\-+@ ]+(/[A-Za-z0-9._=\-+@ ]+)*$")
+# Any printable text but backslashes: senders name files "Umsätze (März).csv". What a key must not
+# do is leave its folder: no empty, "." or ".." segment, no leading "/".
+_SAFE_KEY = re.compile(r"^[^\x00-\x1f\x7f\\]+$")
 _TMP_MARK = ".tmp-"
 
 
@@ -28,9 +30,12 @@ class UnsafeKeyError(ValueError):
     """A key that could escape the lake root (absolute, ``..``, odd characters)."""
 
 
+def is_safe_key(key: str) -> bool:
+    return bool(_SAFE_KEY.match(key)) and not any(p in ("", ".", "..") for p in key.split("/"))
+
+
 def validate_key(key: str) -> str:
-    parts = key.split("/")
-    if not _SAFE_KEY.match(key) or any(p in ("", ".", "..") for p in parts):
+    if not is_safe_key(key):
         raise UnsafeKeyError(f"unsafe object key {key!r}")
     return key
 
@@ -156,7 +161,13 @@ class LakeResource(dg.ConfigurableResource):
         strip = len(self._s3_prefix)
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self._s3_key(prefix.rstrip("/")) + "/"):
             for obj in page.get("Contents", []):
-                yield ObjectInfo(obj["Key"][strip:], obj["Size"], obj["ETag"].strip('"'))
+                key = obj["Key"][strip:]
+                if not is_safe_key(key):
+                    # S3 takes any key; a sender's "../" or backslash is never read, and said so, once per listing.
+                    dg.get_dagster_logger().warning(f"skipped object {key!r} under {prefix}: unsafe key (empty, '.' or "
+                                                    "'..' segment, control character or backslash); rename it to ingest it")
+                    continue
+                yield ObjectInfo(key, obj["Size"], obj["ETag"].strip('"'))
 
     def _list_local(self, prefix: str) -> Iterator[ObjectInfo]:
         base = Path(self.root).resolve()
