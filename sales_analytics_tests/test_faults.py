@@ -293,27 +293,49 @@ def _build_range_in_child(settings: StackSettings, tag: str, first: str, last: s
         instance=dg.DagsterInstance.ephemeral(), tags=range_tags(first, last))
 
 
-def _reports_by_day(resources: dict, days: list[str]) -> dict[tuple[str, str], list]:
-    with initialized(resources["report_db"]) as report_db:
-        return {(spec.name, day): [sorted(r.items()) for r in report_db.read(spec, day)]
-                for spec in (DAILY_STORE_SALES, DAILY_SALES) for day in days}
+def _reports_by_day(resources: dict, days: list[str]) -> dict[tuple[str, str, str], list]:
+    """What a reader sees of each report day, in the SQL store and in the serving store."""
+    seen: dict[tuple[str, str, str], list] = {}
+    with initialized(resources["report_db"]) as report_db, initialized(resources["serving_store"]) as serving:
+        for spec in (DAILY_STORE_SALES, DAILY_SALES):
+            items = [i for pk in {k for k, _ in serving.all_keys(spec)} for i in serving.query(spec, pk)]
+            for day in days:
+                seen[("sql", spec.name, day)] = [sorted(r.items()) for r in report_db.read(spec, day)]
+                seen[("dynamodb", spec.name, day)] = sorted(repr(sorted(i.items())) for i in items if i[spec.partition_column] == day)
+    return seen
 
 
-def test_a_run_killed_mid_write_leaves_no_partial_partition_and_a_rerun_completes(stack_settings: StackSettings) -> None:
-    """SIGKILL while the days are being written: whatever a reader sees then is either a whole
-    partition, equal to a fault-free build's, or nothing; running the days again completes them."""
+def _first_lake_partition_written(resources: dict) -> bool:
+    with initialized(resources["lake"]) as lake:
+        return bool(stored_partitions(lake, LAKE_ASSETS[0], "order_date"))
+
+
+def _publishing_to_dynamodb(resources: dict) -> bool:
+    with initialized(resources["serving_store"]) as serving:
+        return bool(serving.being_replaced(DAILY_SALES))
+
+
+KILL_POINTS = {"writing the lake": (_first_lake_partition_written, 0.5), "publishing to DynamoDB": (_publishing_to_dynamodb, 0.0)}
+
+
+@pytest.mark.parametrize("kill_point", list(KILL_POINTS))
+def test_a_run_killed_mid_write_leaves_no_partial_partition_and_a_rerun_completes(stack_settings: StackSettings,
+                                                                                   kill_point: str) -> None:
+    """SIGKILL while the days are being written: whatever a reader sees then, in the lake, the SQL
+    store or the serving store, is either a whole partition, equal to a fault-free build's, or
+    nothing; running the days again completes them."""
     tag = uuid.uuid4().hex[:10]
+    reached, then = KILL_POINTS[kill_point]
     with isolated_stack(stack_settings, tag) as killed, isolated_stack(stack_settings) as clean:
         days = land_and_ingest(killed, CONFIG)
         assert land_and_ingest(clean, CONFIG) == days
         assert _build(clean, days)[0].success
         child = mp.get_context("spawn").Process(target=_build_range_in_child, args=(stack_settings, tag, days[0], days[-1]))
         child.start()
-        with initialized(killed["lake"]) as lake:
-            deadline = time.monotonic() + 120
-            while not stored_partitions(lake, LAKE_ASSETS[0], "order_date") and time.monotonic() < deadline:
-                time.sleep(0.05)
-        time.sleep(0.5)  # into the writes that follow the first partition
+        deadline = time.monotonic() + 120
+        while not reached(killed) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(then)  # into the writes that follow
         os.kill(child.pid, signal.SIGKILL)
         child.join()
         assert child.exitcode == -signal.SIGKILL  # killed while still running, not after
@@ -321,9 +343,13 @@ def test_a_run_killed_mid_write_leaves_no_partial_partition_and_a_rerun_complete
         for asset, partitions in midway["parquet"].items():
             assert all(rows == expected["parquet"][asset][day] for day, rows in partitions.items()), asset
         seen, whole = _reports_by_day(killed, days), _reports_by_day(clean, days)
-        assert all(rows in ([], whole[key]) for key, rows in seen.items())  # a day in SQL is all there, or not at all
-        print(f"killed with {sum(map(len, midway['parquet'].values()))} lake partitions and "
-              f"{sum(1 for rows in seen.values() if rows)} SQL report days written, of "
-              f"{sum(map(len, expected['parquet'].values()))} and {len(seen)}")
+        assert all(rows in ([], whole[key]) for key, rows in seen.items())  # a day is all there, or not at all
+        with initialized(killed["serving_store"]) as serving:
+            hidden = serving.being_replaced(DAILY_SALES)
+        assert hidden or kill_point != "publishing to DynamoDB"  # the kill came mid-publish: that day stays hidden
+        written = {store: sum(1 for (where, *_), rows in seen.items() if where == store and rows) for store in ("sql", "dynamodb")}
+        print(f"killed {kill_point}: {sum(map(len, midway['parquet'].values()))} of {sum(map(len, expected['parquet'].values()))} "
+              f"lake partitions, {written['sql']} SQL and {written['dynamodb']} DynamoDB report days of {len(seen) // 2} "
+              f"visible (each whole); {len(hidden)} DynamoDB day(s) hidden mid-publish")
         assert _build(killed, days)[0].success
         assert stored_contents(killed) == expected

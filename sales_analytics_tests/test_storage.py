@@ -21,7 +21,7 @@ from sales_analytics.schema import DAILY_STORE_SALES, DEMAND_FORECAST
 from sales_analytics.storage import parquet_io
 from sales_analytics.storage.lake import LakeResource, UnsafeKeyError
 from sales_analytics.storage.parquet_io import INPUT_COLUMNS, PARTITION_COLUMN, partition_object_key
-from sales_analytics.storage.serving_store import BATCH_WRITE_LIMIT, PARTITION_INDEX
+from sales_analytics.storage.serving_store import BATCH_WRITE_LIMIT, PARTITION_INDEX, PUBLISHING, to_item
 from sales_analytics_tests.helpers import failure_text
 
 DAY = "2026-03-02"
@@ -293,6 +293,26 @@ def test_dynamodb_table_key_schema_from_spec(stack_env: dict[str, Any]) -> None:
         assert {k["AttributeName"]: k["KeyType"] for k in index["KeySchema"]} == {"sale_date": "HASH", "store_id": "RANGE"}
 
 
+def test_a_partition_being_replaced_is_hidden_from_readers_until_it_is_whole(any_env: dict[str, Any]) -> None:
+    """A replacement goes in batches; a run that dies midway leaves its marker, and readers see the
+    partition as absent, never half-written, until a re-run completes it."""
+    key = DAILY_STORE_SALES.serving_key
+    with initialized(any_env["serving_store"]) as store:
+        store.replace_partition(DAILY_STORE_SALES, "2026-03-01", report_rows("2026-03-01", range(3)))
+        store.replace_partition(DAILY_STORE_SALES, DAY, report_rows(DAY, range(3)))
+        # What a run killed mid-write leaves behind: the marker, and one of the new day's items.
+        store.write_items(DAILY_STORE_SALES, [{key.partition_key: PUBLISHING, key.sort_key: DAY}], [])
+        store.write_items(DAILY_STORE_SALES, [to_item(DAILY_STORE_SALES, report_rows(DAY, range(1, 2), net=9.0).to_pylist()[0])], [])
+        assert store.being_replaced(DAILY_STORE_SALES) == {DAY}
+        assert [i["sale_date"] for i in store.query(DAILY_STORE_SALES, "S001")] == ["2026-03-01"]
+        assert store.query_page(DAILY_STORE_SALES, "S001", DAY, DAY, 10)[0] == []
+        store.replace_partition(DAILY_STORE_SALES, DAY, report_rows(DAY, range(4)))  # the re-run
+        assert store.being_replaced(DAILY_STORE_SALES) == set()
+        assert [(i["sale_date"], float(i["net_sales"])) for i in store.query(DAILY_STORE_SALES, "S001")] == [
+            ("2026-03-01", 100.0), (DAY, 100.0)]
+        assert len(store.partition_keys(DAILY_STORE_SALES, DAY)) == 4
+
+
 def test_dynamodb_batches_of_25_and_unprocessed_items_retried(stack_env: dict[str, Any]) -> None:
     """Throttling cannot be provoked on DynamoDB Local, so the first answers are doctored in-process."""
     with initialized(stack_env["serving_store"]) as store:
@@ -303,7 +323,7 @@ def test_dynamodb_batches_of_25_and_unprocessed_items_retried(stack_env: dict[st
         def flaky_batch_write(RequestItems: dict) -> dict:
             (table, requests), = RequestItems.items()
             sizes.append(len(requests))
-            if len(sizes) <= 2 and len(requests) > 3:  # throttle: only part of the batch is processed
+            if len(sizes) <= 3 and len(requests) > 3:  # throttle: only part of the batch is processed
                 real_batch_write(RequestItems={table: requests[:3]})
                 return {"UnprocessedItems": {table: requests[3:]}}
             return real_batch_write(RequestItems=RequestItems)
@@ -312,8 +332,9 @@ def test_dynamodb_batches_of_25_and_unprocessed_items_retried(stack_env: dict[st
         stats = store.replace_partition(DAILY_STORE_SALES, DAY, report_rows(DAY, range(60)))
         assert stats.written == 60
         assert max(sizes) == BATCH_WRITE_LIMIT
-        assert sizes[:3] == [25, 22, 19]  # retries shrink as items get through
-        assert len(store.partition_keys(DAILY_STORE_SALES, DAY)) == 60
+        assert sizes[0] == sizes[-1] == 1  # the marker that hides the partition while it is written, then its removal
+        assert sizes[1:4] == [25, 22, 19]  # retries shrink as items get through
+        assert len(store.partition_keys(DAILY_STORE_SALES, DAY)) == 60 and not store.being_replaced(DAILY_STORE_SALES)
 
 
 def test_dynamodb_gives_up_after_bounded_retries(stack_env: dict[str, Any]) -> None:

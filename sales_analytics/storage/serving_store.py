@@ -4,6 +4,10 @@ Items follow DynamoDB's model: a partition (hash) key and a sort (range) key tak
 table spec's ``serving_key``, attribute values in DynamoDB's typed form. Each table also has a
 ``by_partition`` index on the spec's partition column, so that re-writing a lake partition can
 find and delete the items it no longer contains.
+
+A partition is replaced in batches of 25, so it cannot change atomically. Readers see it whole or
+not at all instead: a ``PUBLISHING`` marker item hides the partition while it is being written; a
+run killed midway leaves it hidden (absent, never partial) until a re-run completes it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ from sales_analytics.schema import SORT_KEY_SEPARATOR, TableSpec
 
 BATCH_WRITE_LIMIT = 25  # DynamoDB's BatchWriteItem maximum
 PARTITION_INDEX = "by_partition"
+# A partition being replaced has a marker item under this partition key (its sort key: the
+# partition, or WHOLE_TABLE) from before the first write until after the last; readers skip it.
+PUBLISHING = "__publishing__"
+WHOLE_TABLE = "*"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -89,37 +97,61 @@ class ServingStore(dg.ConfigurableResource, ABC):
     def write_items(self, spec: TableSpec, puts: list[Item], deletes: list[tuple[str, str]]) -> None: ...
 
     @abstractmethod
+    def _query(self, spec: TableSpec, key_value: str, sort_from: str | None = None, sort_to: str | None = None) -> list[Item]: ...
+
+    @abstractmethod
+    def _query_page(self, spec: TableSpec, key_value: str, sort_from: str, sort_to: str, limit: int,
+                    after: str | None) -> tuple[list[Item], str | None]: ...
+
+    @abstractmethod
+    def _all_keys(self, spec: TableSpec) -> list[tuple[str, str]]: ...
+
     def query(self, spec: TableSpec, key_value: str, sort_from: str | None = None, sort_to: str | None = None) -> list[Item]:
         """Items with this partition key, optionally with the sort key in [sort_from, sort_to]."""
+        return self._visible(spec, self._query(spec, key_value, sort_from, sort_to))
 
-    @abstractmethod
-    def all_keys(self, spec: TableSpec) -> list[tuple[str, str]]:
-        """(partition key, sort key) of every item of the table: for reports replaced whole."""
-
-    @abstractmethod
     def query_page(self, spec: TableSpec, key_value: str, sort_from: str, sort_to: str, limit: int,
                    after: str | None = None) -> tuple[list[Item], str | None]:
         """Up to ``limit`` items with this partition key and sort key in [sort_from, sort_to], after
         the sort key ``after``; and the sort key to continue after, None on the last page."""
+        items, last = self._query_page(spec, key_value, sort_from, sort_to, limit, after)
+        return self._visible(spec, items), last
+
+    def all_keys(self, spec: TableSpec) -> list[tuple[str, str]]:
+        """(partition key, sort key) of every item of the table: for reports replaced whole."""
+        return [k for k in self._all_keys(spec) if k[0] != PUBLISHING]
+
+    def being_replaced(self, spec: TableSpec) -> set[str]:
+        """The partitions (or ``WHOLE_TABLE``) a run is writing now, or was when it died."""
+        key = spec.serving_key
+        assert key is not None
+        return {str(item[key.sort_key]) for item in self._query(spec, PUBLISHING)}
+
+    def _visible(self, spec: TableSpec, items: list[Item]) -> list[Item]:
+        hidden = self.being_replaced(spec) if items else set()
+        if WHOLE_TABLE in hidden:
+            return []
+        return [i for i in items if str(i.get(spec.partition_column)) not in hidden] if hidden else items
 
     def replace_partition(self, spec: TableSpec, partition_value: str, rows: pa.Table) -> ReplaceStats:
         """Make the items of one lake partition exactly ``rows``: upsert them, delete the rest."""
-        return self._replace(spec, rows, lambda: self.partition_keys(spec, partition_value))
+        return self._replace(spec, rows, partition_value, lambda: self.partition_keys(spec, partition_value))
 
     def replace_all(self, spec: TableSpec, rows: pa.Table) -> ReplaceStats:
         """Make the table's items exactly ``rows`` (a report rebuilt whole)."""
-        return self._replace(spec, rows, lambda: self.all_keys(spec))
+        return self._replace(spec, rows, WHOLE_TABLE, lambda: self.all_keys(spec))
 
-    def _replace(self, spec: TableSpec, rows: pa.Table, existing: Callable[[], list[tuple[str, str]]]) -> ReplaceStats:
+    def _replace(self, spec: TableSpec, rows: pa.Table, marked: str, existing: Callable[[], list[tuple[str, str]]]) -> ReplaceStats:
         _check_serving_spec(spec)
         self.ensure_table(spec)
         key = spec.serving_key
         assert key is not None
         items = [to_item(spec, row) for row in rows.to_pylist()]
         wanted = {(i[key.partition_key], i[key.sort_key]) for i in items}
-        stale = [k for k in existing() if k not in wanted]
-        # Upserts before deletes: a reader never sees the items fewer than either version's.
+        stale = [k for k in existing() if k not in wanted and k[0] != PUBLISHING]
+        self.write_items(spec, [{key.partition_key: PUBLISHING, key.sort_key: marked}], [])  # hidden from readers
         self.write_items(spec, items, stale)
+        self.write_items(spec, [], [(PUBLISHING, marked)])  # whole again
         return ReplaceStats(written=len(items), deleted=len(stale))
 
 
@@ -203,7 +235,7 @@ class DynamoDBServingStore(ServingStore, ResourceWithBoto3Configuration):
         )
         return [(i[key.partition_key], i[key.sort_key]) for i in items]
 
-    def query(self, spec: TableSpec, key_value: str, sort_from: str | None = None, sort_to: str | None = None) -> list[Item]:
+    def _query(self, spec: TableSpec, key_value: str, sort_from: str | None = None, sort_to: str | None = None) -> list[Item]:
         key = spec.serving_key
         assert key is not None
         self.ensure_table(spec)
@@ -227,7 +259,7 @@ class DynamoDBServingStore(ServingStore, ResourceWithBoto3Configuration):
             )
         )
 
-    def all_keys(self, spec: TableSpec) -> list[tuple[str, str]]:
+    def _all_keys(self, spec: TableSpec) -> list[tuple[str, str]]:
         key = spec.serving_key
         assert key is not None
         self.ensure_table(spec)
@@ -236,8 +268,8 @@ class DynamoDBServingStore(ServingStore, ResourceWithBoto3Configuration):
             ExpressionAttributeNames={"#pk": key.partition_key, "#sk": key.sort_key})
         return [(i[key.partition_key]["S"], i[key.sort_key]["S"]) for page in pages for i in page["Items"]]
 
-    def query_page(self, spec: TableSpec, key_value: str, sort_from: str, sort_to: str, limit: int,
-                   after: str | None = None) -> tuple[list[Item], str | None]:
+    def _query_page(self, spec: TableSpec, key_value: str, sort_from: str, sort_to: str, limit: int,
+                    after: str | None) -> tuple[list[Item], str | None]:
         key = spec.serving_key
         assert key is not None
         self.ensure_table(spec)
@@ -313,26 +345,25 @@ class EmbeddedServingStore(ServingStore):
         key = spec.serving_key
         assert key is not None and spec.partition_column is not None
         name = self.table_name(spec)
-        rows = [
-            (name, i[key.partition_key], i[key.sort_key], i[spec.partition_column], _encode(i)) for i in puts
+        rows = [  # (a marker item has no partition column: no partition lists it)
+            (name, i[key.partition_key], i[key.sort_key], i.get(spec.partition_column, ""), _encode(i)) for i in puts
         ]
         with self._connect() as conn:
             conn.executemany("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?)", rows)
             conn.executemany("DELETE FROM items WHERE tbl = ? AND pk = ? AND sk = ?", [(name, pk, sk) for pk, sk in deletes])
 
-    def query(self, spec: TableSpec, key_value: str, sort_from: str | None = None, sort_to: str | None = None) -> list[Item]:
+    def _query(self, spec: TableSpec, key_value: str, sort_from: str | None = None, sort_to: str | None = None) -> list[Item]:
         sql = "SELECT item FROM items WHERE tbl = ? AND pk = ? AND sk BETWEEN ? AND ? ORDER BY sk"
         args = (self.table_name(spec), key_value, sort_from or "", sort_to or "\uffff")
         with self._connect() as conn:
             return [_decode(text) for (text,) in conn.execute(sql, args)]
 
-
-    def all_keys(self, spec: TableSpec) -> list[tuple[str, str]]:
+    def _all_keys(self, spec: TableSpec) -> list[tuple[str, str]]:
         with self._connect() as conn:
             return [(pk, sk) for pk, sk in conn.execute("SELECT pk, sk FROM items WHERE tbl = ?", (self.table_name(spec),))]
 
-    def query_page(self, spec: TableSpec, key_value: str, sort_from: str, sort_to: str, limit: int,
-                   after: str | None = None) -> tuple[list[Item], str | None]:
+    def _query_page(self, spec: TableSpec, key_value: str, sort_from: str, sort_to: str, limit: int,
+                    after: str | None) -> tuple[list[Item], str | None]:
         sql = ("SELECT sk, item FROM items WHERE tbl = ? AND pk = ? AND sk BETWEEN ? AND ? AND sk > ? "
                "ORDER BY sk LIMIT ?")
         args = (self.table_name(spec), key_value, sort_from, sort_to, after or "", limit + 1)
