@@ -56,15 +56,35 @@ def _build(resources: dict, days: list[str]) -> tuple[dg.ExecuteInProcessResult,
     return result, instance
 
 
+@dataclasses.dataclass(frozen=True)
+class FaultFree:
+    """The same data built without faults: what every faulty build must end equal to."""
+
+    days: list[str]
+    contents: dict[str, Any]
+    reports_by_day: dict[tuple[str, str, str], list]
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def fault_free(stack_settings: StackSettings) -> Iterator[FaultFree]:
+    with isolated_stack(stack_settings) as clean:
+        days = land_and_ingest(clean, CONFIG)
+        started = time.monotonic()
+        assert _build(clean, days)[0].success
+        seconds = time.monotonic() - started
+        yield FaultFree(days, stored_contents(clean), _reports_by_day(clean, days), seconds)
+
+
 @pytest.mark.parametrize("service", ["seaweedfs", "dynamodb"])
-def test_a_server_stopped_mid_run_and_restarted_costs_a_delay_not_a_row(stack_settings: StackSettings,
-                                                                        stack_paths: stack.StackPaths, service: str) -> None:
+def test_a_server_stopped_mid_run_and_restarted_costs_a_delay_not_a_row(stack_settings: StackSettings, stack_paths: stack.StackPaths,
+                                                                        fault_free: FaultFree, service: str) -> None:
     """S3 (SeaweedFS) or DynamoDB Local goes away while the days are being built and comes back a
     few seconds later: the steps that met the outage retry (DynamoDB's client may already ride it
     out itself), the run succeeds, and every table equals a fault-free build."""
-    with isolated_stack(stack_settings, uuid.uuid4().hex[:10]) as faulty, isolated_stack(stack_settings) as clean:
+    with isolated_stack(stack_settings, uuid.uuid4().hex[:10]) as faulty:
         days = land_and_ingest(faulty, CONFIG)
-        assert land_and_ingest(clean, CONFIG) == days
+        assert days == fault_free.days
         outcome: dict = {}
         run = threading.Thread(target=lambda: outcome.update(zip(("result", "instance"), _build(faulty, days), strict=True)))
         run.start()
@@ -80,10 +100,9 @@ def test_a_server_stopped_mid_run_and_restarted_costs_a_delay_not_a_row(stack_se
         retried = [e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
         assert result.success, [e.message for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
         assert retried or service == "dynamodb", "the outage should have made some step retry"
-        assert _build(clean, days)[0].success
-        built, expected = stored_contents(faulty), stored_contents(clean)
+        expected = fault_free.contents
         assert all(expected["parquet"].values()) and all(expected["sql"].values())
-        assert built == expected
+        assert stored_contents(faulty) == expected
         print(f"{service} down {back - stopped:.1f} s; {len(retried)} step retries; run done {recovered:.1f} s after it was back")
 
 
@@ -120,14 +139,14 @@ def _blocked_writer(settings: StackSettings, table: str, timeout: float = 180) -
 
 @pytest.mark.parametrize("fault", ["connection dropped", "server restarted"])
 def test_postgres_lost_during_a_report_write_costs_a_retry_not_a_row(
-        stack_settings: StackSettings, restartable_postgres: tuple[StackSettings, stack.StackPaths], fault: str) -> None:
+        restartable_postgres: tuple[StackSettings, stack.StackPaths], fault_free: FaultFree, fault: str) -> None:
     """The test holds a lock on the SQL report table, so the run's write is caught inside its
     transaction; then the writer's connection is terminated, or the whole server restarted. The
     transaction rolls back, the step retries, and every table equals a fault-free build."""
     settings, paths = restartable_postgres
-    with isolated_stack(settings) as faulty, isolated_stack(stack_settings) as clean:
+    with isolated_stack(settings) as faulty:
         days = land_and_ingest(faulty, CONFIG)
-        assert land_and_ingest(clean, CONFIG) == days
+        assert days == fault_free.days
         with initialized(faulty["report_db"]) as report_db:
             report_db.ensure_table(DAILY_SALES)
             schema = report_db.schema_name
@@ -152,10 +171,8 @@ def test_postgres_lost_during_a_report_write_costs_a_retry_not_a_row(
         retried = [e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
         assert result.success, [e.message for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
         assert any("rds" in key and DAILY_SALES.name in key for key in retried), retried
-        assert _build(clean, days)[0].success
-        built, expected = stored_contents(faulty), stored_contents(clean)
-        assert all(expected["sql"].values())
-        assert built == expected
+        assert all(fault_free.contents["sql"].values())
+        assert stored_contents(faulty) == fault_free.contents
         print(f"PostgreSQL {fault} during the write of {DAILY_SALES.name}: {len(retried)} step retries; "
               f"run done {recovered:.1f} s later")
 
@@ -206,26 +223,23 @@ class ThrottledDynamoDB(DynamoDBServingStore):
             INJECTED["unprocessed"] += sum(map(len, context["held_back"].values()))
 
 
-def test_dynamodb_throttling_and_unprocessed_items_cost_a_delay_not_a_row(stack_settings: StackSettings) -> None:
-    with isolated_stack(stack_settings) as faulty, isolated_stack(stack_settings) as clean:
+def test_dynamodb_throttling_and_unprocessed_items_cost_a_delay_not_a_row(stack_settings: StackSettings,
+                                                                          fault_free: FaultFree) -> None:
+    with isolated_stack(stack_settings) as faulty:
         days = land_and_ingest(faulty, CONFIG)
-        assert land_and_ingest(clean, CONFIG) == days
+        assert days == fault_free.days
         store = faulty["serving_store"]
         faulty["serving_store"] = ThrottledDynamoDB(**{name: getattr(store, name) for name in type(store).model_fields})
         started = time.monotonic()
         result, _ = _build(faulty, days)
         took = time.monotonic() - started
         assert result.success
-        started = time.monotonic()
-        assert _build(clean, days)[0].success
-        fault_free = time.monotonic() - started
         faults = dict(INJECTED)
         assert faults["throttled"] >= 10 and faults["unprocessed"] >= 100, faults
-        built, expected = stored_contents(faulty), stored_contents(clean)
-        assert all(expected["dynamodb"].values())
-        assert built == expected
+        assert all(fault_free.contents["dynamodb"].values())
+        assert stored_contents(faulty) == fault_free.contents
         print(f"{faults['throttled']} BatchWriteItem requests throttled, {faults['unprocessed']} items handed back "
-              f"unprocessed; run took {took:.1f} s, {fault_free:.1f} s without faults")
+              f"unprocessed; run took {took:.1f} s, {fault_free.seconds:.1f} s without faults")
 
 
 ORDER_CSV = ("order_id,line_no,order_ts,store_id,channel,product_id,customer_id,quantity,unit_price,discount,currency,status,updated_at\n"
@@ -320,16 +334,15 @@ KILL_POINTS = {"writing the lake": (_first_lake_partition_written, 0.5), "publis
 
 @pytest.mark.parametrize("kill_point", list(KILL_POINTS))
 def test_a_run_killed_mid_write_leaves_no_partial_partition_and_a_rerun_completes(stack_settings: StackSettings,
-                                                                                   kill_point: str) -> None:
+                                                                                   fault_free: FaultFree, kill_point: str) -> None:
     """SIGKILL while the days are being written: whatever a reader sees then, in the lake, the SQL
     store or the serving store, is either a whole partition, equal to a fault-free build's, or
     nothing; running the days again completes them."""
     tag = uuid.uuid4().hex[:10]
     reached, then = KILL_POINTS[kill_point]
-    with isolated_stack(stack_settings, tag) as killed, isolated_stack(stack_settings) as clean:
+    with isolated_stack(stack_settings, tag) as killed:
         days = land_and_ingest(killed, CONFIG)
-        assert land_and_ingest(clean, CONFIG) == days
-        assert _build(clean, days)[0].success
+        assert days == fault_free.days
         child = mp.get_context("spawn").Process(target=_build_range_in_child, args=(stack_settings, tag, days[0], days[-1]))
         child.start()
         deadline = time.monotonic() + 120
@@ -339,10 +352,10 @@ def test_a_run_killed_mid_write_leaves_no_partial_partition_and_a_rerun_complete
         os.kill(child.pid, signal.SIGKILL)
         child.join()
         assert child.exitcode == -signal.SIGKILL  # killed while still running, not after
-        midway, expected = stored_contents(killed), stored_contents(clean)
+        midway, expected = stored_contents(killed), fault_free.contents
         for asset, partitions in midway["parquet"].items():
             assert all(rows == expected["parquet"][asset][day] for day, rows in partitions.items()), asset
-        seen, whole = _reports_by_day(killed, days), _reports_by_day(clean, days)
+        seen, whole = _reports_by_day(killed, days), fault_free.reports_by_day
         assert all(rows in ([], whole[key]) for key, rows in seen.items())  # a day is all there, or not at all
         with initialized(killed["serving_store"]) as serving:
             hidden = serving.being_replaced(DAILY_SALES)
