@@ -25,12 +25,19 @@ os.environ.update({
 os.environ.pop("AWS_PROFILE", None)
 
 import sqlalchemy as sa
+from hypothesis import settings as hypothesis_settings
 
 from sales_analytics import stack
 from sales_analytics.profiles import StackSettings, data_home, local_resources
 from sales_analytics_tests.helpers import isolated_stack
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Fuzz tests explore new examples on a developer's machine; under CI (CI=true) they replay the same
+# ones, so a red CI run is a change's doing, not the draw's.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

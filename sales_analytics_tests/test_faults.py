@@ -186,13 +186,14 @@ class _Body:
 
 
 INJECTED: dict[str, int] = {"sends": 0, "throttled": 0, "unprocessed": 0}
+THROTTLES = 12  # each costs botocore's backoff (about half a second): enough to prove, few enough to be quick
 THROTTLED = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
                         "message": "The level of configured provisioned throughput for the table was exceeded."}).encode()
 
 
 class ThrottledDynamoDB(DynamoDBServingStore):
-    """DynamoDB Local as a busy AWS table behaves: every fourth BatchWriteItem request is refused
-    with ProvisionedThroughputExceededException, and an accepted one leaves a third of its items
+    """DynamoDB Local as a busy AWS table behaves: every third BatchWriteItem request (up to
+    ``THROTTLES`` of them) is refused with ProvisionedThroughputExceededException, and an accepted one leaves a third of its items
     unprocessed (they are really not written; the response hands them back). DynamoDB Local never
     throttles, so this one fault is injected in process, through botocore's own event hooks."""
 
@@ -206,7 +207,7 @@ class ThrottledDynamoDB(DynamoDBServingStore):
 
     def _throttle(self, request: Any, **_: Any) -> AWSResponse | None:
         INJECTED["sends"] += 1
-        if INJECTED["sends"] % 4:
+        if INJECTED["sends"] % 3 or INJECTED["sends"] > 3 * THROTTLES:
             return None
         INJECTED["throttled"] += 1
         return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Body(THROTTLED))
@@ -235,7 +236,7 @@ def test_dynamodb_throttling_and_unprocessed_items_cost_a_delay_not_a_row(stack_
         took = time.monotonic() - started
         assert result.success
         faults = dict(INJECTED)
-        assert faults["throttled"] >= 10 and faults["unprocessed"] >= 100, faults
+        assert faults["throttled"] == THROTTLES and faults["unprocessed"] >= 100, faults
         assert all(fault_free.contents["dynamodb"].values())
         assert stored_contents(faulty) == fault_free.contents
         print(f"{faults['throttled']} BatchWriteItem requests throttled, {faults['unprocessed']} items handed back "

@@ -30,7 +30,7 @@ from sales_analytics.sources.spec import SourceSpec, file_sources
 from sales_analytics_tests.helpers import ingest_one, rows
 
 pytestmark = pytest.mark.fuzz
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 POS_COLUMNS = ["order_id", "line_no", "order_ts", "store_id", "channel", "product_id", "customer_id", "quantity",
                "unit_price", "discount", "currency", "status", "updated_at"]
 WRONG_ENCODING_MARK = "\ue000"  # replaced by a Latin-1 byte after encoding: invalid UTF-8 in that cell
