@@ -132,6 +132,7 @@ def _read_csv(data: bytes, fmt: CsvFormat) -> LandedRows:
     if reason := _undecodable(header, fmt.encoding):
         raise UnreadableFile(f"header row {reason}")
     broken: list = []
+    table: pa.Table | None
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
@@ -141,8 +142,8 @@ def _read_csv(data: bytes, fmt: CsvFormat) -> LandedRows:
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
     except pa.ArrowInvalid:
-        broken = [None]  # undecodable bytes, or a field longer than Arrow's block: the exact path says which record
-    if broken:
+        table = None  # undecodable bytes, or a field longer than Arrow's block: the exact path finds the record
+    if table is None or broken:
         return _read_csv_exactly(_text(data, "utf-8"), header, fmt)  # rare: number every record exactly
     return LandedRows(_with_row_numbers(table))
 
