@@ -122,8 +122,7 @@ def ingest_one(env: dict[str, Any], source: str, name: str, data: bytes) -> tupl
     key = f"{spec.prefix}{'2026-02-03/' if spec.dated_folders else ''}{name}"
     with initialized(env["lake"]) as lake:
         lake.put_bytes(key, data)
-        info = next(o for o in lake.list(spec.prefix) if o.key == key)
-        result = ingest_object(lake, spec, info)
+        result = ingest_object(lake, spec, lake.info(key))
         days = [clean_day(read_day_shards(lake, d), dt.date.fromisoformat(d), SPECS) for d in sorted(result.days)]
     assert result.rows == sum(result.days.values()) + result.quarantined  # landing reconciles
     assert all(d.reconciles for d in days)  # every day reconciles

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sales_analytics.alerts import precondition_failed
-from sales_analytics.lake.coerce import unsplit_records
+from sales_analytics.lake.coerce import quarantine_rows, unsplit_records
 from sales_analytics.schema import QUARANTINE
 from sales_analytics.sources.mapping import order_days
 from sales_analytics.sources.readers import UnreadableFile, read_source_file
@@ -110,27 +110,13 @@ def _previous_manifests(lake: LakeResource, landing_key: str) -> list[tuple[str,
             for o in lake.list(f"{MANIFEST_PREFIX}/{file_id(landing_key)}/")]
 
 
-def _quarantine_rows(spec: SourceSpec, key: str, rows: list[int], columns: list[str | None], values: list[str | None],
-                     reasons: list[str]) -> pa.Table:
-    n = len(rows)
-    return pa.table({
-        "order_date": pa.nulls(n, pa.date32()),
-        "source": pa.array([spec.name] * n, pa.string()),
-        "source_file": pa.array([key] * n, pa.string()),
-        "source_row": pa.array(rows, pa.int64()),
-        "column": pa.array(columns, pa.string()),
-        "value": pa.array(values, pa.string()),
-        "reason": pa.array(reasons, pa.string()),
-    }, schema=QUARANTINE.arrow_schema())
-
-
 def _read(lake: LakeResource, spec: SourceSpec, info: ObjectInfo, result: FileIngest) -> tuple[pa.Table | None, pa.Table]:
     """(landed rows, or None for an unreadable file; quarantine rows so far)."""
     try:
         landed = read_source_file(lake.get_bytes(info.key), info.key, spec)
     except UnreadableFile as err:
         result.unreadable, result.quarantined = str(err), 1
-        return None, _quarantine_rows(spec, info.key, [0], [None], [None], [f"file not ingested: {err}"])
+        return None, quarantine_rows(spec.name, info.key, [0], [f"file not ingested: {err}"])
     result.new_columns = [c for c in landed.table.column_names if c not in (*spec.source_columns, "source_row")]
     quarantine = unsplit_records(spec.name, info.key, landed.broken)
     table = with_constants(landed.table, {"source": spec.name, "source_file": info.key})
@@ -151,9 +137,10 @@ def ingest_object(lake: LakeResource, spec: SourceSpec, info: ObjectInfo) -> Fil
             result.days[day.isoformat()] = shard.num_rows
         order_ts = spec.columns["order_ts"].source_columns()
         shown = unroutable[order_ts[0]] if order_ts and order_ts[0] in unroutable.column_names else pa.nulls(unroutable.num_rows, pa.string())
-        quarantine = pa.concat_tables([quarantine, _quarantine_rows(
-            spec, info.key, unroutable["source_row"].to_pylist(), ["order_ts"] * unroutable.num_rows, shown.to_pylist(),
-            ["no readable order time: the row has no business date"] * unroutable.num_rows)])
+        quarantine = pa.concat_tables([quarantine, quarantine_rows(
+            spec.name, info.key, unroutable["source_row"].to_pylist(),
+            ["no readable order time: the row has no business date"] * unroutable.num_rows,
+            ["order_ts"] * unroutable.num_rows, shown.to_pylist())])
         result.quarantined = quarantine.num_rows
     else:
         result.rows = 1

@@ -97,14 +97,22 @@ def _first_failure(reason: Arrays, column: Arrays, value: Arrays, mask: Arrays, 
     )
 
 
+def quarantine_rows(source: str, source_file: str, rows: list[int], reasons: list[str],
+                    columns: list[str | None] | None = None, values: list[str | None] | None = None) -> pa.Table:
+    """Quarantine rows for records of one file that never became typed rows (unreadable, unsplit,
+    undecodable, no order time): no partition day; column and value where known."""
+    n = len(rows)
+    return pa.table({
+        "order_date": pa.nulls(n, pa.date32()),
+        "source": pa.array([source] * n, pa.string()),
+        "source_file": pa.array([source_file] * n, pa.string()),
+        "source_row": pa.array(rows, pa.int64()),
+        "column": pa.array(columns or [None] * n, pa.string()),
+        "value": pa.array(values or [None] * n, pa.string()),
+        "reason": pa.array(reasons, pa.string()),
+    }).cast(QUARANTINE.arrow_schema())
+
+
 def unsplit_records(source: str, source_file: str, broken: list[tuple[int, str]]) -> pa.Table:
     """Quarantine rows for the records a reader could not split into columns (or decode)."""
-    return pa.table({
-        "order_date": pa.nulls(len(broken), pa.date32()),
-        "source": pa.array([source] * len(broken), pa.string()),
-        "source_file": pa.array([source_file] * len(broken), pa.string()),
-        "source_row": pa.array([number for number, _ in broken], pa.int64()),
-        "column": pa.nulls(len(broken), pa.string()),
-        "value": pa.nulls(len(broken), pa.string()),
-        "reason": pa.array([reason for _, reason in broken], pa.string()),
-    }).cast(QUARANTINE.arrow_schema())
+    return quarantine_rows(source, source_file, [number for number, _ in broken], [reason for _, reason in broken])

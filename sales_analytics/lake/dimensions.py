@@ -18,7 +18,7 @@ from itertools import pairwise
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sales_analytics.lake.coerce import unsplit_records, validate
+from sales_analytics.lake.coerce import quarantine_rows, unsplit_records, validate
 from sales_analytics.schema import QUARANTINE, TableSpec
 from sales_analytics.sources.mapping import map_rows
 from sales_analytics.sources.readers import UnreadableFile, read_source_file
@@ -66,7 +66,7 @@ def read_snapshots(lake: LakeResource, specs: tuple[SourceSpec, ...]) -> Snapsho
             try:
                 read_back = read_source_file(lake.get_bytes(info.key), info.key, spec)
             except UnreadableFile as err:
-                read.rejects.append(_whole_file(spec, info.key, str(err)))
+                read.rejects.append(quarantine_rows(spec.name, info.key, [0], [f"file not read: {err}"]))
                 read.rows_in += 1
                 continue
             read.rejects.append(unsplit_records(spec.name, info.key, read_back.broken))
@@ -101,12 +101,6 @@ def departures(listed: list[pa.Table], key: list[str]) -> pa.Table:
             gone.append(with_constants(missing, {"valid_from": day, "source": source,
                                                   "source_file": now["source_file"][0].as_py()}))
     return pa.concat_tables(gone) if gone else every.slice(0, 0)
-
-
-def _whole_file(spec: SourceSpec, key: str, reason: str) -> pa.Table:
-    return pa.Table.from_pylist([{"order_date": None, "source": spec.name, "source_file": key, "source_row": 0,
-                                  "column": None, "value": None, "reason": f"file not read: {reason}"}],
-                                schema=QUARANTINE.arrow_schema())
 
 
 def build_history(snapshots: list[pa.Table], table: TableSpec, gone: pa.Table | None = None) -> pa.Table:

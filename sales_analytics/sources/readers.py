@@ -16,6 +16,7 @@ import io
 import json
 import re
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -99,14 +100,12 @@ def _text(data: bytes, encoding: str) -> str:
         raise UnreadableFile(f"unknown encoding {encoding!r}") from err
 
 
-def _undecodable(fields: dict[str, str] | list[str], encoding: str) -> str | None:
-    """The quarantine reason when a record holds bytes its file's encoding cannot decode."""
-    named = fields.items() if isinstance(fields, dict) else enumerate(fields, start=1)
-    for name, value in named:
-        found = UNDECODABLE.search(value) if isinstance(value, str) else None
-        if found:
-            column = f"column {name!r}" if isinstance(name, str) else f"field {name}"
-            return f"not valid {encoding}: byte 0x{ord(found.group()) - 0xDC00:02x} in {column}"
+def _undecodable(labelled: Iterable[tuple[str, str]], encoding: str) -> str | None:
+    """The quarantine reason when a value (labelled "column 'x'", "field 1"...) holds bytes its
+    file's encoding cannot decode."""
+    for label, value in labelled:
+        if found := UNDECODABLE.search(value):
+            return f"not valid {encoding}: byte 0x{ord(found.group()) - 0xDC00:02x} in {label}"
     return None
 
 
@@ -129,7 +128,7 @@ def _read_csv(data: bytes, fmt: CsvFormat) -> LandedRows:
     head = data[:1 << 20].decode("utf-8", errors="surrogateescape")
     header = next(csv.reader(io.StringIO(head, newline=""), delimiter=fmt.delimiter, quotechar=fmt.quote), [])
     _check_header(header)
-    if reason := _undecodable(header, fmt.encoding):
+    if reason := _undecodable(((f"field {i}", name) for i, name in enumerate(header, start=1)), fmt.encoding):
         raise UnreadableFile(f"header row {reason}")
     broken: list = []
     table: pa.Table | None
@@ -169,7 +168,7 @@ def _read_csv_exactly(text: str, header: list[str], fmt: CsvFormat) -> LandedRow
         if not record:
             continue
         reason = (f"record has {len(record)} fields, the header has {len(header)}" if len(record) != len(header)
-                  else _undecodable(dict(zip(header, record, strict=True)), fmt.encoding))
+                  else _undecodable(((f"column {n!r}", v) for n, v in zip(header, record, strict=True)), fmt.encoding))
         if reason:
             broken.append((number, reason))
         else:
@@ -190,8 +189,8 @@ def _read_jsonl(data: bytes, fmt: JsonLinesFormat) -> LandedRows:
         line = line.removesuffix("\r")
         if not line.strip():
             continue
-        if reason := _undecodable([line], fmt.encoding):
-            broken.append((number, reason.replace("in field 1", "in the line")))
+        if reason := _undecodable([("the line", line)], fmt.encoding):
+            broken.append((number, reason))
             continue
         try:
             value = json.loads(line)
