@@ -1,5 +1,6 @@
 """Small helpers shared by the tests."""
 
+import csv
 import datetime as dt
 import socket
 import threading
@@ -7,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -25,8 +27,16 @@ from sales_analytics.sources.spec import file_sources, source_named
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, stored_partitions
 
 SPECS = {s.name: s for s in file_sources()}
+# Trimmed copies of real public datasets, each folder with its METADATA.json (data/make_fixtures.py).
+REAL_DATA = Path(__file__).resolve().parent / "data"
 LAKE_ASSETS = [dg.AssetKey(["clean", "order_lines"]), dg.AssetKey(["reports", "daily_store_sales"]),
                dg.AssetKey(["reports", "daily_sales"])]
+
+
+def csv_records(path: Path, encoding: str = "utf-8") -> int:
+    """How many records a CSV file holds (a quoted field may span lines)."""
+    with open(path, newline="", encoding=encoding) as handle:
+        return sum(1 for _ in csv.DictReader(handle))
 
 
 def failure_text(result: dg.ExecuteInProcessResult) -> str:

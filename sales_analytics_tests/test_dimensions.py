@@ -13,8 +13,9 @@ from sales_analytics.ml.assets import load_known_ahead
 from sales_analytics.profiles import initialized
 from sales_analytics.schema import PRODUCTS, REVIEWS, STORES
 from sales_analytics.sources.spec import reference_sources, source_named
+from sales_analytics_tests.helpers import REAL_DATA, csv_records
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = REAL_DATA
 HEADER = "store_id,name,region,city,format,currency,opened"
 
 
@@ -54,8 +55,9 @@ def test_real_reference_tables_load_every_row(local_env: dict[str, Any]) -> None
             lake.put_bytes(f"{source_named(source).prefix}{Path(relative).name}", (DATA / relative).read_bytes())
         stores = build_dimension(lake, (source_named("rossmann_stores"),), STORES)
         products = build_dimension(lake, (source_named("completejourney_products"),), PRODUCTS)
-    assert (stores.rows_in, stores.history.num_rows, stores.rejects.num_rows) == (1115, 1115, 0)
-    assert products.rows_in == products.history.num_rows + products.rejects.num_rows == 92331
+    listed = {relative: csv_records(DATA / relative) for relative in ("rossmann_subset/rossmann-store.csv", "completejourney/products.csv")}
+    assert (stores.rows_in, stores.history.num_rows, stores.rejects.num_rows) == (listed["rossmann_subset/rossmann-store.csv"],) * 2 + (0,)
+    assert products.rows_in == products.history.num_rows + products.rejects.num_rows == listed["completejourney/products.csv"]
     assert products.rejects.num_rows < 0.01 * products.rows_in
     assert {r["reason"] for r in products.rejects.to_pylist()} <= {"missing value"}  # products without a department
 

@@ -1,7 +1,5 @@
 """Forecasting on real data: the global quantile model beats both baselines in rolling backtests."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,8 +7,9 @@ import pytest
 from sales_analytics.ml.features import FeatureConfig, dense_panel
 from sales_analytics.ml.forecasting import backtest, forecast, score, seasonal_naive, train
 from sales_analytics.ml.series import Covariates
+from sales_analytics_tests.helpers import REAL_DATA
 
-ROSSMANN = Path(__file__).resolve().parents[2] / "shared" / "data" / "rossmann_subset" / "rossmann-sales.csv"
+ROSSMANN = REAL_DATA / "rossmann_subset" / "rossmann-sales.csv"
 
 
 def rossmann_panel() -> pd.DataFrame:

@@ -1,7 +1,6 @@
 """Review NLP: sentiment beats the lexicon on real reviews; aspects, weekly reports and spikes hand-checked."""
 
 import datetime as dt
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,8 +16,9 @@ from sales_analytics.nlp.sentiment import (
     train_sentiment,
 )
 from sales_analytics.schema import ALL_PRODUCTS
+from sales_analytics_tests.helpers import REAL_DATA
 
-REVIEWS = Path(__file__).resolve().parents[2] / "shared" / "data" / "womens_clothing_reviews" / "womens_clothing_ecommerce_reviews.csv"
+REVIEWS = REAL_DATA / "womens_clothing_reviews" / "womens_clothing_ecommerce_reviews.csv"
 
 
 def test_sentiment_beats_the_lexicon_on_held_out_clothing_reviews() -> None:
@@ -31,8 +31,9 @@ def test_sentiment_beats_the_lexicon_on_held_out_clothing_reviews() -> None:
     test_texts, test_labels = texts[usable & held], labels[usable & held]
     ours = evaluate(test_labels, pd.Series(model.predict(test_texts), index=test_texts.index))
     lexicon = evaluate(test_labels, lexicon_sentiment(test_texts))
-    # Measured on the 4,597 held-out reviews: macro-F1 0.66 vs VADER's 0.43, accuracy 0.83 vs 0.79.
-    assert ours.reviews == lexicon.reviews > 4000
+    # Measured on the 1,941 held-out reviews of the 10,000 in the fixture: macro-F1 0.63 vs VADER's 0.43,
+    # accuracy 0.82 vs 0.79, negative F1 0.59, neutral F1 0.37 vs 0.05 (on all 23,486: 0.66 vs 0.43).
+    assert ours.reviews == lexicon.reviews > 1800
     assert ours.macro_f1 > lexicon.macro_f1 + 0.15
     assert ours.accuracy > lexicon.accuracy
     assert ours.f1["negative"] > 0.5 and ours.f1["neutral"] > lexicon.f1["neutral"] + 0.2

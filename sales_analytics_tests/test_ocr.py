@@ -5,7 +5,6 @@ import datetime as dt
 import io
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -26,8 +25,9 @@ from sales_analytics.profiles import initialized
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import RECEIPT_REVIEW_QUEUE
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, stored_partitions
+from sales_analytics_tests.helpers import REAL_DATA
 
-SROIE = Path(__file__).resolve().parents[2] / "shared" / "data" / "sroie_receipts"
+SROIE = REAL_DATA / "sroie_receipts"
 DAY = dt.date(2026, 3, 2)
 
 

@@ -1,4 +1,4 @@
-"""The real public datasets in ../shared/data ingest through their shipped specs, nothing lost."""
+"""The real public datasets (trimmed copies in sales_analytics_tests/data) ingest through their shipped specs, nothing lost."""
 
 import csv
 import datetime as dt
@@ -11,14 +11,10 @@ from sales_analytics.ingest.raw import ingest_object, read_day_shards, read_land
 from sales_analytics.lake.order_lines import clean_days
 from sales_analytics.profiles import initialized, local_resources
 from sales_analytics.sources.spec import file_sources, source_named
+from sales_analytics_tests.helpers import REAL_DATA, csv_records
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = REAL_DATA
 SPECS = {s.name: s for s in file_sources()}
-
-
-def csv_rows(path: Path, encoding: str = "utf-8") -> int:
-    with open(path, newline="", encoding=encoding) as handle:
-        return sum(1 for _ in csv.DictReader(handle))
 
 
 DATASETS = {
@@ -56,7 +52,7 @@ def ingest_file(env: dict[str, Any], source: str, path: Path) -> dict[str, Any]:
 def test_dataset_ingests_and_every_row_is_accounted_for(ingested: dict[str, dict[str, Any]], source: str) -> None:
     relative, encoding = DATASETS[source]
     out = ingested[source]
-    rows = csv_rows(DATA / relative, encoding)
+    rows = csv_records(DATA / relative, encoding)
     assert out["result"].rows == rows
     assert out["clean"] + out["quarantined"] + out["duplicates"] == rows
     assert out["result"].unreadable is None and out["result"].new_columns == []

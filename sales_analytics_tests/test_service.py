@@ -6,7 +6,6 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,10 +26,10 @@ from sales_analytics.profiles import initialized
 from sales_analytics.schema import SALES_BY_SERIES
 from sales_analytics.service.app import API_KEY_HEADER, MAX_REVIEW_CHARS, MAX_REVIEW_TEXTS, create_app
 from sales_analytics.storage.parquet_io import partition_object_key, table_to_parquet_bytes
-from sales_analytics_tests.helpers import serving
+from sales_analytics_tests.helpers import REAL_DATA, serving
 
 KEY = "k" * 24
-SROIE = Path(__file__).resolve().parents[2] / "shared" / "data" / "sroie_receipts"
+SROIE = REAL_DATA / "sroie_receipts"
 START, DAYS, HORIZON = dt.date(2026, 1, 1), 150, 14
 SERIES = {("S1", "tea"): 20.0, ("S1", "coffee"): 50.0, ("S2", "tea"): 8.0}
 
