@@ -38,9 +38,9 @@ def rossmann_backtest() -> object:
 def test_model_beats_seasonal_naive_and_exponential_smoothing_on_rossmann(rossmann_backtest: object) -> None:
     summary = rossmann_backtest.summary
     ours, naive, smoothing = (summary[m]["wape"] for m in ("model", "seasonal_naive", "exponential_smoothing"))
-    # Measured (3 windows of 28 days, mid-2024): WAPE 0.110 vs 0.310 seasonal naive and 0.272
-    # exponential smoothing; weighted quantile loss 0.073, P10-P90 coverage 0.75. The bounds leave
-    # room for noise.
+    # Measured on the fixture's 50 stores (3 windows of 28 days, mid-2024): WAPE 0.108 vs 0.316 seasonal
+    # naive and 0.278 exponential smoothing; weighted quantile loss 0.072, P10-P90 coverage 0.755, bias
+    # -0.012 (all 100 stores: 0.110 / 0.310 / 0.272). The bounds leave room for noise.
     assert ours < 0.6 * naive and ours < 0.7 * smoothing
     assert summary["model"]["weighted_quantile_loss"] < 0.09
     assert 0.70 <= summary["model"]["coverage_p10_p90"] <= 0.92  # an 80% band that roughly holds
