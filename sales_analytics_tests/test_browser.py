@@ -77,6 +77,20 @@ def test_every_dashboard_loads_signed_in_with_charts_and_no_console_errors(site:
     assert errors == []
 
 
+def test_an_unknown_dashboard_is_a_page_that_says_so(site: str, browser: Browser) -> None:
+    page = browser.new_page()
+    page.goto(f"{site}/login")
+    page.fill("input[name=api_key]", KEY)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{site}/dashboards")
+    response = page.goto(f"{site}/dashboards/weekly_<b>board</b>")
+    assert response is not None and response.status == 404
+    assert page.locator("h1").inner_text() == "No such dashboard"
+    assert page.locator("code").inner_text() == "weekly_<b>board</b>"  # shown as typed, as text
+    page.click("text=All dashboards")
+    page.wait_for_url(f"{site}/dashboards")
+
+
 def test_a_page_without_signing_in_is_not_shown(site: str, browser: Browser) -> None:
     page = browser.new_page()
     response = page.goto(f"{site}/dashboards/executive_daily")

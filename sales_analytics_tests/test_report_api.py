@@ -175,8 +175,15 @@ def test_people_sign_in_and_open_a_dashboard(served: dict[str, Any]) -> None:
     page = session.get(served["url"] + "/dashboards/executive_daily")
     assert page.status_code == 200 and "<title>Executive daily summary</title>" in page.text
     assert "default-src 'none'" in page.headers["Content-Security-Policy"] and page.headers["ETag"]
-    assert session.get(served["url"] + "/dashboards/customer_voice").status_code == 404  # declared, not built here
-    assert session.get(served["url"] + "/dashboards/nope").status_code == 404
+    not_built = session.get(served["url"] + "/dashboards/customer_voice")  # declared, not built here
+    assert not_built.status_code == 404 and not_built.headers["Content-Type"].startswith("text/html")
+    assert "not been built yet" in not_built.text and "<code>dashboard_customer_voice</code>" in not_built.text
+    for unknown in ("nope", "Not-A-Name", "%3Cscript%3Ealert(1)%3C%2Fscript%3E"):
+        answer = session.get(served["url"] + "/dashboards/" + unknown)
+        assert answer.status_code == 404 and answer.headers["Content-Type"].startswith("text/html"), unknown
+        assert "No such dashboard" in answer.text and "<script>" not in answer.text
+    api_error = get(served, "/v1/dashboards/customer_voice/insights")  # the API's errors stay JSON
+    assert api_error.status_code == 404 and api_error.headers["Content-Type"] == "application/json"
     listed = get(served, "/v1/dashboards").json()
     assert {d["name"]: d["built"] for d in listed} == {"executive_daily": True, "store_performance": False,
                                                         "demand_planning": False, "customer_voice": False}

@@ -63,6 +63,10 @@ def page_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["dashboards", name, "page"])
 
 
+def dashboard_job_name(name: str) -> str:
+    return f"dashboard_{name}"
+
+
 def page_object_key(name: str) -> str:
     return f"dashboards/{name}/index.html"
 
@@ -166,7 +170,7 @@ def dashboard_definitions(spec: DashboardSpec) -> DashboardDefinitions:
 
     partitioned = any(PARTITION_COLUMNS[r] for r in spec.reports)
     job = asset_job(
-        f"dashboard_{spec.name}",
+        dashboard_job_name(spec.name),
         selection=dg.AssetSelection.assets(page_key(spec.name), insights_key(spec.name), *reports).required_multi_asset_neighbors(),
         description=f"Rebuild the '{spec.title}' dashboard: its reports{' for the day' if partitioned else ''}, insights and page.",
         tags={"dashboard": spec.name},

@@ -5,16 +5,15 @@ A dashboard's insights are report data: ``/v1/dashboards/{name}/insights`` in ``
 import html
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from sales_analytics.dashboards.assets import page_object_key
+from sales_analytics.dashboards.assets import dashboard_job_name, page_object_key
 from sales_analytics.dashboards.spec import DashboardSpec, dashboard_specs
 from sales_analytics.service.auth import KEY_COOKIE, KeyCheck
 from sales_analytics.service.caching import cached_json, cached_response
 from sales_analytics.storage.lake import LakeResource
 
-NAME = r"^[a-z][a-z0-9_]{1,40}$"
 PAGE_MAX_AGE = 300
 # Pages carry their own inline scripts and styles and fetch nothing.
 PAGE_SECURITY = {
@@ -34,14 +33,24 @@ def _html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers=PAGE_SECURITY)
 
 
+def _notice(title: str, message: str, status: int) -> HTMLResponse:
+    """A page for people where a dashboard cannot be shown: what happened and what to do about it."""
+    return _html(f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+                 f'<style>body{{font-family:system-ui,sans-serif;max-width:640px;margin:80px auto}}</style></head>'
+                 f'<body><h1>{html.escape(title)}</h1><p>{message}</p><p><a href="/dashboards">All dashboards</a></p>'
+                 f'</body></html>', status=status)
+
+
 def dashboards_router(lake: LakeResource, keys: KeyCheck) -> APIRouter:
     router = APIRouter(tags=["dashboards"])
     specs = {spec.name: spec for spec in dashboard_specs()}
 
-    def spec_of(name: str) -> DashboardSpec:
-        if name not in specs:
-            raise HTTPException(status_code=404, detail=f"no dashboard {name!r}")
-        return specs[name]
+    def not_built(spec: DashboardSpec) -> HTMLResponse:
+        job = dashboard_job_name(spec.name)
+        return _notice(f"{spec.title}: not built yet",
+                       f"This dashboard has not been built yet. The job <code>{html.escape(job)}</code> builds it "
+                       f"({html.escape(spec.schedule.cron)} {html.escape(spec.schedule.timezone)}); run it from the "
+                       f"Dagster UI, or wait for its schedule.", status=404)
 
     @router.get("/login", include_in_schema=False)
     def login_form() -> HTMLResponse:
@@ -68,14 +77,17 @@ def dashboards_router(lake: LakeResource, keys: KeyCheck) -> APIRouter:
                      f'<style>body{{font-family:system-ui,sans-serif;margin:40px}}li{{margin:8px 0}}</style></head>'
                      f'<body><h1>Dashboards</h1><ul>{items}</ul></body></html>')
 
-    @router.get("/dashboards/{name}", include_in_schema=False)
-    def page(request: Request, name: Annotated[str, Path(pattern=NAME)]) -> Response:
+    @router.get("/dashboards/{name:path}", include_in_schema=False)
+    def page(request: Request, name: str) -> Response:
         if not keys.admitted(request):
             return RedirectResponse("/login", status_code=303)
-        spec = spec_of(name)
+        if name not in specs:  # any name a person types: answered as a page, never echoed unescaped
+            return _notice("No such dashboard", f"There is no dashboard called <code>{html.escape(name[:80])}</code>.",
+                           status=404)
+        spec = specs[name]
         key = page_object_key(spec.name)
         if not lake.exists(key):
-            raise HTTPException(status_code=404, detail=f"dashboard {name!r} has not been built yet")
+            return not_built(spec)
         response = cached_response(request, lake.get_bytes(key), "text/html; charset=utf-8", PAGE_MAX_AGE)
         response.headers.update(PAGE_SECURITY)
         return response
