@@ -8,8 +8,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sales_analytics.profiles import active_profile, build_resources, data_home, initialized
+
+if TYPE_CHECKING:
+    from sales_analytics.runner import MissionSummary
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -26,26 +30,35 @@ def _generate(args: argparse.Namespace) -> None:
           f"{summary.duplicate_rows} duplicates, {summary.malformed_rows} malformed rows")
 
 
+# The demo's model: two-week forecasts, backtested on two windows, on the four months it generates
+# (training needs 56 days of history before each backtest origin).
+DEMO_DAYS = 120
+DEMO_MODEL_CONFIG = {"history_days": 365, "horizon": 14, "backtest_windows": 2}
+
+
 def _demo(args: argparse.Namespace) -> None:
     import dagster as dg
 
-    from sales_analytics.dashboards.assets import page_object_key
-    from sales_analytics.runner import build_dashboards, ingest_and_build
+    from sales_analytics.dashboards.assets import page_url
+    from sales_analytics.runner import build_mission
 
     started = time.monotonic()
     _generate(args)
     _ensure_dagster_home()
     from sales_analytics.definitions import defs
 
-    with dg.DagsterInstance.get() as instance:
-        summary = ingest_and_build(defs, instance)
-        boards = build_dashboards(defs, instance, summary.touched_days[-1]) if summary.touched_days else {}
     resources = build_resources()
-    with initialized(resources["lake"]) as lake, initialized(resources["report_db"]) as report_db:
-        lake_uri, report_url = lake.uri("clean"), report_db.engine().url.render_as_string(hide_password=True)
-        pages = {name: lake.uri(page_object_key(name)) for name, state in boards.items() if state == "built"}
+    with dg.DagsterInstance.get() as instance, initialized(resources["lake"]) as lake:
+        try:
+            mission = build_mission(defs, instance, lake, DEMO_MODEL_CONFIG)
+        except RuntimeError as err:
+            sys.exit(f"demo: {err}")
+        lake_uri = lake.uri("clean")
+    with initialized(resources["report_db"]) as report_db:
+        report_url = report_db.engine().url.render_as_string(hide_password=True)
+    summary = mission.build
     print(f"\nbuilt profile '{active_profile()}' in {time.monotonic() - started:.1f}s "
-          f"({len(summary.run_ids)} runs, {len(summary.touched_days)} order dates)")
+          f"({len(summary.run_ids)} runs, {len(summary.touched_days)} order dates, {len(mission.weeks)} complete weeks)")
     for asset, partitions in sorted(summary.partitions.items()):
         print(f"  {asset:<40} {partitions:>4} materializations  {summary.rows.get(asset, 0):>9,} rows")
     rows, counts = summary.rows, summary.counts
@@ -54,15 +67,31 @@ def _demo(args: argparse.Namespace) -> None:
           f"{counts.get('duplicates_collapsed', 0):,} duplicates collapsed")
     failed = [name for name, ok in summary.checks.items() if not ok]
     print(f"  checks: {len(summary.checks) - len(failed)} passed, {len(failed)} failed {failed or ''}")
-    for name, state in boards.items():
-        print(f"  dashboard {name:<20} {pages.get(name, state)}")
+    for line in _ml_lines(mission):
+        print(f"  {line}")
+    for name, state in mission.dashboards.items():
+        print(f"  dashboard {name:<20} {page_url(name) if state == 'built' else state}")
     print(f"  lake:      {lake_uri}")
     print(f"  report DB: {report_url}")
-    print(f"  Dagster runs recorded in DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
-    print("  open the dashboards: SALES_ANALYTICS_API_KEYS=<a key of 16+ characters> make serve, then "
-          "http://127.0.0.1:8080/dashboards")
-    if failed or "failed" in boards.values():
+    print(f"  Dagster runs recorded in DAGSTER_HOME={os.environ['DAGSTER_HOME']}: `make ui` shows them")
+    print("  open the dashboards: SALES_ANALYTICS_API_KEYS=<a key of 16+ characters> make serve")
+    if "failed" in mission.dashboards.values():
         sys.exit(1)
+
+
+def _ml_lines(mission: MissionSummary) -> list[str]:
+    """The models' figures, each against what it must beat."""
+    demand, sentiment, accuracy = mission.demand_model, mission.sentiment_model, mission.forecast_accuracy
+    return [
+        (f"demand model {demand['version']}: backtest WAPE {demand['model']:.3f} vs seasonal naive {demand['seasonal_naive']:.3f}, "
+         f"exponential smoothing {demand['exponential_smoothing']:.3f}; {'promoted' if demand['promoted'] else 'not promoted'} "
+         f"({demand['reason']})"),
+        f"forecast accuracy: WAPE {min(accuracy.values()):.3f}-{max(accuracy.values()):.3f} on the last {len(accuracy)} days' actuals",
+        (f"sentiment model {sentiment['version']}: macro-F1 {sentiment['model']:.3f} vs lexicon {sentiment['lexicon']:.3f} on "
+         f"held-out reviews; {'promoted' if sentiment['promoted'] else 'not promoted'}"),
+        (f"receipts: {mission.receipts.get('accepted', 0)} accepted into the facts, {mission.receipts.get('review', 0)} in the "
+         f"review queue"),
+    ]
 
 
 def _ensure_dagster_home() -> None:
@@ -116,10 +145,10 @@ def _env_list(name: str) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sales-analytics", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, handler, help_text in (("generate", _generate, "write sample data to the landing zone"),
-                                     ("demo", _demo, "generate sample data and materialize every asset")):
+    for name, handler, help_text, days in (("generate", _generate, "write sample data to the landing zone", 60),
+                                           ("demo", _demo, "generate sample data and build the whole mission on it", DEMO_DAYS)):
         command = commands.add_parser(name, help=help_text)
-        command.add_argument("--days", type=int, default=60)
+        command.add_argument("--days", type=int, default=days)
         command.add_argument("--stores", type=int, default=8)
         command.add_argument("--products", type=int, default=120)
         command.add_argument("--seed", type=int, default=7)

@@ -25,6 +25,7 @@ from sales_analytics.jobs import (
     train_demand_model_schedule,
     train_sentiment_model_job,
     train_sentiment_model_schedule,
+    weekly_sales_job,
 )
 from sales_analytics.lake.assets import clean_order_lines, reference_assets
 from sales_analytics.ml.assets import (
@@ -106,7 +107,7 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
             *publish_assets(FORECAST_ACCURACY, FORECAST_ACCURACY_KEY, backfill_policy=None),
             *(asset for dashboard in dashboards for asset in dashboard.assets),
         ],
-        jobs=[ingest_job, daily_sales_job, reference_job, train_demand_model_job, demand_forecast_job, train_sentiment_model_job,
+        jobs=[ingest_job, daily_sales_job, weekly_sales_job, reference_job, train_demand_model_job, demand_forecast_job, train_sentiment_model_job,
               review_insights_job, receipts_job, *extract_jobs.values(), *(d.job for d in dashboards)],
         schedules=[daily_sales_schedule, train_demand_model_schedule, demand_forecast_schedule, train_sentiment_model_schedule,
                    review_insights_schedule, receipts_schedule, *(d.schedule for d in dashboards)],

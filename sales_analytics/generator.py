@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from tqdm import tqdm
 
 from sales_analytics.storage.lake import LakeResource
@@ -57,6 +58,7 @@ REVIEW_PHRASES = {
 }
 REVIEW_TITLES = {"positive": ["Love it", "Great buy", "Recommended"], "neutral": ["It's okay", "Average"],
                  "negative": ["Disappointed", "Not worth it", "Would not buy again"]}
+RECEIPT_STORES = 3  # physical stores whose last-day receipts are scanned: one clean scan each, two spoilt
 SPIKE_PHRASES = ["Runs very small, I had to return it.", "Sizing is way off, order two sizes up.", "Way too small, the size chart is wrong."]
 
 
@@ -69,8 +71,19 @@ class GenerationSummary:
     correction_rows: int = 0
     duplicate_rows: int = 0
     review_rows: int = 0
+    receipt_scans: int = 0
     first_day: dt.date | None = None
     last_day: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class ReceiptScan:
+    key: str  # under landing/receipts/<day>/<store_id>/
+    data: bytes  # PNG
+    day: dt.date  # printed on it
+    total: float  # printed on it
+    currency: str
+    spoilt: str | None  # "faded" or "torn": what a person in the review queue would see
 
 
 @dataclass(frozen=True)
@@ -211,7 +224,61 @@ class SalesGenerator:
                 summary.files.append(key)
                 summary.order_rows += rows.num_rows
         self._write_reviews(lake, summary)
+        self._write_receipt_scans(lake, summary)
         return summary
+
+    # -- scanned receipts ---------------------------------------------------------------------
+    def receipt_scans(self) -> list[ReceiptScan]:
+        """A few scans of the last day's receipts: clean ones that OCR reads, one too faded to read and
+        one torn above its total, for the review queue."""
+        day = self.config.start + dt.timedelta(days=self.config.days - 1)
+        physical = [s for s in self.stores if s["format"] != "online"][:RECEIPT_STORES]
+        rng = np.random.default_rng([self.config.seed, 1])  # the same receipts however much was generated before
+        scans = []
+        for n, store in enumerate(physical * 2):
+            image, total_top, total = self._receipt_image(store, day, rng)
+            spoilt = {len(physical): "faded", len(physical) + 1: "torn"}.get(n)
+            if spoilt == "faded":
+                image = image.filter(ImageFilter.GaussianBlur(6))  # faded thermal paper
+            elif spoilt == "torn":
+                image = image.crop((0, 0, image.width, total_top))
+            sink = io.BytesIO()
+            image.save(sink, format="PNG")
+            scans.append(ReceiptScan(f"landing/receipts/{day:%Y-%m-%d}/{store['store_id']}/scan_{n + 1:02d}.png",
+                                     sink.getvalue(), day, total, store["currency"], spoilt))
+        return scans
+
+    def _receipt_image(self, store: dict, day: dt.date, rng: np.random.Generator) -> tuple[Image.Image, int, float]:
+        """A printed till receipt: vendor with its legal form, address, date, items, total and payment,
+        labels on the left and amounts right-aligned. Returns the image, the top of its total row, the total."""
+        font, heading = ImageFont.load_default(size=34), ImageFont.load_default(size=40)
+        chosen = rng.choice(len(self.products), size=int(rng.integers(2, 5)), replace=False)
+        items = [(self.products[int(p)], int(q)) for p, q in zip(chosen, rng.integers(1, 4, size=len(chosen)), strict=True)]
+        total = round(sum(round(q * p["price"], 2) for p, q in items), 2)
+        paid, currency = float(np.ceil(total / 10) * 10), store["currency"]
+        legal_form = "LTD" if currency == "GBP" else "GMBH"
+        rows: list[tuple[str, str, ImageFont.FreeTypeFont]] = [
+            (f"DEMO MARKT {store['city'].upper()} {legal_form}", "", heading), (f"{store['name']}, {store['city']}", "", font),
+            (f"Date: {day:%d/%m/%Y}  {int(rng.integers(8, 21)):02d}:{int(rng.integers(60)):02d}", "", font),
+            ("", "", font),
+            *((f"{p['name']}  {q} x {p['price']:.2f}", f"{q * p['price']:.2f}", font) for p, q in items),
+            ("", "", font), ("SUBTOTAL", f"{total:.2f}", font), ("GRAND TOTAL", f"{currency} {total:.2f}", font),
+            ("CASH", f"{paid:.2f}", font), ("CHANGE", f"{paid - total:.2f}", font), ("Thank you!", "", font)]
+        image = Image.new("L", (900, 60 + 50 * len(rows)), 255)
+        draw = ImageDraw.Draw(image)
+        total_top = 0
+        for n, (label, amount, face) in enumerate(rows):
+            top = 30 + 50 * n
+            total_top = top - 5 if label == "GRAND TOTAL" else total_top
+            draw.text((40, top), label, fill=0, font=face)
+            draw.text((860, top), amount, fill=0, font=face, anchor="ra")
+        return image, total_top, total
+
+    def _write_receipt_scans(self, lake: LakeResource, summary: GenerationSummary) -> None:
+        for scan in self.receipt_scans():
+            lake.put_bytes(scan.key, scan.data)
+            summary.files.append(scan.key)
+            summary.receipt_scans += 1
 
     # -- reviews ------------------------------------------------------------------------------
     def review_weeks(self) -> list[dt.date]:

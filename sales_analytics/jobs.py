@@ -35,6 +35,13 @@ daily_sales_job = asset_job(
 # Yesterday's partition once a day, after the night's exports have landed.
 daily_sales_schedule = dg.build_schedule_from_partitioned_job(daily_sales_job, hour_of_day=3, minute_of_hour=0)
 
+weekly_sales_job = asset_job(
+    "weekly_sales",
+    selection=dg.AssetSelection.assets(["reports", "weekly_sales"]).downstream() - dg.AssetSelection.groups("dashboards"),
+    description="A week's sales report in the lake, SQL and serving stores. weekly_reports_automation runs these assets "
+                "when a week's days are in; this job is for building or re-building weeks by hand.",
+)
+
 
 reference_job = asset_job(
     "reference_data",

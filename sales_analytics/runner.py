@@ -1,4 +1,6 @@
-"""Running the whole graph outside the daemon: ingest what landed, then build the touched days.
+"""Running the whole graph outside the daemon: ingest what landed, build the touched days, and
+(``build_mission``) everything after them: weekly reports, both models, forecasts and their
+accuracy, review insights, receipts and every dashboard.
 
 Used by ``sales-analytics demo`` and by tests; runs go to the given Dagster instance, so they show
 up in the UI when that instance is the one ``dagster dev`` uses.
@@ -6,14 +8,30 @@ up in the UI when that instance is the one ``dagster dev`` uses.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
 
 from sales_analytics.ingest.assets import RAW_ORDER_LINES, raw_order_lines
-from sales_analytics.jobs import daily_sales_job, ingest_job, reference_job
-from sales_analytics.partitions import day_ranges, range_tags
+from sales_analytics.jobs import (
+    daily_sales_job,
+    demand_forecast_job,
+    ingest_job,
+    receipts_job,
+    reference_job,
+    review_insights_job,
+    train_demand_model_job,
+    train_sentiment_model_job,
+    weekly_sales_job,
+)
+from sales_analytics.ml.assets import DEMAND_MODEL, demand_model, forecast_accuracy
+from sales_analytics.nlp.assets import SENTIMENT_MODEL
+from sales_analytics.ocr.assets import RECEIPT_EXTRACTION, RECEIPT_LANDING
+from sales_analytics.partitions import day_ranges, range_tags, weekly_partitions
+from sales_analytics.storage.lake import LakeResource
 
 COUNTED = ("rows_rejected", "duplicates_collapsed")
 
@@ -29,13 +47,15 @@ class BuildSummary:
 
 
 def ingest_and_build(defs: dg.Definitions, instance: dg.DagsterInstance, console_log_level: str = "WARNING",
-                     daily_assets: list[dg.AssetKey] | None = None, objects: list[str] | None = None) -> BuildSummary:
+                     daily_assets: list[dg.AssetKey] | None = None, objects: list[str] | None = None,
+                     summary: BuildSummary | None = None) -> BuildSummary:
     """Reference data, then ingest, then the touched days (``daily_assets`` of the daily job; given,
     only those are built and reference data is skipped). ``objects``: ingest just these landing
     keys, as a landing sensor's run does; by default everything pending.
 
-    Every event is still recorded in the instance; ``console_log_level`` only quiets the terminal."""
-    summary = BuildSummary()
+    Every event is still recorded in the instance; ``console_log_level`` only quiets the terminal.
+    ``summary``: a summary of earlier runs to add these runs to."""
+    summary = summary if summary is not None else BuildSummary()
     run_config = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
     if daily_assets is None:  # the dimensions first: facts of the day join the store as it was
         collect_run(defs.resolve_job_def(reference_job.name).execute_in_process(instance=instance, run_config=run_config), summary)
@@ -53,8 +73,9 @@ def ingest_and_build(defs: dg.Definitions, instance: dg.DagsterInstance, console
 
 
 def build_dashboards(defs: dg.Definitions, instance: dg.DagsterInstance, day: str,
-                     console_log_level: str = "WARNING") -> dict[str, str]:
-    """Each declared dashboard whose reports have been built, as of ``day``; name -> what happened."""
+                     console_log_level: str = "WARNING", summary: BuildSummary | None = None) -> dict[str, str]:
+    """Each declared dashboard whose reports have been built, as of ``day``; name -> what happened.
+    ``summary``: where to add the runs' materializations and checks, if anywhere."""
     from sales_analytics.dashboards.assets import dashboards
 
     outcome = {}
@@ -69,6 +90,8 @@ def build_dashboards(defs: dg.Definitions, instance: dg.DagsterInstance, day: st
         result = job.execute_in_process(instance=instance, run_config=run_config,
                                         partition_key=day if job.partitions_def else None)
         outcome[dashboard.spec.name] = "built" if result.success else "failed"
+        if summary is not None:
+            collect_run(result, summary)
     return outcome
 
 
@@ -93,3 +116,94 @@ def collect_run(result: dg.ExecuteInProcessResult, summary: BuildSummary) -> Non
     for evaluation in result.get_asset_check_evaluations():
         name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         summary.checks[name] = summary.checks.get(name, True) and evaluation.passed
+
+
+SCORED_DAYS = 10  # forecasts made this many days before the last day, scored day by day since
+
+
+@dataclass
+class MissionSummary:
+    """What ``build_mission`` built, beyond the daily build: the figures a person checks first."""
+    build: BuildSummary
+    weeks: list[str] = field(default_factory=list)
+    demand_model: dict[str, Any] = field(default_factory=dict)  # version, promoted, WAPE per method
+    forecast_accuracy: dict[str, float] = field(default_factory=dict)  # scored day -> WAPE of its forecasts
+    sentiment_model: dict[str, Any] = field(default_factory=dict)  # version, promoted, macro-F1 ours and lexicon
+    receipts: dict[str, int] = field(default_factory=dict)  # accepted, review
+    dashboards: dict[str, str] = field(default_factory=dict)  # name -> built, skipped or failed
+
+
+def build_mission(defs: dg.Definitions, instance: dg.DagsterInstance, lake: LakeResource,
+                  model_config: dict[str, Any] | None = None, console_log_level: str = "WARNING") -> MissionSummary:
+    """Everything the platform does with what has landed, in the order its schedules would: receipts
+    (their accepted lines are then ingested like any export), reference data, ingestion and the days,
+    the complete weeks, the demand model with its backtest and promotion, forecasts from the last
+    ``SCORED_DAYS`` origins scored as each day's actuals arrive, the sentiment model and review
+    insights, and every dashboard. Stops at the first failed run, naming it."""
+    run_config = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
+
+    def run(job: str, config: dict[str, Any] | None = None, **kwargs: Any) -> dg.ExecuteInProcessResult:
+        result = defs.resolve_job_def(job).execute_in_process(instance=instance, run_config={**run_config, **(config or {})},
+                                                              raise_on_error=False, **kwargs)
+        if not result.success:
+            raise RuntimeError(f"run {result.run_id} of {job} {kwargs.get('partition_key', '')} failed: "
+                               f"see it in the Dagster UI")
+        collect_run(result, summary.build)
+        release_run_memory()
+        return result
+
+    summary = MissionSummary(BuildSummary())
+    for day in sorted({info.key.removeprefix(RECEIPT_LANDING).split("/")[0] for info in lake.list(RECEIPT_LANDING)}):
+        scanned = [e.materialization for e in run(receipts_job.name, partition_key=day).get_asset_materialization_events()
+                   if e.asset_key == RECEIPT_EXTRACTION]
+        for counted in ("accepted", "review"):
+            summary.receipts[counted] = summary.receipts.get(counted, 0) + sum(int(m.metadata[counted].value) for m in scanned)
+    built = ingest_and_build(defs, instance, console_log_level, summary=summary.build)
+    if not built.touched_days:
+        return summary
+    last = dt.date.fromisoformat(built.touched_days[-1])
+    for week in complete_weeks(built.touched_days):
+        run(weekly_sales_job.name, partition_key=week)
+        summary.weeks.append(week)
+    trained = run(train_demand_model_job.name, {"ops": {demand_model.op.name: {"config": model_config}}} if model_config else None)
+    summary.demand_model = _model_figures(trained, DEMAND_MODEL, ("model", "seasonal_naive", "exponential_smoothing"), "wape")
+    origin = last - dt.timedelta(days=SCORED_DAYS)
+    run(demand_forecast_job.name, partition_key=origin.isoformat())
+    for offset in range(SCORED_DAYS - 1, -1, -1):
+        day = (last - dt.timedelta(days=offset)).isoformat()
+        scored = run(demand_forecast_job.name, partition_key=day, asset_selection=[forecast_accuracy.key])
+        (materialization,) = scored.asset_materializations_for_node(forecast_accuracy.op.name)
+        summary.forecast_accuracy[day] = float(materialization.metadata["wape"].value)
+    run(demand_forecast_job.name, partition_key=last.isoformat())
+    sentiment = run(train_sentiment_model_job.name)
+    summary.sentiment_model = _model_figures(sentiment, SENTIMENT_MODEL, ("model", "lexicon"), "macro_f1")
+    run(review_insights_job.name)
+    summary.dashboards = build_dashboards(defs, instance, last.isoformat(), console_log_level, summary.build)
+    return summary
+
+
+def complete_weeks(days: list[str]) -> list[str]:
+    """The weeks (their Monday) all seven of whose days are among ``days``, as the weekly automation waits for."""
+    present = set(days)
+    weeks = []
+    for key in weekly_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(*_week_bounds(min(days), max(days)))):
+        monday = dt.date.fromisoformat(key)
+        if all((monday + dt.timedelta(days=k)).isoformat() in present for k in range(7)):
+            weeks.append(key)
+    return weeks
+
+
+def _week_bounds(first: str, last: str) -> tuple[str, str]:
+    def monday(day: str) -> str:
+        date = dt.date.fromisoformat(day)
+        return (date - dt.timedelta(days=date.weekday())).isoformat()
+    return monday(first), monday(last)
+
+
+def _model_figures(result: dg.ExecuteInProcessResult, model_key: dg.AssetKey, methods: tuple[str, ...],
+                   measure: str) -> dict[str, Any]:
+    """A training run's version, whether its promotable check passed, and ``measure`` of each method."""
+    trained = next(e.materialization for e in result.get_asset_materialization_events() if e.asset_key == model_key)
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.asset_key == model_key]
+    return {"version": trained.metadata["version"].value, "promoted": check.passed,
+            "reason": check.metadata["reason"].value, **{m: float(trained.metadata[f"{m}/{measure}"].value) for m in methods}}

@@ -14,7 +14,7 @@ from sales_analytics.alerts import precondition_failed
 from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.ml.features import FeatureConfig, dense_panel
-from sales_analytics.ml.forecasting import MAX_ITER, QuantileForecaster, backtest, forecast, train
+from sales_analytics.ml.forecasting import MAX_ITER, NotEnoughHistory, QuantileForecaster, backtest, forecast, train
 from sales_analytics.ml.promotion import compare_with_champion, promotion_verdict
 from sales_analytics.ml.registry import ModelManifest, ModelRegistry
 from sales_analytics.ml.series import (
@@ -114,7 +114,10 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
     panel, covariates = load_series(lake, until, config.history_days, config.target, config.level)
     dense = dense_panel(panel)
     features = FeatureConfig(horizon=config.horizon)
-    tested = backtest(dense, features, windows=config.backtest_windows, max_iter=config.max_iter, covariates=covariates)
+    try:
+        tested = backtest(dense, features, windows=config.backtest_windows, max_iter=config.max_iter, covariates=covariates)
+    except NotEnoughHistory as err:
+        raise precondition_failed(f"{err}: curate more days, or ask for a shorter horizon or fewer backtest windows") from err
     model = train(dense, pd.Timestamp(until), features, max_iter=config.max_iter, covariates=covariates)
     registry = ModelRegistry(lake)
     metrics = {**tested.summary, "windows": tested.windows, "target": config.target, "horizon": config.horizon,

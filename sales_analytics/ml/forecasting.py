@@ -23,6 +23,10 @@ from sales_analytics.ml.series import Covariates
 
 QUANTILES = (0.1, 0.5, 0.9)
 MIN_HISTORY_DAYS = 8 * SEASON  # an origin needs this much history to be a training example
+
+
+class NotEnoughHistory(ValueError):
+    """The series are too short for the horizon and backtest asked for: more data, not a retry, helps."""
 # Counts are spread uniformly over +-half a unit before fitting (jittering, as in quantile regression
 # for counts): where most days sell nothing, boosting starts at the median 0, every pinball gradient
 # ties there and no tree can split; at 10k store x product series the model predicted 0 everywhere.
@@ -76,7 +80,7 @@ def train(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureConfig, max_i
     rows = build_features(history, origins, config, covariates,
                           sample=min(1.0, config.max_training_rows / max(full_size, 1))) if origins else pd.DataFrame()
     if rows.empty or rows["y"].isna().all():
-        raise ValueError(f"not enough history before {until.date()} to train (need {MIN_HISTORY_DAYS} days + the horizon)")
+        raise NotEnoughHistory(f"not enough history before {until.date()} to train (need {MIN_HISTORY_DAYS} days + the horizon)")
     rows = rows[rows["y"].notna()]
     # A feature with no value at all (last year's sales, in a first year) teaches nothing, and
     # scikit-learn cannot bin it: leave it out of this model.

@@ -22,6 +22,7 @@ BUSINESS_WORDS = re.compile(r"\b(ENTERPRISE|TRADING|HARDWARE|COMPANY|CO\.|RESTAU
                             r"STORE|MART|PHARMACY|FARMASI|KITCHEN|BAKERY|CAFE|PETROL|SUPERMARKET)(?!\w)", re.IGNORECASE)
 NOT_A_VENDOR = re.compile(r"INVOICE|RECEIPT|WELCOME|THANK|\bBILL\b|\bCASH\b|\bREG\b", re.IGNORECASE)
 MONEY = re.compile(r"(?<![\d.])(?:RM|\$|€|£)?\s?(\d{1,6}(?:,\d{3})*[.,]\d{2})(?![\d])")
+CURRENCY_CODE = re.compile(r"\b(EUR|GBP|USD|MYR|CHF)\b")  # a printed ISO code says more than a symbol OCR may misread
 MONTHS = {m: i + 1 for i, m in enumerate(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"])}
 DATE_PATTERNS = [
     (re.compile(r"\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b"), "ymd"),
@@ -98,8 +99,9 @@ def rows_of(fragments: list[Fragment]) -> list[Row]:
 
 def extract_fields(rows: list[Row]) -> ReceiptFields:
     text = "\n".join(r.text for r in rows)
-    currency = "MYR" if re.search(r"\bRM\b|\bRM\d|RM\s", text) else "USD" if "$" in text else \
-        "EUR" if "€" in text else "GBP" if "£" in text else None
+    code = CURRENCY_CODE.search(text)
+    currency = code.group(1) if code else "MYR" if re.search(r"\bRM\b|\bRM\d|RM\s", text) else \
+        "USD" if "$" in text else "EUR" if "€" in text else "GBP" if "£" in text else None
     return ReceiptFields(_vendor(rows), _date(rows), _total(rows), currency)
 
 
