@@ -13,6 +13,10 @@ REFRESHED_ON_THEIR_OWN = (dg.AssetSelection.groups("dashboards")
                           | dg.AssetSelection.assets(["reports", "weekly_sales"]).downstream())
 
 
+# Every schedule runs once deployed, as the UI shows it; stop one there to pause it.
+ON = dg.DefaultScheduleStatus.RUNNING
+
+
 def asset_job(name: str, **kwargs: Any) -> Any:  # what dg.define_asset_job returns (its class is not public)
     """Every job of the platform: its steps retry transient failures with backoff and jitter."""
     return dg.define_asset_job(name, op_retry_policy=NETWORK_RETRY, **kwargs)
@@ -33,7 +37,8 @@ daily_sales_job = asset_job(
 )
 
 # Yesterday's partition once a day, after the night's exports have landed.
-daily_sales_schedule = dg.build_schedule_from_partitioned_job(daily_sales_job, hour_of_day=3, minute_of_hour=0)
+daily_sales_schedule = dg.build_schedule_from_partitioned_job(daily_sales_job, hour_of_day=3, minute_of_hour=0,
+                                                              default_status=ON)
 
 weekly_sales_job = asset_job(
     "weekly_sales",
@@ -66,7 +71,7 @@ train_demand_model_job = asset_job(
     description="Train and backtest a new demand model; promote it only if its promotable check passes.",
 )
 # Weekly, Monday 05:00 UTC, after the weekend's sales are curated.
-train_demand_model_schedule = dg.ScheduleDefinition(job=train_demand_model_job, cron_schedule="0 5 * * 1")
+train_demand_model_schedule = dg.ScheduleDefinition(job=train_demand_model_job, cron_schedule="0 5 * * 1", default_status=ON)
 
 demand_forecast_job = asset_job(
     "demand_forecast",
@@ -75,7 +80,8 @@ demand_forecast_job = asset_job(
                 "published to the SQL and serving stores.",
 )
 # Yesterday's partition at 04:00 UTC, after daily_sales (03:00) has curated it.
-demand_forecast_schedule = dg.build_schedule_from_partitioned_job(demand_forecast_job, hour_of_day=4, minute_of_hour=0)
+demand_forecast_schedule = dg.build_schedule_from_partitioned_job(demand_forecast_job, hour_of_day=4, minute_of_hour=0,
+                                                                  default_status=ON)
 
 train_sentiment_model_job = asset_job(
     "train_sentiment_model",
@@ -83,7 +89,8 @@ train_sentiment_model_job = asset_job(
     description="Train the review sentiment model on rated reviews; promote it only if its promotable check passes.",
 )
 # Weekly, Monday 05:30 UTC, after the week's review exports have landed.
-train_sentiment_model_schedule = dg.ScheduleDefinition(job=train_sentiment_model_job, cron_schedule="30 5 * * 1")
+train_sentiment_model_schedule = dg.ScheduleDefinition(job=train_sentiment_model_job, cron_schedule="30 5 * * 1",
+                                                      default_status=ON)
 
 review_insights_job = asset_job(
     "review_insights",
@@ -92,7 +99,7 @@ review_insights_job = asset_job(
                 "reports in the lake and the SQL store.",
 )
 # Daily 06:00 UTC: reviews of any day are in the weekly reports by the next morning.
-review_insights_schedule = dg.ScheduleDefinition(job=review_insights_job, cron_schedule="0 6 * * *")
+review_insights_schedule = dg.ScheduleDefinition(job=review_insights_job, cron_schedule="0 6 * * *", default_status=ON)
 
 receipts_job = asset_job(
     "receipts",
@@ -100,4 +107,4 @@ receipts_job = asset_job(
     description="Read a day's scanned receipts: confident ones exported as order lines, the rest to the review queue.",
 )
 # Yesterday's scans at 02:00 UTC, before the daily sales build (03:00) picks up their order lines.
-receipts_schedule = dg.build_schedule_from_partitioned_job(receipts_job, hour_of_day=2, minute_of_hour=0)
+receipts_schedule = dg.build_schedule_from_partitioned_job(receipts_job, hour_of_day=2, minute_of_hour=0, default_status=ON)

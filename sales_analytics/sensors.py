@@ -14,6 +14,7 @@ A request whose run failed is noticed (no manifest after ``RETRY_AFTER``) and ma
 import datetime as dt
 import hashlib
 import json
+import os
 
 import dagster as dg
 import sqlalchemy as sa
@@ -75,7 +76,7 @@ def landing_tick(spec: SourceSpec, lake: LakeResource, cursor: str | None, now: 
 def landing_sensor(spec: SourceSpec) -> dg.SensorDefinition:
     @dg.sensor(name=f"landing_{spec.name}", job=ingest_job if spec.target == "order_lines" else reference_job,
                minimum_interval_seconds=60,
-               default_status=dg.DefaultSensorStatus.STOPPED,
+               default_status=dg.DefaultSensorStatus.RUNNING,
                description=f"Ingests new or changed objects under `{spec.prefix}` ({spec.description.strip()[:80]}…)")
     def _landing(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
         return landing_tick(spec, lake, context.cursor, dt.datetime.now(dt.UTC))
@@ -90,8 +91,10 @@ def watermark_sensor(spec: SourceSpec) -> dg.SensorDefinition:
     """Asks for an extraction when the source table's watermark moved past the extracted position."""
     assert spec.extract is not None
 
+    # On where the database is configured: without its URL every tick would fail.
+    configured = bool(os.environ.get(spec.extract.url_env))
     @dg.sensor(name=f"watermark_{spec.name}", job=extract_jobs[spec.name], minimum_interval_seconds=60,
-               default_status=dg.DefaultSensorStatus.STOPPED,
+               default_status=dg.DefaultSensorStatus.RUNNING if configured else dg.DefaultSensorStatus.STOPPED,
                description=f"Polls max({spec.extract.watermark}) of {spec.extract.table}; extracts when it moved.")
     def _watermark(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult | dg.SkipReason:
         return watermark_tick(spec, lake, sa.create_engine(database_url(spec.extract)))
@@ -113,17 +116,42 @@ def watermark_tick(spec: SourceSpec, lake: LakeResource, engine: sa.Engine) -> d
 watermark_sensors = [watermark_sensor(spec) for spec in sql_sources()]
 
 
-@dg.asset_sensor(asset_key=RAW_ORDER_LINES, job=daily_sales_job, default_status=dg.DefaultSensorStatus.STOPPED,
-                 description="After each raw ingest, re-runs the order-date partitions it touched, and only those.")
-def touched_partitions_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry) -> dg.SensorResult:
-    materialization = asset_event.asset_materialization
-    touched = materialization.metadata.get("touched_partitions") if materialization else None
-    days = list(touched.value) if touched is not None else []
+# The daily job's last asset: a day whose copy here was built after an ingest has been rebuilt since.
+DAILY_BUILD_DONE = dg.AssetKey(["reports", "dynamodb", "daily_sales"])
+MAX_INGESTS_PER_TICK = 100
+
+
+@dg.sensor(job=daily_sales_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="After each raw ingest, re-runs the order-date partitions it touched, and only those not "
+                       "rebuilt since (a run per range of days).")
+def touched_partitions_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    after = int(context.cursor) if context.cursor else None
+    ingests = context.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=RAW_ORDER_LINES, after_storage_id=after),
+                                                      limit=MAX_INGESTS_PER_TICK, ascending=True).records
+    if not ingests:
+        return dg.SensorResult(skip_reason="no ingest since the last tick", cursor=context.cursor)
+    days = sorted({day for record in ingests for day in stale_days(context.instance, record)})
+    last = ingests[-1].storage_id
+    if not days:
+        return dg.SensorResult(skip_reason=f"the days of {len(ingests)} ingest(s) were all rebuilt since", cursor=str(last))
     # One run per contiguous range of days (at most a month), not one per day.
-    return dg.SensorResult(run_requests=[
-        dg.RunRequest(run_key=f"{asset_event.run_id}:{first}..{last}", tags=range_tags(first, last))
-        for first, last in day_ranges(days)
-    ])
+    return dg.SensorResult(cursor=str(last), run_requests=[
+        dg.RunRequest(run_key=f"ingest-{last}:{first}..{final}", tags=range_tags(first, final))
+        for first, final in day_ranges(days)])
+
+
+def stale_days(instance: dg.DagsterInstance, ingest: dg.EventLogRecord) -> set[str]:
+    """The days an ingest touched that no daily build has finished since (the demo, a person or a
+    backfill may have rebuilt some already)."""
+    materialization = ingest.asset_materialization
+    touched = materialization.metadata.get("touched_partitions") if materialization else None
+    days = set(touched.value) if touched is not None else set()
+    if not days:
+        return days
+    rebuilt = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=DAILY_BUILD_DONE, asset_partitions=sorted(days), after_storage_id=ingest.storage_id),
+        limit=len(days) * 10).records  # a day is rarely rebuilt ten times between two ticks
+    return days - {r.partition_key for r in rebuilt}
 
 
 def receipts_tick(lake: LakeResource, cursor: str | None, now: dt.datetime) -> dg.SensorResult:
@@ -147,13 +175,13 @@ def receipts_tick(lake: LakeResource, cursor: str | None, now: dt.datetime) -> d
         for day, keys in sorted(changed.items())])
 
 
-@dg.sensor(job=receipts_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+@dg.sensor(job=receipts_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
            description=f"Reads new receipt scans under `{RECEIPT_LANDING}<day>/`: one run per landing day with new scans.")
 def receipt_scans_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
     return receipts_tick(lake, context.cursor, dt.datetime.now(dt.UTC))
 
 
-# Weekly reports follow their days by declarative automation; on from the start, as the daily path is.
+# Weekly reports follow their days by declarative automation.
 weekly_reports_automation = dg.AutomationConditionSensorDefinition(
     "weekly_reports_automation",
     target=dg.AssetSelection.assets(["reports", "weekly_sales"]).downstream(),

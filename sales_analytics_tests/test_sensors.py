@@ -102,6 +102,22 @@ def test_ingest_triggers_runs_for_exactly_the_touched_days(local_env: dict[str, 
             assert job.execute_in_process(instance=instance, tags=request.tags).success
         built = instance.get_materialized_partitions(dg.AssetKey(["reports", "daily_store_sales"]))
         assert built == {"2026-01-15", "2026-02-03", "2026-02-04"}
+        again = defs.resolve_sensor_def("touched_partitions_sensor").evaluate_tick(context)  # from the same cursor
+        assert not again.run_requests and "rebuilt since" in again.skip_message  # the days were built after the ingest
+
+
+def test_every_ingest_between_two_ticks_is_seen_and_days_rebuilt_since_are_not_asked_again(local_env: dict[str, Any]) -> None:
+    defs = build_defs(local_env)
+    sensor = defs.resolve_sensor_def("touched_partitions_sensor")
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+        for name, day in (("a.csv", "2026-02-03"), ("b.csv", "2026-03-10"), ("c.csv", "2026-04-20")):  # three ingests, one tick
+            with initialized(local_env["lake"]) as lake:
+                lake.put_bytes(f"landing/orders/pos/{day}/{name}", CSV.replace("2026-02-03", day).encode())
+            assert defs.resolve_job_def("ingest_landing").execute_in_process(instance=instance).success
+        assert defs.resolve_job_def("daily_sales").execute_in_process(instance=instance, partition_key="2026-03-10").success
+        requests = sensor.evaluate_tick(context).run_requests  # 2026-03-10 was rebuilt by hand after its ingest
+        assert sorted(r.tags[RANGE_START_TAG] for r in requests) == ["2026-02-03", "2026-04-20"]
 
 
 def test_receipt_scans_ask_for_one_ocr_run_per_landing_day_with_new_scans(local_env: dict[str, Any]) -> None:

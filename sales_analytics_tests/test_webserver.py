@@ -21,7 +21,7 @@ from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.profiles import initialized, local_resources
 from sales_analytics.reports.daily_store_sales import REPORT_KEY
 from sales_analytics.runner import ingest_and_build
-from sales_analytics.schema import DAILY_STORE_SALES
+from sales_analytics.schema import DAILY_STORE_SALES, WEEKLY_SALES
 from sales_analytics.storage.parquet_io import partition_object_key
 from sales_analytics_tests.helpers import free_port
 
@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 LOCATION = {"repositoryLocationName": "sales_analytics", "repositoryName": "__repository__"}
 
 pytestmark = pytest.mark.webserver
+KEPT_RUNNING = {"weekly_reports_automation", "run_failure_alerts"}
 MINUTELY = "e2e_minutely"
 MINUTELY_DECLARATION = f"""
 name: {MINUTELY}
@@ -57,11 +58,12 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
            "DAGSTER_HOME": str(home / "dagster"), EXTRA_DIRS_ENV: str(home / "dashboards")}
     port = free_port()
     bin_dir = Path(sys.executable).parent
-    # The daemon dequeues launched runs (the default run coordinator queues them), as in `dagster dev`.
-    commands = [[str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"]]
-    processes = [subprocess.Popen(c, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True) for c in commands]
+
+    def start(command: list[str]) -> subprocess.Popen:
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+
+    processes = [start([str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)])]
     url = f"http://127.0.0.1:{port}/graphql"
     try:
         deadline = time.monotonic() + 120
@@ -73,12 +75,36 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
                 time.sleep(0.5)
         else:
             pytest.fail("dagster-webserver did not come up in 120s")
-        yield {"url": url, "home": home}
+        # What a deployment starts with, then everything but the weekly automation and the alerts
+        # stopped as a user can in the UI, before the daemon starts: each test starts what it tests.
+        defaults = instigators(url)
+        for name, (kind, ident, status) in defaults.items():
+            if status == "RUNNING" and name not in KEPT_RUNNING:
+                stop(url, kind, ident)
+        # The daemon runs sensors and schedules and dequeues launched runs, as in `dagster dev`.
+        processes.append(start([str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"]))
+        yield {"url": url, "home": home, "defaults": {name: status for name, (_, _, status) in defaults.items()}}
     finally:
         for process in processes:
             process.terminate()
         for process in processes:
             process.wait(timeout=60)
+
+
+def instigators(url: str) -> dict[str, tuple[str, str, str]]:
+    """Every sensor and schedule: name -> (kind, id, status)."""
+    repository = graphql(url, """query($s: RepositorySelector!) { repositoryOrError(repositorySelector: $s) { ... on Repository {
+        sensors { id name sensorState { status } } schedules { id name scheduleState { status } } } } }""",
+                         {"s": LOCATION})["repositoryOrError"]
+    return {**{s["name"]: ("sensor", s["id"], s["sensorState"]["status"]) for s in repository["sensors"]},
+            **{s["name"]: ("schedule", s["id"], s["scheduleState"]["status"]) for s in repository["schedules"]}}
+
+
+def stop(url: str, kind: str, ident: str) -> None:
+    mutation = ("mutation($id: String) { stopSensor(id: $id) { __typename } }" if kind == "sensor" else
+                "mutation($id: String) { stopRunningSchedule(id: $id) { __typename } }")
+    answer = graphql(url, mutation, {"id": ident})
+    assert next(iter(answer.values()))["__typename"] in ("StopSensorMutationResult", "ScheduleStateResult"), answer
 
 
 def graphql(url: str, query: str, variables: dict | None = None) -> dict:
@@ -97,14 +123,19 @@ def launch_and_wait(url: str, job: str, tags: dict[str, str] | None = None) -> s
               "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}}
     launched = graphql(url, mutation, {"p": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
-    deadline = time.monotonic() + 180
+    return finished_run(url, launched["run"]["runId"])["status"]
+
+
+def finished_run(url: str, run_id: str, timeout: float = 180) -> dict[str, Any]:
+    """The run's status and tags once it has finished."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = graphql(url, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", {"id": run_id})
-        if status["runOrError"]["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
-            return status["runOrError"]["status"]
+        run = graphql(url, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status tags { key value } } } }",
+                      {"id": run_id})["runOrError"]
+        if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            return {"status": run["status"], "tags": {t["key"]: t["value"] for t in run["tags"]}}
         time.sleep(1)
-    pytest.fail(f"run {run_id} of {job} did not finish")
+    pytest.fail(f"run {run_id} did not finish within {timeout:.0f} s")
 
 
 def test_ui_shows_the_lineage_with_checks_sensors_and_schedule(webserver: dict[str, Any]) -> None:
@@ -123,6 +154,49 @@ def test_ui_shows_the_lineage_with_checks_sensors_and_schedule(webserver: dict[s
         f"dashboard_{MINUTELY}_schedule", "dashboard_executive_daily_schedule", "dashboard_store_performance_schedule",
         "demand_forecast_schedule",
         "receipts_schedule", "review_insights_schedule", "train_demand_model_schedule", "train_sentiment_model_schedule"]
+
+
+def test_schedules_and_sensors_a_deployment_runs_are_on_by_default(webserver: dict[str, Any]) -> None:
+    stopped = {name for name, status in webserver["defaults"].items() if status != "RUNNING"}
+    # Only the POS database's watermark waits for its URL: without one every tick would fail.
+    assert stopped == ({"watermark_pos_db"} if not os.environ.get("SALES_ANALYTICS_POS_DB_URL") else set())
+    assert {"touched_partitions_sensor", "receipt_scans_sensor", "landing_pos", "weekly_reports_automation",
+            "daily_sales_schedule", "dashboard_executive_daily_schedule"} <= set(webserver["defaults"])
+
+
+def test_the_weekly_automation_builds_a_week_in_the_daemon_once_its_days_are_in(webserver: dict[str, Any]) -> None:
+    """Seven days built (as the daily job would, recorded in the deployment's instance): the automation
+    sensor, running in the daemon, launches the week's report and its SQL and serving copies."""
+    monday = dt.date(2025, 9, 29)
+    resources = local_resources(webserver["home"] / "local")
+    with initialized(resources["lake"]) as lake:
+        generate(lake, GeneratorConfig(days=7, stores=2, products=10, start=monday, orders_per_store_day=5), progress=False)
+    with dg.DagsterInstance.from_config(str(webserver["home"] / "dagster")) as instance:
+        days = ingest_and_build(build_defs(resources), instance).touched_days
+    assert days[0] == monday.isoformat() and len(days) == 7
+    weekly = [["reports", "weekly_sales"], ["reports", "rds", "weekly_sales"], ["reports", "dynamodb", "weekly_sales"]]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        built = {tuple(path): latest_partition_run(webserver["url"], path, monday.isoformat()) for path in weekly}
+        if all(built.values()):
+            break
+        time.sleep(3)
+    else:
+        pytest.fail(f"the weekly automation did not build the week of {monday} within 300 s: {built}")
+    for run_id in set(built.values()):
+        run = finished_run(webserver["url"], run_id)
+        assert run["status"] == "SUCCESS" and run["tags"].get("dagster/from_automation_condition") == "true", run
+        assert run["tags"].get("dagster/sensor_name") == "weekly_reports_automation", run
+    with initialized(resources["report_db"]) as db:
+        assert db.read(WEEKLY_SALES, monday.isoformat())
+
+
+def latest_partition_run(url: str, path: list[str], partition: str) -> str | None:
+    """The run that last materialized ``partition`` of the asset, if any did."""
+    asset = graphql(url, """query($k: AssetKeyInput!, $p: [String!]) { assetOrError(assetKey: $k) { ... on Asset {
+        assetMaterializations(partitions: $p, limit: 1) { runId } } } }""", {"k": {"path": path}, "p": [partition]})
+    found = asset["assetOrError"].get("assetMaterializations") or []
+    return found[0]["runId"] if found else None
 
 
 def test_runs_launched_from_the_ui_materialize_the_slice(webserver: dict[str, Any]) -> None:

@@ -61,3 +61,17 @@ def test_each_complete_week_is_built_once_and_rebuilt_when_a_day_changes(local_e
     assert defs.resolve_job_def("daily_sales").execute_in_process(instance=instance, partition_key=day).success
     again = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=AUTOMATED, cursor=quiet.cursor)
     assert requested_weeks(again) == {"2026-01-12"}
+
+
+def test_weeks_whose_days_were_built_before_the_automation_started_are_built_on_its_first_tick(local_env: dict[str, Any]) -> None:
+    """History built before the deployment's sensor first ticks (the demo, then `make ui`): "updated"
+    and "newly missing" only see what happens later, so the first tick asks for every complete week."""
+    with initialized(local_env["lake"]) as lake:
+        generate(lake, GeneratorConfig(days=22, stores=2, products=15, start=START, orders_per_store_day=6), progress=False)
+    defs, instance = build_defs(local_env), dg.DagsterInstance.ephemeral()
+    ingest_and_build(defs, instance)
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=AUTOMATED)
+    assert requested_weeks(first) == set(WEEKS)
+    build_weeks(local_env, instance, requested_weeks(first))
+    again = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=AUTOMATED, cursor=first.cursor)
+    assert again.total_requested == 0

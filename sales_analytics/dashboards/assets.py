@@ -31,7 +31,7 @@ from sales_analytics.dashboards.spec import (
     DashboardSpec,
     dashboard_specs,
 )
-from sales_analytics.jobs import asset_job
+from sales_analytics.jobs import ON, asset_job
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.schema import INSIGHTS
 from sales_analytics.storage.lake import LakeResource
@@ -179,7 +179,7 @@ def dashboard_definitions(spec: DashboardSpec) -> DashboardDefinitions:
 
 
 def _schedule(spec: DashboardSpec, job: Any, partitioned: bool) -> dg.ScheduleDefinition:
-    @dg.schedule(name=f"dashboard_{spec.name}_schedule", job=job, cron_schedule=spec.schedule.cron,
+    @dg.schedule(name=f"dashboard_{spec.name}_schedule", job=job, cron_schedule=spec.schedule.cron, default_status=ON,
                  execution_timezone=spec.schedule.timezone, description=f"'{spec.title}' for {spec.owner}")
     def dashboard_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         if not partitioned:

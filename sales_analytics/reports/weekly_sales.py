@@ -24,9 +24,12 @@ from sales_analytics.storage.parquet_io import parquet_bytes_to_table, partition
 WEEKLY_SALES_KEY = dg.AssetKey(["reports", "weekly_sales"])
 SLICE_COLUMNS = ["dimension", "member", "slice", "currency"]
 # eager() without its latest-window limit: a correction to an old day must rebuild that old week too.
-# The trigger is remembered until handled, so a week whose last day lands later is still built.
+# The trigger is remembered until handled, so a week whose last day lands later is still built. On
+# its first evaluation (a new deployment, or the demo's history opened in `make ui`) a missing week
+# whose days are all there is built too: "newly" missing and "updated" only see what happens after.
 WHEN_DAYS_CHANGE = (
-    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+    ((dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+     | (dg.AutomationCondition.missing() & dg.AutomationCondition.initial_evaluation()))
     & ~dg.AutomationCondition.any_deps_missing()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
