@@ -97,15 +97,16 @@ def test_a_partition_materializes_through_celery_workers(stack_settings: StackSe
         assert lake.exists(partition_object_key(REPORT_KEY, "sale_date", day))
 
 
-def test_steps_run_as_processes_unless_celery_is_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_steps_run_in_the_run_process_unless_processes_or_celery_are_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
     from sales_analytics.definitions import step_executor
 
     monkeypatch.delenv(EXECUTOR_ENV, raising=False)
-    assert step_executor().name == "multiprocess"
-    monkeypatch.setenv(EXECUTOR_ENV, "celery")
-    assert step_executor().name == "celery"
+    assert step_executor().name == "in_process"
+    for choice in ("multiprocess", "celery"):
+        monkeypatch.setenv(EXECUTOR_ENV, choice)
+        assert step_executor().name == choice
     monkeypatch.setenv(EXECUTOR_ENV, "threads")
-    with pytest.raises(ValueError, match="choose multiprocess or celery"):
+    with pytest.raises(ValueError, match="choose in_process, multiprocess or celery"):
         step_executor()
 
 
