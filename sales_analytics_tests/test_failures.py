@@ -4,7 +4,10 @@ run that fails anyway raises an alert (log and webhook) that carries no secrets.
 import datetime as dt
 import json
 import logging
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +18,15 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from sales_analytics.alerts import NETWORK_RETRY, Alert, AlertNotifier, redacted
+from sales_analytics.alerts import (
+    DEFAULT_RETRY_DELAY,
+    NETWORK_RETRY,
+    RETRY_DELAY_ENV,
+    Alert,
+    AlertNotifier,
+    network_retry,
+    redacted,
+)
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.ingest.assets import raw_order_lines
@@ -37,6 +48,16 @@ def test_every_job_retries_its_steps_with_exponential_backoff_and_jitter(local_e
     assert NETWORK_RETRY.backoff == dg.Backoff.EXPONENTIAL and NETWORK_RETRY.jitter == dg.Jitter.PLUS_MINUS
 
 
+@pytest.mark.parametrize(("setting", "delay"), [(None, DEFAULT_RETRY_DELAY), ("0.5", 0.5)])
+def test_the_retry_delay_is_a_deployment_setting(setting: str | None, delay: float) -> None:
+    env = {k: v for k, v in os.environ.items() if k != RETRY_DELAY_ENV} | ({RETRY_DELAY_ENV: setting} if setting else {})
+    loaded = subprocess.run([sys.executable, "-c", "from sales_analytics.alerts import NETWORK_RETRY; print(NETWORK_RETRY.delay)"],
+                            env=env, capture_output=True, text=True, check=True)
+    assert float(loaded.stdout) == delay
+    waits = [network_retry(delay).calculate_delay(attempt) for attempt in (1, 2, 3) for _ in range(200)]
+    assert min(waits) >= 0 and max(waits) <= 8 * delay  # delay, 3x and 7x, each ± delay
+
+
 @pytest.mark.faults
 def test_a_report_write_that_meets_a_locked_database_is_retried_and_the_run_succeeds(tmp_path: Path) -> None:
     """The report database is held locked for longer than a writer waits: the publishing step
@@ -50,9 +71,11 @@ def test_a_report_write_that_meets_a_locked_database_is_retried_and_the_run_succ
         day = ingest_and_build(defs, instance).touched_days[-1]
         database = tmp_path / "reports.db"
         before = _rows(database, day)
-        holder = sqlite3.connect(database, timeout=0, check_same_thread=False)  # released from a timer thread
+        holder = sqlite3.connect(database, timeout=0, check_same_thread=False)  # released from another thread
         holder.execute("BEGIN EXCLUSIVE")
-        release = threading.Timer(SQLITE_BUSY_TIMEOUT + 2, holder.rollback)
+        # Held until a step has given up waiting for it and been sent to retry: however slow the
+        # machine, the first write meets the lock and the retry finds it free.
+        release = threading.Thread(target=_release_after_first_retry, args=(instance, holder))
         release.start()
         started = time.monotonic()
         try:
@@ -65,6 +88,17 @@ def test_a_report_write_that_meets_a_locked_database_is_retried_and_the_run_succ
     assert all("rds" in step for step in retried)  # only the steps that write to the locked database
     assert time.monotonic() - started > SQLITE_BUSY_TIMEOUT
     assert _rows(database, day) == before
+
+
+def _release_after_first_retry(instance: dg.DagsterInstance, holder: sqlite3.Connection, timeout: float = 300) -> None:
+    def retried() -> bool:
+        runs = instance.get_runs(limit=1)  # the run under test: the newest
+        return bool(runs and instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY))
+
+    deadline = time.monotonic() + timeout
+    while not retried() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    holder.rollback()
 
 
 def _rows(database: Path, day: str) -> list[tuple]:

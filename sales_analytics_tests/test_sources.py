@@ -206,7 +206,3 @@ def test_bad_input_is_quarantined_with_a_reason_and_counts_reconcile(local_env: 
     good = [r["order_id"] for r in rows(days)]
     if data and GOOD.encode() in data and result.unreadable is None:
         assert "A1" in good  # the good rows of a partly broken file go on
-
-
-def test_corpus_has_at_least_fifteen_kinds() -> None:
-    assert len(CORPUS) >= 15
