@@ -1,5 +1,6 @@
-"""The API under a steady load from a second process on loopback: a fixed request rate held for a
-minute over the report, slice and insight endpoints, with no errors."""
+"""The API under a steady load from a second process on loopback: a fixed request rate held for 20
+seconds over the report, slice and insight endpoints, with no errors (``bench/api.py`` holds it for
+longer per endpoint and reports the latencies)."""
 
 import datetime as dt
 import json
@@ -17,7 +18,7 @@ from sales_analytics_tests.helpers import serving
 pytestmark = pytest.mark.load
 LOADGEN = Path(__file__).resolve().parents[1] / "bench" / "loadgen.py"
 KEY = "load-test-key-0123456789"
-RATE, SECONDS = 100, 60
+RATE, SECONDS = 100, 20
 
 
 def _paths(last_day: str) -> list[str]:
@@ -29,7 +30,7 @@ def _paths(last_day: str) -> list[str]:
             "/v1/dashboards/executive_daily/insights", "/v1/reports/review_sentiment", "/v1/dashboards"]
 
 
-def test_the_api_holds_a_fixed_rate_for_a_minute_without_errors(dashboard_world: dict[str, Any], artifacts: Path) -> None:
+def test_the_api_holds_a_fixed_rate_without_errors(dashboard_world: dict[str, Any], artifacts: Path) -> None:
     env = dashboard_world["env"]
     with (initialized(env["lake"]) as lake, initialized(env["report_db"]) as db,
           initialized(env["serving_store"]) as serving_store,
