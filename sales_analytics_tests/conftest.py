@@ -6,13 +6,13 @@ exactly what it started. Each test gets its own bucket, SQL schema and DynamoDB 
 """
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
 # Never reach a real AWS account or the EC2 metadata endpoint from tests.
 os.environ.update({
@@ -23,6 +23,11 @@ os.environ.update({
     "AWS_REGION": "us-east-1",
 })
 os.environ.pop("AWS_PROFILE", None)
+# Parallel test processes share the cores: each runs its numerical libraries on one thread, or
+# OpenMP's spinning threads (scikit-learn's gradient boosting) fight over them and both slow down.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # Steps retry after 1.5, 4.5 and 10.5 s (± 1.5 s) instead of a deployment's 2, 6 and 14 (± 2): at
 # least 12 s in all still rides out a server's few seconds away and its restart on a busy machine,
 # without sleeping through the longer backoffs. Set before the code loads.
@@ -32,8 +37,13 @@ import sqlalchemy as sa
 from hypothesis import settings as hypothesis_settings
 
 from sales_analytics import stack
-from sales_analytics.profiles import StackSettings, data_home, local_resources
-from sales_analytics_tests.helpers import isolated_stack
+from sales_analytics.profiles import StackSettings, local_resources
+from sales_analytics_tests.helpers import (
+    isolated_stack,
+    start_testing_stack,
+    testing_stack_paths,
+    testing_stack_settings,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,21 +54,48 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 
+TEST_STACK = pytest.StashKey[tuple[stack.StackPaths, list[str]]]()  # what the controller started
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With parallel workers (pytest-xdist), the controller starts the stack once for all of them."""
+    if getattr(config, "workerinput", None) is None and config.getoption("numprocesses", default=None):
+        paths = testing_stack_paths()
+        config.stash[TEST_STACK] = (paths, start_testing_stack(testing_stack_settings(), paths))
+
+
+# Modules that take minutes start first: parallel workers then finish together, instead of one of
+# them running the daemon or fault tests alone at the end.
+LONGEST_FIRST = ["test_webserver.py", "test_faults.py", "test_ml_assets.py", "test_forecasting.py", "test_ocr.py",
+                 "test_concurrency.py", "test_celery.py"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each module's own order is kept
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if TEST_STACK in config.stash:
+        paths, started = config.stash[TEST_STACK]
+        stack.stop(started, paths)
+
+
 @pytest.fixture(scope="session")
 def stack_paths() -> stack.StackPaths:
-    # Under the checkout, not /tmp/pytest-of-root: a private PostgreSQL runs as the postgres user.
-    return stack.StackPaths(root=data_home() / "test-stack", tools=data_home() / "tools")
+    return testing_stack_paths()
 
 
 @pytest.fixture(scope="session")
 def stack_settings(stack_paths: stack.StackPaths) -> Iterator[StackSettings]:
-    defaults = {"SALES_ANALYTICS_TEST_S3_PORT": "18433", "SALES_ANALYTICS_TEST_DYNAMODB_PORT": "18000"}
-    for name, port in defaults.items():
-        os.environ.setdefault(name, port)
-    settings = StackSettings.from_env("SALES_ANALYTICS_TEST_", database="sales_analytics_test")
-    for service in ("seaweedfs", "dynamodb"):
-        shutil.rmtree(stack_paths.data(service), ignore_errors=True)
-    started = stack.start(settings, stack_paths)
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker: the controller started the stack (pytest_configure)
+        yield testing_stack_settings()
+        return
+    settings = testing_stack_settings()
+    started = start_testing_stack(settings, stack_paths)
     yield settings
     stack.stop(started, stack_paths)
 
@@ -103,13 +140,15 @@ def any_env(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def dashboard_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Every dashboard built over a generated history on the embedded profile (sales_analytics_tests/world.py)."""
-    import dagster as dg
+def dashboard_world(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> dict[str, Any]:
+    """The whole mission built over a generated history on the embedded profile (world.py): once per
+    test session, by whichever worker asks first; the others wait for it and open the same folder."""
+    from sales_analytics_tests.world import open_world
 
-    from sales_analytics_tests.world import build_world
-
-    return build_world(tmp_path_factory.mktemp("world") / "local", dg.DagsterInstance.ephemeral())
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # the session's folder, above each worker's own
+    with FileLock(shared / "world.lock"):
+        return open_world(shared / "world")
 
 
 @pytest.fixture(scope="session")

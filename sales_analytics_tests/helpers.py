@@ -2,6 +2,8 @@
 
 import csv
 import datetime as dt
+import os
+import shutil
 import socket
 import threading
 import time
@@ -16,12 +18,13 @@ import pyarrow as pa
 import sqlalchemy as sa
 import uvicorn
 
+from sales_analytics import stack
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.ingest.raw import FileIngest, ingest_object, read_day_shards
 from sales_analytics.jobs import ingest_job
 from sales_analytics.lake.order_lines import CleanDay, clean_day
-from sales_analytics.profiles import StackSettings, initialized, stack_resources
+from sales_analytics.profiles import StackSettings, data_home, initialized, stack_resources
 from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES
 from sales_analytics.sources.spec import file_sources, source_named
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, stored_partitions
@@ -31,6 +34,26 @@ SPECS = {s.name: s for s in file_sources()}
 REAL_DATA = Path(__file__).resolve().parent / "data"
 LAKE_ASSETS = [dg.AssetKey(["clean", "order_lines"]), dg.AssetKey(["reports", "daily_store_sales"]),
                dg.AssetKey(["reports", "daily_sales"])]
+
+
+def testing_stack_paths(name: str = "test-stack") -> stack.StackPaths:
+    # Under the checkout, not /tmp/pytest-of-root: a private PostgreSQL runs as the postgres user.
+    return stack.StackPaths(root=data_home() / name, tools=data_home() / "tools")
+
+
+def testing_stack_settings() -> StackSettings:
+    """The test stack's ports (``SALES_ANALYTICS_TEST_*_PORT`` move them), a database of its own."""
+    for name, port in (("SALES_ANALYTICS_TEST_S3_PORT", "18433"), ("SALES_ANALYTICS_TEST_DYNAMODB_PORT", "18000")):
+        os.environ.setdefault(name, port)
+    return StackSettings.from_env("SALES_ANALYTICS_TEST_", database="sales_analytics_test")
+
+
+def start_testing_stack(settings: StackSettings, paths: stack.StackPaths) -> list[str]:
+    """SeaweedFS and DynamoDB Local with fresh data (a developer's own stack keeps running), and
+    PostgreSQL: the one answering on its port, or a private cluster. Returns what it started."""
+    for service in ("seaweedfs", "dynamodb"):
+        shutil.rmtree(paths.data(service), ignore_errors=True)
+    return stack.start(settings, paths)
 
 
 def csv_records(path: Path, encoding: str = "utf-8") -> int:

@@ -39,7 +39,10 @@ from sales_analytics_tests.helpers import (
     isolated_resources,
     isolated_stack,
     land_and_ingest,
+    start_testing_stack,
     stored_contents,
+    testing_stack_paths,
+    testing_stack_settings,
 )
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults]
@@ -47,6 +50,21 @@ DAYS = 10
 CONFIG = GeneratorConfig(days=DAYS, stores=3, products=20, orders_per_store_day=12,
                          start=dt.date.today() - dt.timedelta(days=DAYS + 1))
 OUTAGE_SECONDS = 3.0
+
+
+@pytest.fixture(scope="module")
+def stack_paths() -> stack.StackPaths:
+    """Servers of this module's own: its tests stop and restart them, which no other test may meet."""
+    return testing_stack_paths("test-stack-faults")
+
+
+@pytest.fixture(scope="module")
+def stack_settings(stack_paths: stack.StackPaths) -> Iterator[StackSettings]:
+    shared = testing_stack_settings()
+    settings = dataclasses.replace(shared, s3_port=shared.s3_port + 100, dynamodb_port=shared.dynamodb_port + 100)
+    started = start_testing_stack(settings, stack_paths)
+    yield settings
+    stack.stop(started, stack_paths)
 
 
 def _build(resources: dict, days: list[str]) -> tuple[dg.ExecuteInProcessResult, dg.DagsterInstance]:

@@ -32,7 +32,7 @@ CONFIG = {"ops": {demand_model.op.name: {"config": {"history_days": DAYS, "horiz
 
 def test_model_is_trained_backtested_stored_and_promoted_only_when_it_earns_it(local_env: dict[str, Any]) -> None:
     with initialized(local_env["lake"]) as lake:
-        generate(lake, GeneratorConfig(days=DAYS, stores=4, products=60, start=START, orders_per_store_day=30))
+        generate(lake, GeneratorConfig(days=DAYS, stores=4, products=40, start=START, orders_per_store_day=15))
     instance = dg.DagsterInstance.ephemeral()
     summary = ingest_and_build(build_defs(local_env), instance)  # the daily job curates the series too
     last = (START + dt.timedelta(days=DAYS - 1)).isoformat()

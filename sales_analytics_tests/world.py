@@ -5,7 +5,9 @@ report, both models trained and promoted, forecasts scored against actuals, all 
 The browser, API and load tests open it as a user would; building it once per session keeps them fast.
 """
 
+import dataclasses
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +16,27 @@ import dagster as dg
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.profiles import initialized, local_resources
-from sales_analytics.runner import build_mission
+from sales_analytics.runner import BuildSummary, MissionSummary, build_mission
 
-START, DAYS = dt.date(2026, 1, 5), 150
+START, DAYS = dt.date(2026, 1, 5), 120
 CONFIG = GeneratorConfig(days=DAYS, stores=3, products=30, start=START, orders_per_store_day=8)
 MODEL_CONFIG = {"history_days": DAYS, "horizon": 14, "backtest_windows": 1, "max_iter": 30}
 
 
-def build_world(home: Path, instance: dg.DagsterInstance) -> dict[str, Any]:
+def open_world(folder: Path) -> dict[str, Any]:
+    """The world under ``folder``: built there the first time, opened as it is afterwards (another
+    test process may have built it: its summary is kept beside it as JSON)."""
+    summary = folder / "mission.json"
+    if not summary.exists():
+        mission = build_mission_in(folder / "local")
+        summary.write_text(json.dumps(dataclasses.asdict(mission)))
+    stored = json.loads(summary.read_text())
+    mission = MissionSummary(build=BuildSummary(**stored.pop("build")), **stored)
+    return {"env": local_resources(folder / "local"), "mission": mission, "last_day": mission.build.touched_days[-1]}
+
+
+def build_mission_in(home: Path) -> MissionSummary:
     env = local_resources(home)
     with initialized(env["lake"]) as lake:
         generate(lake, CONFIG, progress=False)
-        mission = build_mission(build_defs(env), instance, lake, MODEL_CONFIG)
-    return {"env": env, "mission": mission, "last_day": mission.build.touched_days[-1]}
+        return build_mission(build_defs(env), dg.DagsterInstance.ephemeral(), lake, MODEL_CONFIG)
