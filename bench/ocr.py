@@ -1,9 +1,10 @@
 """Receipt OCR: field accuracy and time per receipt for each preprocessing variant, on the SROIE receipts.
 
-Every variant reads the same labelled receipts (../shared/data/sroie_receipts by default) with the
-same Tesseract and the same field rules; the first variant (no preprocessing) is the baseline.
+Every variant reads the same labelled receipts (by default the 20 SROIE receipts in
+sales_analytics_tests/data; any folder of the same layout with --receipts) with the same Tesseract
+and the same field rules; the first variant (no preprocessing) is the baseline.
 
-    .venv/bin/python bench/ocr.py [--receipts ../shared/data/sroie_receipts] [--json out.json]
+    .venv/bin/python bench/ocr.py [--receipts FOLDER] [--json out.json]
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ VARIANTS = {
     "grayscale+upscale+autocontrast": ("grayscale", "upscale", "autocontrast"),
     "grayscale+upscale+autocontrast+threshold": ("grayscale", "upscale", "autocontrast", "threshold"),
 }
-DEFAULT_RECEIPTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sroie_receipts"
+DEFAULT_RECEIPTS = Path(__file__).resolve().parents[1] / "sales_analytics_tests" / "data" / "sroie_receipts"
 
 
 def run_variant(folder: str, steps: tuple[str, ...]) -> dict:
