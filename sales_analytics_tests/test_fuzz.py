@@ -86,11 +86,16 @@ pos_export = st.lists(st.booleans(), min_size=1, max_size=25).flatmap(
 
 
 def as_csv(records: tuple[Record, ...], line_end: str) -> bytes:
+    """The records as an exporter writes them. Python's writer quotes a field holding the line end
+    but not a lone CR when lines end in LF; a CR is a line end to a reader (CR files exist), so a
+    record with one is written quoted whole, as every exporter that means one record does."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator=line_end)
+    quoted = csv.writer(buffer, lineterminator=line_end, quoting=csv.QUOTE_ALL)
     writer.writerow(POS_COLUMNS)
     for record in records:
-        writer.writerow(record.cells.values() if isinstance(record.cells, dict) else record.cells)
+        cells = list(record.cells.values() if isinstance(record.cells, dict) else record.cells)
+        (quoted if any("\r" in cell for cell in cells) else writer).writerow(cells)
     return buffer.getvalue().encode("utf-8").replace(WRONG_ENCODING_MARK.encode("utf-8"), "é".encode("latin-1"))
 
 
