@@ -11,6 +11,7 @@ from sales_analytics.generator import SalesGenerator
 from sales_analytics.ocr.assets import UNITEMISED_PRODUCT
 from sales_analytics.profiles import initialized
 from sales_analytics.runner import SCORED_DAYS
+from sales_analytics.schema import FORECAST_ACCURACY
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, stored_partitions
 from sales_analytics_tests.world import CONFIG
 
@@ -34,6 +35,8 @@ def test_models_are_trained_backtested_promoted_and_scored(dashboard_world: dict
     demand = mission.demand_model
     assert demand["promoted"] and demand["model"] < demand["seasonal_naive"]
     assert len(mission.forecast_accuracy) == SCORED_DAYS and all(0 < wape < 1 for wape in mission.forecast_accuracy.values())
+    with initialized(dashboard_world["env"]["report_db"]) as db:  # every scored day in the SQL store too
+        assert all(db.read(FORECAST_ACCURACY, day) for day in mission.forecast_accuracy)
     sentiment = mission.sentiment_model
     assert sentiment["promoted"] and sentiment["model"] > sentiment["lexicon"]
     assert mission.weeks and mission.build.partitions["reports/weekly_sales"] == len(mission.weeks)
