@@ -2,19 +2,22 @@
 
 ``sales-analytics stack start|status|stop``. Pid files, logs and data live under
 ``<home>/stack/``. PostgreSQL already answering on its port is reused (and never stopped);
-otherwise a private cluster is initialised there. Servers run in their own sessions, so a
+otherwise a private cluster is initialised there (or under the system's temp dir when the postgres
+user cannot reach that folder). Servers run in their own sessions, so a
 Ctrl+C in the terminal that started them does not take them down mid-write.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -235,11 +238,19 @@ def _as_postgres_user(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
 
 
-def _check_reachable_by_postgres(folder: Path) -> None:
-    probe = subprocess.run(_as_postgres_user(["test", "-w", str(folder)]), check=False)
-    if probe.returncode != 0:
-        raise StackError(f"the postgres user cannot write {folder} (a parent folder is not traversable); "
-                         "point SALES_ANALYTICS_HOME at a folder it can reach")
+def postgres_folders(paths: StackPaths) -> tuple[Path, Path]:
+    """The private cluster's data folder and log: under the stack's root, unless the server (run as
+    the postgres user when we are root) cannot reach it there, as in a clone under /root or a private
+    temp folder: then in a folder of its own under the system's temp dir, named after the root."""
+    data, log = paths.data("postgres"), paths.log("postgres")
+    if os.geteuid() != 0 or data.exists():
+        return data, log
+    paths.root.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(_as_postgres_user(["test", "-x", str(paths.root)]), check=False).returncode == 0:
+        return data, log
+    digest = hashlib.sha256(str(paths.root.resolve()).encode()).hexdigest()[:12]
+    home = Path(tempfile.gettempdir()) / f"sales-analytics-postgres-{digest}"
+    return home / "data", home / "postgres.log"
 
 
 def _postgres_ready(settings: StackSettings) -> bool:
@@ -257,15 +268,13 @@ def start_postgres(settings: StackSettings, paths: StackPaths) -> bool:
         _ensure_database(settings)
         return False
     _claim_port(settings.postgres_port, "PostgreSQL", _port_env(settings, "POSTGRES"))
-    data = paths.data("postgres")
+    data, log = postgres_folders(paths)
     if not (data / "PG_VERSION").exists():
         data.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(data, "postgres", "postgres")
-            _check_reachable_by_postgres(data)
         subprocess.run(_as_postgres_user([_pg_bin("initdb"), "-D", str(data), "-U", settings.postgres_user,
                                           "-A", "trust", "-E", "UTF8"]), check=True, stdout=subprocess.DEVNULL)
-    log = paths.log("postgres")
     log.parent.mkdir(parents=True, exist_ok=True)
     log.touch()
     if os.geteuid() == 0:
@@ -289,7 +298,7 @@ def _ensure_database(settings: StackSettings) -> None:
 
 
 def stop_postgres(paths: StackPaths) -> None:
-    data = paths.data("postgres")
+    data, _ = postgres_folders(paths)
     if paths.pidfile("postgres").exists() and (data / "postmaster.pid").exists():
         subprocess.run(_as_postgres_user([_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
                        check=False, stdout=subprocess.DEVNULL)

@@ -135,10 +135,13 @@ def restartable_postgres(stack_settings: StackSettings, stack_paths: stack.Stack
     settings = dataclasses.replace(stack_settings, postgres_port=free_port())
     paths = dataclasses.replace(stack_paths, root=stack_paths.root / "restartable-postgres")
     shutil.rmtree(paths.root, ignore_errors=True)
+    data, log = stack.postgres_folders(paths)  # outside the root when the postgres user cannot reach it
     assert stack.start_postgres(settings, paths)
     yield settings, paths
     stack.stop_postgres(paths)
-    shutil.rmtree(paths.root, ignore_errors=True)
+    for folder in (paths.root, data):
+        shutil.rmtree(folder, ignore_errors=True)
+    log.unlink(missing_ok=True)
 
 
 def _connect(settings: StackSettings) -> psycopg.Connection:
