@@ -63,10 +63,10 @@ def read_whole_history(home: str) -> int:
     import pandas as pd
 
     from sales_analytics.profiles import initialized, local_resources
-    from sales_analytics.storage.parquet_io import parquet_bytes_to_table, stored_partitions
+    from sales_analytics.storage.parquet_io import LakeReader, parquet_bytes_to_table
 
     with initialized(local_resources(Path(home))["lake"]) as lake:
-        keys = stored_partitions(lake, dg.AssetKey(["reports", "daily_sales"]), "sale_date").values()
+        keys = LakeReader(lake).stored_partitions(dg.AssetKey(["reports", "daily_sales"]), "sale_date").values()
         frame = pd.concat([parquet_bytes_to_table(lake.get_bytes(k)).to_pandas() for k in keys], ignore_index=True)
     return len(frame)
 

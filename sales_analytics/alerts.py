@@ -61,11 +61,12 @@ class Alert:
     partition: str | None
     error: str
     run_url: str | None
+    outcome: str = "failed"  # or what else a run found that a person must hear about
 
     @property
     def subject(self) -> str:
         where = f" [{self.partition}]" if self.partition else ""
-        return f"sales_analytics: run of {self.job}{where} failed"
+        return f"sales_analytics: run of {self.job}{where} {self.outcome}"
 
 
 def alert_for(context: dg.RunFailureSensorContext) -> Alert:

@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 from dagster_celery import celery_executor
 
+from sales_analytics.catalog import DAILY_STORE_SALES_KEY
 from sales_analytics.curated.assets import sales_by_series
 from sales_analytics.dashboards.assets import dashboards
 from sales_analytics.ingest.assets import extraction_assets, landing_specs, raw_order_lines
@@ -43,14 +44,15 @@ from sales_analytics.nlp.assets import (
     sentiment_model,
     sentiment_model_champion,
 )
-from sales_analytics.ocr.assets import receipt_extraction, receipt_ocr_evaluation, receipt_review_queue
+from sales_analytics.ocr.assets import RECEIPT_SCANS, receipt_extraction, receipt_ocr_evaluation, receipt_review_queue
 from sales_analytics.profiles import build_resources
 from sales_analytics.reports.daily_sales import DAILY_SALES_KEY, daily_sales
-from sales_analytics.reports.daily_store_sales import REPORT_KEY, daily_store_sales
+from sales_analytics.reports.daily_store_sales import daily_store_sales
 from sales_analytics.reports.publish import publish_assets
 from sales_analytics.reports.weekly_sales import weekly_sales, weekly_sales_published
 from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES, DEMAND_FORECAST, FORECAST_ACCURACY
 from sales_analytics.sensors import (
+    champion_drift,
     landing_sensors,
     receipt_scans_sensor,
     run_failure_alerts,
@@ -102,10 +104,11 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
             sentiment_model_champion,
             review_insights,
             *review_published_reports,
+            RECEIPT_SCANS,
             receipt_extraction,
             receipt_review_queue,
             receipt_ocr_evaluation,
-            *publish_assets(DAILY_STORE_SALES, REPORT_KEY),
+            *publish_assets(DAILY_STORE_SALES, DAILY_STORE_SALES_KEY),
             *publish_assets(DAILY_SALES, DAILY_SALES_KEY),
             weekly_sales,
             *weekly_sales_published,
@@ -118,7 +121,7 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
         schedules=[daily_sales_schedule, train_demand_model_schedule, demand_forecast_schedule, train_sentiment_model_schedule,
                    review_insights_schedule, receipts_schedule, *(d.schedule for d in dashboards)],
         sensors=[*landing_sensors, *watermark_sensors, touched_partitions_sensor, receipt_scans_sensor, weekly_reports_automation,
-                 run_failure_alerts],
+                 champion_drift, run_failure_alerts],
         resources=resources,
         executor=step_executor(),
     )

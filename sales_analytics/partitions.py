@@ -2,13 +2,15 @@
 
 import datetime as dt
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import dagster as dg
 
 # backfill_policy is marked beta; we rely on it deliberately, so its warning is noise in every run.
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
+# Likewise look-back windows that reach before the first partition (see look_back).
+warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*allow_nonexistent_upstream_partitions.*")
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date="2015-01-01")
 # ISO weeks, Monday to Sunday (2015-01-05 is a Monday), keyed by their Monday.
@@ -34,6 +36,14 @@ def day_ranges(days: list[str], max_len: int = MAX_DAYS_PER_RUN) -> list[tuple[s
     return [(first.isoformat(), last.isoformat()) for first, last in ranges]
 
 
+def partition_days(days: Iterable[str], now: dt.datetime | None = None) -> list[str]:
+    """Those of ``days`` that are day partitions now: a day becomes one when it is over (UTC), so rows
+    of today wait for the daily schedule's run tomorrow; days before the first partition never are."""
+    first = daily_partitions.get_first_partition_key() or ""
+    last = ((now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    return sorted(d for d in set(days) if first <= d <= last)
+
+
 def range_tags(first: str, last: str) -> dict[str, str]:
     return {RANGE_START_TAG: first, RANGE_END_TAG: last}
 
@@ -44,3 +54,9 @@ def add_partition_metadata(context: dg.AssetExecutionContext, by_partition: Mapp
     range's totals repeated on every partition; partitions missing from ``by_partition`` get none."""
     for key in context.partition_keys:
         context.add_asset_metadata(dict(by_partition.get(key, {})), asset_key=asset_key, partition_key=key)
+
+
+def look_back(first: int, last: int = 0) -> dg.TimeWindowPartitionMapping:
+    """A daily dependency on the days from ``first`` to ``last`` days before the asset's own day; days
+    before the partitions begin do not exist, and a reader finds them absent."""
+    return dg.TimeWindowPartitionMapping(start_offset=-first, end_offset=-last, allow_nonexistent_upstream_partitions=True)

@@ -30,7 +30,7 @@ from sales_analytics.jobs import (
 from sales_analytics.ml.assets import DEMAND_MODEL, FORECAST_ACCURACY_KEY, demand_model, forecast_accuracy
 from sales_analytics.nlp.assets import SENTIMENT_MODEL
 from sales_analytics.ocr.assets import RECEIPT_EXTRACTION, RECEIPT_LANDING
-from sales_analytics.partitions import day_ranges, range_tags, weekly_partitions
+from sales_analytics.partitions import day_ranges, partition_days, range_tags, weekly_partitions
 from sales_analytics.schema import FORECAST_ACCURACY
 from sales_analytics.storage.lake import LakeResource
 
@@ -66,7 +66,7 @@ def ingest_and_build(defs: dg.Definitions, instance: dg.DagsterInstance, console
     raw = next(e.materialization for e in ingest.get_asset_materialization_events() if e.asset_key == RAW_ORDER_LINES)
     summary.touched_days = list(raw.metadata["touched_partitions"].value)
     job = defs.resolve_job_def(daily_sales_job.name)
-    for first, last in day_ranges(summary.touched_days):
+    for first, last in day_ranges(partition_days(summary.touched_days)):
         collect_run(job.execute_in_process(instance=instance, tags=range_tags(first, last), run_config=run_config,
                                            asset_selection=daily_assets), summary)
         release_run_memory()
@@ -77,7 +77,7 @@ def build_dashboards(defs: dg.Definitions, instance: dg.DagsterInstance, day: st
                      console_log_level: str = "WARNING", summary: BuildSummary | None = None) -> dict[str, str]:
     """Each declared dashboard whose reports have been built, as of ``day``; name -> what happened.
     ``summary``: where to add the runs' materializations and checks, if anywhere."""
-    from sales_analytics.dashboards.assets import dashboards
+    from sales_analytics.dashboards.assets import AS_OF_TAG, dashboards
 
     outcome = {}
     run_config = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
@@ -88,8 +88,7 @@ def build_dashboards(defs: dg.Definitions, instance: dg.DagsterInstance, day: st
             outcome[dashboard.spec.name] = f"skipped: {', '.join(missing)} not built yet"
             continue
         job = defs.resolve_job_def(dashboard.job.name)
-        result = job.execute_in_process(instance=instance, run_config=run_config,
-                                        partition_key=day if job.partitions_def else None)
+        result = job.execute_in_process(instance=instance, run_config=run_config, tags={AS_OF_TAG: day})
         outcome[dashboard.spec.name] = "built" if result.success else "failed"
         if summary is not None:
             collect_run(result, summary)

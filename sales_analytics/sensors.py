@@ -19,13 +19,22 @@ import os
 import dagster as dg
 import sqlalchemy as sa
 
-from sales_analytics.alerts import AlertNotifier, alert_for
+from sales_analytics.alerts import Alert, AlertNotifier, alert_for
+from sales_analytics.catalog import FORECAST_ACCURACY_KEY
 from sales_analytics.ingest.assets import RAW_ORDER_LINES, raw_order_lines
 from sales_analytics.ingest.extract import database_url, latest_watermark, read_position
 from sales_analytics.ingest.raw import manifest_key
-from sales_analytics.jobs import daily_sales_job, extract_jobs, ingest_job, receipts_job, reference_job
+from sales_analytics.jobs import (
+    daily_sales_job,
+    extract_jobs,
+    ingest_job,
+    receipts_job,
+    reference_job,
+    train_demand_model_job,
+)
+from sales_analytics.ml.assets import CHAMPION_BEHIND
 from sales_analytics.ocr.assets import RECEIPT_LANDING
-from sales_analytics.partitions import day_ranges, range_tags
+from sales_analytics.partitions import day_ranges, partition_days, range_tags
 from sales_analytics.sources.spec import SourceSpec, file_sources, sql_sources
 from sales_analytics.storage.lake import LakeResource
 
@@ -119,6 +128,8 @@ watermark_sensors = [watermark_sensor(spec) for spec in sql_sources()]
 # The daily job's last asset: a day whose copy here was built after an ingest has been rebuilt since.
 DAILY_BUILD_DONE = dg.AssetKey(["reports", "dynamodb", "daily_sales"])
 MAX_INGESTS_PER_TICK = 100
+TOUCHED_BY_TAG = "touched_by_runs"  # the ingest runs whose rows are in the days a rebuild covers
+MAX_RUNS_IN_TAG = 10
 
 
 @dg.sensor(job=daily_sales_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
@@ -130,14 +141,22 @@ def touched_partitions_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
                                                       limit=MAX_INGESTS_PER_TICK, ascending=True).records
     if not ingests:
         return dg.SensorResult(skip_reason="no ingest since the last tick", cursor=context.cursor)
-    days = sorted({day for record in ingests for day in stale_days(context.instance, record)})
+    touched_by: dict[str, set[str]] = {}  # day -> the ingest runs that touched it
+    for record in ingests:
+        for day in stale_days(context.instance, record):
+            touched_by.setdefault(day, set()).add(record.run_id)
     last = ingests[-1].storage_id
-    if not days:
+    if not touched_by:
         return dg.SensorResult(skip_reason=f"the days of {len(ingests)} ingest(s) were all rebuilt since", cursor=str(last))
-    # One run per contiguous range of days (at most a month), not one per day.
-    return dg.SensorResult(cursor=str(last), run_requests=[
-        dg.RunRequest(run_key=f"ingest-{last}:{first}..{final}", tags=range_tags(first, final))
-        for first, final in day_ranges(days)])
+    # One run per contiguous range of days (at most a month), not one per day; its tags say which
+    # ingest runs touched those days, so the UI shows why a day was rebuilt.
+    requests = []
+    for first, final in day_ranges(list(touched_by)):
+        runs = sorted({run for day, by in touched_by.items() if first <= day <= final for run in by})
+        requests.append(dg.RunRequest(run_key=f"ingest-{last}:{first}..{final}", tags={
+            **range_tags(first, final), TOUCHED_BY_TAG: " ".join(runs[:MAX_RUNS_IN_TAG]),
+            "rebuild_reason": f"{len(runs)} raw/order_lines ingest run(s) touched these days"}))
+    return dg.SensorResult(cursor=str(last), run_requests=requests)
 
 
 def stale_days(instance: dg.DagsterInstance, ingest: dg.EventLogRecord) -> set[str]:
@@ -151,7 +170,7 @@ def stale_days(instance: dg.DagsterInstance, ingest: dg.EventLogRecord) -> set[s
     rebuilt = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=DAILY_BUILD_DONE, asset_partitions=sorted(days), after_storage_id=ingest.storage_id),
         limit=len(days) * 10).records  # a day is rarely rebuilt ten times between two ticks
-    return days - {r.partition_key for r in rebuilt}
+    return set(partition_days(days - {r.partition_key for r in rebuilt}))  # today's rows: the daily schedule's, tomorrow
 
 
 def receipts_tick(lake: LakeResource, cursor: str | None, now: dt.datetime) -> dg.SensorResult:
@@ -188,6 +207,31 @@ weekly_reports_automation = dg.AutomationConditionSensorDefinition(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Rebuilds a week's reports once all its days are in daily_sales, and again when any of them changes.",
 )
+
+
+@dg.sensor(job=train_demand_model_job, minimum_interval_seconds=120, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="When forecast_accuracy finds the demand champion no better than seasonal naive over the last four "
+                       "weeks (its champion_beats_seasonal_naive check warns): an alert, and a retraining.")
+def champion_drift(context: dg.SensorEvaluationContext, alerts: AlertNotifier) -> dg.SensorResult:
+    after = int(context.cursor) if context.cursor else None
+    scored = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=FORECAST_ACCURACY_KEY, after_storage_id=after), limit=MAX_INGESTS_PER_TICK,
+        ascending=True).records
+    if not scored:
+        return dg.SensorResult(skip_reason="no forecast scored since the last tick", cursor=context.cursor)
+    cursor = str(scored[-1].storage_id)
+    behind = [r for r in scored if (m := r.asset_materialization) and (flag := m.metadata.get(CHAMPION_BEHIND)) and flag.value]
+    if not behind:
+        return dg.SensorResult(skip_reason=f"the champion held against seasonal naive in {len(scored)} scoring(s)", cursor=cursor)
+    latest = behind[-1]
+    metadata = {k: v.value for k, v in latest.asset_materialization.metadata.items()}
+    finding = (f"demand champion {metadata['champion']} is behind seasonal naive over the last weeks of actuals: WAPE "
+               f"{metadata['champion_live_wape']} vs {metadata['naive_live_wape']} on {metadata['live_points']} forecasts; "
+               f"a retraining ({train_demand_model_job.name}) was requested")
+    alerts.send(Alert(job="demand_forecast", run_id=latest.run_id, partition=latest.partition_key, error=finding, run_url=None,
+                      outcome="found the demand model behind seasonal naive"), context.log)
+    return dg.SensorResult(cursor=cursor, run_requests=[
+        dg.RunRequest(run_key=f"drift-{latest.storage_id}", tags={"rebuild_reason": finding[:200]})])
 
 
 @dg.run_failure_sensor(name="run_failure_alerts", default_status=dg.DefaultSensorStatus.RUNNING,

@@ -27,7 +27,7 @@ from sales_analytics.lake.order_lines import CleanDay, clean_day
 from sales_analytics.profiles import StackSettings, data_home, initialized, stack_resources
 from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES
 from sales_analytics.sources.spec import file_sources, source_named
-from sales_analytics.storage.parquet_io import parquet_bytes_to_table, stored_partitions
+from sales_analytics.storage.parquet_io import LakeReader, parquet_bytes_to_table
 
 SPECS = {s.name: s for s in file_sources()}
 # Trimmed copies of real public datasets, each folder with its METADATA.json (data/make_fixtures.py).
@@ -71,6 +71,13 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
             parts.append(error.message)
             error = error.cause
     return "\n".join(parts)
+
+
+def materialize_in_graph(env: dict[str, Any], assets: list[dg.AssetsDefinition], **kwargs: Any) -> dg.ExecuteInProcessResult:
+    """These assets alone, inside the project's whole graph: their inputs load from the lake through the
+    IO manager, as in a deployment's run that selects them."""
+    keys = [key for asset in assets for key in asset.keys]
+    return dg.materialize(build_defs(env).assets, selection=keys, resources=env, **kwargs)
 
 
 def free_port() -> int:
@@ -143,7 +150,7 @@ def stored_contents(resources: dict[str, Any]) -> dict[str, Any]:
                                       for item in serving.query(spec, pk))
                     for spec in (DAILY_STORE_SALES, DAILY_SALES)}
         parquet = {"/".join(key.path): {day: parquet_bytes_to_table(lake.get_bytes(obj)).to_pylist() for day, obj in
-                                        stored_partitions(lake, key, "sale_date" if key.path[0] == "reports" else "order_date").items()}
+                                        LakeReader(lake).stored_partitions(key, "sale_date" if key.path[0] == "reports" else "order_date").items()}
                    for key in LAKE_ASSETS}
     return {"sql": sql, "dynamodb": dynamodb, "parquet": parquet}
 

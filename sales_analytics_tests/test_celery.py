@@ -17,7 +17,7 @@ from sales_analytics.definitions import CELERY_BROKER_ENV, EXECUTOR_ENV, build_d
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.jobs import daily_sales_job, ingest_job, reference_job
 from sales_analytics.profiles import StackSettings, initialized, local_resources
-from sales_analytics.reports.daily_store_sales import REPORT_KEY
+from sales_analytics.reports.daily_store_sales import DAILY_STORE_SALES_KEY
 from sales_analytics.storage.parquet_io import partition_object_key
 
 pytestmark = pytest.mark.stack
@@ -94,7 +94,7 @@ def test_a_partition_materializes_through_celery_workers(stack_settings: StackSe
     assert len([e for e in events if e.event_type == dg.DagsterEventType.STEP_SUCCESS]) >= 5
     assert run_pid not in step_pids  # every step ran in a Celery worker's process, not in the run's
     with initialized(local_resources(tmp_path / "local")["lake"]) as lake:
-        assert lake.exists(partition_object_key(REPORT_KEY, "sale_date", day))
+        assert lake.exists(partition_object_key(DAILY_STORE_SALES_KEY, "sale_date", day))
 
 
 def test_steps_run_in_the_run_process_unless_processes_or_celery_are_chosen(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,14 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from sales_analytics.dashboards.assets import dashboard_definitions, dashboards, insights_key, page_key, page_object_key
+from sales_analytics.dashboards.assets import (
+    AS_OF_TAG,
+    dashboard_definitions,
+    dashboards,
+    insights_key,
+    page_key,
+    page_object_key,
+)
 from sales_analytics.dashboards.insights import anomaly_insights, fmt
 from sales_analytics.dashboards.spec import DashboardSpecError, load_spec
 from sales_analytics.definitions import build_defs, defs
@@ -63,16 +70,15 @@ def test_a_declaration_must_be_named_after_its_file(tmp_path: Path) -> None:
         load_spec(write_spec(tmp_path, VALID.format(name="other")))
 
 
-def test_four_dashboards_each_with_a_job_over_exactly_its_upstream_assets() -> None:
+def test_four_dashboards_each_with_a_job_over_exactly_its_own_assets() -> None:
+    """A dashboard's job builds its insights and page; the reports they read are other jobs' to build and publish."""
     assert {d.spec.name for d in dashboards} >= {"executive_daily", "store_performance", "demand_planning", "customer_voice"}
     graph = defs.resolve_asset_graph()
     for dashboard in dashboards:
         name = dashboard.spec.name
         job = defs.resolve_job_def(f"dashboard_{name}")
-        selected = set(job.asset_layer.executable_asset_keys)
-        # the page reads its insights and the reports; plus what a multi-asset report must run with
-        upstream = dg.AssetSelection.assets(page_key(name)).upstream(depth=1).required_multi_asset_neighbors()
-        assert selected == upstream.resolve(graph), name
+        assert set(job.asset_layer.executable_asset_keys) == {insights_key(name), page_key(name)}, name
+        assert job.partitions_def is None
         reports = {dg.AssetKey(r.split("/")) for r in dashboard.spec.reports}
         assert graph.get(page_key(name)).parent_keys == {insights_key(name), *reports}
         assert graph.get(insights_key(name)).parent_keys == {dg.AssetKey(r.split("/")) for r in dashboard.spec.insight_reports()}
@@ -81,7 +87,7 @@ def test_four_dashboards_each_with_a_job_over_exactly_its_upstream_assets() -> N
 BERLIN, LONDON, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("Europe/London"), ZoneInfo("America/New_York")
 
 
-@pytest.mark.parametrize(("name", "tick", "utc_hour", "partition"), [
+@pytest.mark.parametrize(("name", "tick", "utc_hour", "as_of"), [
     ("executive_daily", dt.datetime(2026, 3, 28, 6, 30, tzinfo=BERLIN), 5, "2026-03-27"),  # CET
     ("executive_daily", dt.datetime(2026, 3, 29, 6, 30, tzinfo=BERLIN), 4, "2026-03-28"),  # clocks went forward at 02:00
     ("executive_daily", dt.datetime(2026, 10, 25, 6, 30, tzinfo=BERLIN), 5, "2026-10-24"),  # and back again
@@ -89,11 +95,10 @@ BERLIN, LONDON, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("Europe/London"),
     ("store_performance", dt.datetime(2026, 3, 30, 7, 0, tzinfo=BERLIN), 5, "2026-03-29"),  # Monday, CEST
     ("demand_planning", dt.datetime(2026, 3, 29, 8, 0, tzinfo=LONDON), 7, "2026-03-28"),  # first morning of BST
     ("demand_planning", dt.datetime(2026, 10, 25, 8, 0, tzinfo=LONDON), 8, "2026-10-24"),  # GMT again
-    ("customer_voice", dt.datetime(2026, 3, 2, 9, 0, tzinfo=NEW_YORK), 14, None),  # EST; runs whole
-    ("customer_voice", dt.datetime(2026, 3, 9, 9, 0, tzinfo=NEW_YORK), 13, None),  # first Monday of EDT
+    ("customer_voice", dt.datetime(2026, 3, 2, 9, 0, tzinfo=NEW_YORK), 14, "2026-03-01"),  # EST
+    ("customer_voice", dt.datetime(2026, 3, 9, 9, 0, tzinfo=NEW_YORK), 13, "2026-03-08"),  # first Monday of EDT
 ])
-def test_every_schedule_fires_at_its_local_time_across_dst(name: str, tick: dt.datetime, utc_hour: int,
-                                                            partition: str | None) -> None:
+def test_every_schedule_fires_at_its_local_time_across_dst(name: str, tick: dt.datetime, utc_hour: int, as_of: str) -> None:
     spec = next(d.spec for d in dashboards if d.spec.name == name)
     schedule = defs.resolve_schedule_def(f"dashboard_{name}_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone) == (spec.schedule.cron, spec.schedule.timezone)
@@ -103,10 +108,10 @@ def test_every_schedule_fires_at_its_local_time_across_dst(name: str, tick: dt.d
     assert tick.astimezone(dt.UTC).hour == utc_hour  # the same local time is a different UTC hour across DST
     context = dg.build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def())
     (request,) = schedule.evaluate_tick(context).run_requests
-    assert request.partition_key == partition
+    assert request.tags[AS_OF_TAG] == as_of
 
 
-def test_a_partitioned_run_is_for_the_last_complete_utc_day_in_any_timezone(tmp_path: Path) -> None:
+def test_a_scheduled_run_is_for_the_last_complete_utc_day_in_any_timezone(tmp_path: Path) -> None:
     """07:00 in Tokyo is 22:00 UTC the day before: that UTC day is not over, so the run is for the one before."""
     spec = load_spec(write_spec(tmp_path, VALID.format(name="test_board").replace("Europe/Berlin", "Asia/Tokyo")))
     built = dashboard_definitions(spec)
@@ -115,7 +120,7 @@ def test_a_partitioned_run_is_for_the_last_complete_utc_day_in_any_timezone(tmp_
     tick = dt.datetime(2026, 3, 30, 7, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
     context = dg.build_schedule_context(scheduled_execution_time=tick, repository_def=test_defs.get_repository_def())
     (request,) = built.schedule.evaluate_tick(context).run_requests
-    assert built.schedule.execution_timezone == "Asia/Tokyo" and request.partition_key == "2026-03-28"
+    assert built.schedule.execution_timezone == "Asia/Tokyo" and request.tags[AS_OF_TAG] == "2026-03-28"
 
 
 # -- insights on a constructed history ---------------------------------------------------
@@ -184,9 +189,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_executive_page_is_built_with_insights_traceable_to_the_report(built: dict[str, Any]) -> None:
-    day = built["days"][-10]  # later days exist: the run's insights stop at its partition
+    day = built["days"][-10]  # later days exist: the scheduled run's insights stop at its day
     result = built["defs"].resolve_job_def("dashboard_executive_daily").execute_in_process(
-        instance=built["instance"], partition_key=day)
+        instance=built["instance"], tags={AS_OF_TAG: day})
     assert result.success
     page = next(e.materialization for e in result.get_asset_materialization_events()
                 if e.asset_key == page_key("executive_daily"))

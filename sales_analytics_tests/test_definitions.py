@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from sales_analytics.definitions import build_defs, defs
+from sales_analytics.partitions import partition_days
 from sales_analytics.profiles import build_resources
 from sales_analytics.sources.spec import order_sources
 
@@ -93,7 +94,7 @@ def test_review_nlp_lineage_jobs_and_schedules() -> None:
     graph = defs.resolve_asset_graph()
     key = dg.AssetKey.from_user_string
     assert graph.get(key("clean/reviews")).parent_keys == {key("landing/clothing_reviews"), key("landing/web_reviews")}
-    assert graph.get(key("ml/sentiment_model")).parent_keys == {key("clean/reviews")}
+    assert graph.get(key("ml/sentiment_model")).parent_keys == {key("clean/reviews"), key("clean/products")}
     assert graph.get(key("ml/sentiment_model_champion")).parent_keys == {key("ml/sentiment_model")}
     assert graph.get(key("ml/review_scores")).parent_keys == {key("ml/sentiment_model_champion"), key("clean/reviews"),
                                                              key("clean/products")}
@@ -121,3 +122,9 @@ def test_receipts_job_reads_yesterdays_scans_before_the_daily_build() -> None:
     (request,) = schedule.evaluate_tick(context).run_requests
     assert schedule.cron_schedule == "0 2 * * *" and request.partition_key == "2026-03-04"
     assert dg.AssetKey(["landing", "receipts"]) in defs.resolve_asset_graph().get(dg.AssetKey(["raw", "order_lines"])).parent_keys
+
+
+def test_only_days_that_are_partitions_are_built_today_waits_for_midnight() -> None:
+    now = dt.datetime(2026, 4, 10, 23, 30, tzinfo=dt.UTC)  # late evening: today's rows may already be in
+    assert partition_days(["2026-04-10", "2026-04-09", "2014-12-31", "2026-04-09"], now=now) == ["2026-04-09"]
+    assert partition_days(["2026-04-10"], now=now + dt.timedelta(hours=1)) == ["2026-04-10"]  # over: now a partition

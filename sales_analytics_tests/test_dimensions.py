@@ -7,9 +7,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from sales_analytics.catalog import CLEAN_CALENDAR, CLEAN_SIGNALS, view
 from sales_analytics.definitions import build_defs
 from sales_analytics.lake.dimensions import as_of, build_dimension, latest_deliveries
-from sales_analytics.ml.assets import load_known_ahead
+from sales_analytics.ml.history import known_ahead
 from sales_analytics.profiles import initialized
 from sales_analytics.schema import PRODUCTS, REVIEWS, STORES
 from sales_analytics.sources.spec import reference_sources, source_named
@@ -82,7 +83,7 @@ def test_reference_job_materializes_dimensions_with_their_check(local_env: dict[
     stores_check = next(c for c in result.get_asset_check_evaluations() if c.asset_key.path == ["clean", "stores"])
     assert stores_check.metadata["closed_keys"].value == 1 and stores_check.metadata["current_rows"].value == 1
     with initialized(local_env["lake"]) as lake:  # what the demand model knows ahead of each day
-        known = load_known_ahead(lake)
+        known = known_ahead(view(lake, CLEAN_CALENDAR).whole(), view(lake, CLEAN_SIGNALS).whole())
     assert known.loc["2026-01-01"].to_dict() == {"is_holiday": 1.0, "is_promo_week": 0.0, "signal_fuel_price": 1.71,
                                                  "signal_temperature": 4.0}
     assert known.loc["2026-01-02", "signal_temperature"] == 9.5  # the later delivery wins

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 import pytest
+from sklearn.dummy import DummyRegressor
 
 from sales_analytics.alerts import (
     DEFAULT_RETRY_DELAY,
@@ -27,13 +29,19 @@ from sales_analytics.alerts import (
     network_retry,
     redacted,
 )
+from sales_analytics.catalog import DEMAND_FORECAST_KEY, DEMAND_MODEL_NAME, SALES_BY_SERIES_KEY
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.ingest.assets import raw_order_lines
-from sales_analytics.jobs import daily_sales_job, demand_forecast_job, ingest_job
+from sales_analytics.jobs import daily_sales_job, demand_forecast_job, ingest_job, train_demand_model_job
+from sales_analytics.ml.assets import forecast_accuracy
+from sales_analytics.ml.registry import ModelRegistry
+from sales_analytics.partitions import daily_partitions
 from sales_analytics.profiles import ALERT_WEBHOOK_ENV, initialized, local_resources
 from sales_analytics.runner import ingest_and_build
-from sales_analytics.sensors import run_failure_alerts
+from sales_analytics.schema import DEMAND_FORECAST, SALES_BY_SERIES
+from sales_analytics.sensors import champion_drift, run_failure_alerts
+from sales_analytics.storage.parquet_io import PARTITION_COLUMN, partition_object_key, table_to_parquet_bytes
 from sales_analytics_tests.helpers import failure_text, free_port
 
 SQLITE_BUSY_TIMEOUT = 5.0  # pysqlite's default wait for a lock before "database is locked"
@@ -168,6 +176,48 @@ def test_alert_text_masks_url_passwords_and_secret_environment_values(monkeypatc
     assert "pa55w0rd" not in masked and "hunter2-but-longer" not in masked
     assert "postgresql+psycopg2://reports:***@db.internal:5432/bi" in masked
 
+
+
+def test_a_champion_behind_seasonal_naive_warns_alerts_and_asks_for_retraining(tmp_path: Path, webhook: list[dict]) -> None:
+    """Planted drift: a strictly weekly series that seasonal naive gets exactly right, and a champion whose
+    forecasts of the last four weeks are twice the truth. Scoring a day warns, and the drift sensor alerts
+    and asks for a retraining, once."""
+    env = local_resources(tmp_path)
+    first, last = dt.date(2026, 3, 1), dt.date(2026, 4, 11)
+    units = {first + dt.timedelta(days=k): 10 + 5 * ((first + dt.timedelta(days=k)).weekday() >= 5) for k in range(42)}
+    with initialized(env["lake"]) as lake:
+        registry = ModelRegistry(lake)
+        version = registry.save(DEMAND_MODEL_NAME, DummyRegressor(), [], "2026-03-14", ["2026-03-01", "2026-03-14"], {}).version
+        registry.record_verdict(DEMAND_MODEL_NAME, version, True, "planted")
+        registry.promote(DEMAND_MODEL_NAME, version)
+        for day, sold in units.items():
+            curated = [{"sale_date": day, "store_id": "S1", "product_id": "P1", "category": "tea", "region": "north",
+                        "store_format": "express", "units": sold, "net_sales": 2.0 * sold}]
+            lake.put_bytes(partition_object_key(SALES_BY_SERIES_KEY, "sale_date", day.isoformat()),
+                           table_to_parquet_bytes(pa.Table.from_pylist(curated, schema=SALES_BY_SERIES.arrow_schema())))
+            if day >= last - dt.timedelta(days=27):  # the champion's one-day-ahead forecast of the day, twice the truth
+                origin = day - dt.timedelta(days=1)
+                forecast = [{"origin_date": origin, "level": "store_category", "series_id": "S1|tea", "target_date": day, "step": 1,
+                             "p10": sold, "p50": 2.0 * sold, "p90": 3.0 * sold, "model_version": version, "target": "units"}]
+                lake.put_bytes(partition_object_key(DEMAND_FORECAST_KEY, "origin_date", origin.isoformat()),
+                               table_to_parquet_bytes(pa.Table.from_pylist(forecast, schema=DEMAND_FORECAST.arrow_schema())))
+    upstream = [dg.AssetSpec(key, partitions_def=daily_partitions, metadata={PARTITION_COLUMN: column})
+                for key, column in ((SALES_BY_SERIES_KEY, "sale_date"), (DEMAND_FORECAST_KEY, "origin_date"))]
+    with dg.instance_for_test() as instance:
+        scored = dg.materialize([*upstream, forecast_accuracy], resources=env, instance=instance, partition_key=last.isoformat(),
+                                selection=[forecast_accuracy.key])
+        (check,) = scored.get_asset_check_evaluations()
+        assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+        assert check.metadata["champion_live_wape"].value == pytest.approx(1.0)  # |2y - y| / y over 28 days
+        assert check.metadata["naive_live_wape"].value == 0.0 and check.metadata["live_points"].value == 28
+        with initialized(env["alerts"]) as alerts:
+            result = champion_drift(dg.build_sensor_context(instance=instance, resources={"alerts": alerts}))
+            (request,) = result.run_requests
+            assert champion_drift.job_name == train_demand_model_job.name and version in request.tags["rebuild_reason"]
+            again = champion_drift(dg.build_sensor_context(instance=instance, cursor=result.cursor, resources={"alerts": alerts}))
+            assert not again.run_requests  # the same scoring asks once
+    (alert,) = webhook
+    assert alert["subject"].endswith("found the demand model behind seasonal naive") and version in alert["error"]
 
 @pytest.mark.security
 @pytest.mark.parametrize("key", ["landing/orders/pos/../../models/demand/champion.json", "/etc/passwd",

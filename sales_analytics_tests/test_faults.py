@@ -31,7 +31,7 @@ from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES
 from sales_analytics.sensors import RETRY_AFTER, landing_tick
 from sales_analytics.sources.spec import source_named
 from sales_analytics.storage.lake import LakeResource, ObjectInfo
-from sales_analytics.storage.parquet_io import stored_partitions
+from sales_analytics.storage.parquet_io import LakeReader
 from sales_analytics.storage.serving_store import DynamoDBServingStore
 from sales_analytics_tests.helpers import (
     LAKE_ASSETS,
@@ -347,7 +347,7 @@ def _reports_by_day(resources: dict, days: list[str]) -> dict[tuple[str, str, st
 
 def _first_lake_partition_written(resources: dict) -> bool:
     with initialized(resources["lake"]) as lake:
-        return bool(stored_partitions(lake, LAKE_ASSETS[0], "order_date"))
+        return bool(LakeReader(lake).stored_partitions(LAKE_ASSETS[0], "order_date"))
 
 
 def _publishing_to_dynamodb(resources: dict) -> bool:

@@ -12,7 +12,7 @@ from sales_analytics.ocr.assets import UNITEMISED_PRODUCT
 from sales_analytics.profiles import initialized
 from sales_analytics.runner import SCORED_DAYS
 from sales_analytics.schema import FORECAST_ACCURACY
-from sales_analytics.storage.parquet_io import parquet_bytes_to_table, stored_partitions
+from sales_analytics.storage.parquet_io import LakeReader, parquet_bytes_to_table
 from sales_analytics_tests.world import CONFIG
 
 # What the demo leaves out, and why: sources are landed files (not built); the POS database extraction
@@ -48,7 +48,7 @@ def test_sample_receipts_are_read_and_the_spoilt_ones_queued(dashboard_world: di
     assert dashboard_world["mission"].receipts == {"accepted": len(readable), "review": len(scans) - len(readable)}
     day = readable[0].day.isoformat()
     with initialized(dashboard_world["env"]["lake"]) as lake:
-        clean = stored_partitions(lake, dg.AssetKey(["clean", "order_lines"]), "order_date")
+        clean = LakeReader(lake).stored_partitions(dg.AssetKey(["clean", "order_lines"]), "order_date")
         lines = parquet_bytes_to_table(lake.get_bytes(clean[day]))
         pages = {d.spec.name: lake.exists(page_object_key(d.spec.name)) for d in dashboards}
     receipts = lines.filter(pc.equal(lines["product_id"], UNITEMISED_PRODUCT)).to_pylist()

@@ -1,6 +1,10 @@
 """The demand model in the graph: trained from the curated lake, backtested, stored, promoted by a blocking check."""
 
 import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -12,7 +16,7 @@ from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.ml.assets import (
     DEMAND_FORECAST_KEY,
-    MODEL_NAME,
+    DEMAND_MODEL_NAME,
     demand_forecast,
     demand_model,
     demand_model_champion,
@@ -21,7 +25,7 @@ from sales_analytics.ml.assets import (
     model_backtest_report,
 )
 from sales_analytics.ml.registry import ModelRegistry
-from sales_analytics.profiles import initialized
+from sales_analytics.profiles import HOME_ENV, PROFILE_ENV, initialized, local_resources
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import DEMAND_FORECAST, FORECAST_ACCURACY, MODEL_BACKTEST, SALES_BY_SERIES
 from sales_analytics.storage.parquet_io import PARTITION_COLUMN, partition_object_key, table_to_parquet_bytes
@@ -30,15 +34,17 @@ START, DAYS = dt.date(2026, 1, 1), 150
 CONFIG = {"ops": {demand_model.op.name: {"config": {"history_days": DAYS, "horizon": 14, "backtest_windows": 2, "max_iter": 60}}}}
 
 
-def test_model_is_trained_backtested_stored_and_promoted_only_when_it_earns_it(local_env: dict[str, Any]) -> None:
+def test_model_is_trained_backtested_stored_and_promoted_only_when_it_earns_it(tmp_path: Path) -> None:
+    local_env = local_resources(tmp_path / "local")  # SALES_ANALYTICS_HOME=tmp_path names it for the CLI
     with initialized(local_env["lake"]) as lake:
         generate(lake, GeneratorConfig(days=DAYS, stores=4, products=40, start=START, orders_per_store_day=15))
-    instance = dg.DagsterInstance.ephemeral()
+    (tmp_path / "dagster").mkdir()
+    instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))  # persistent: the CLI opens it too
     summary = ingest_and_build(build_defs(local_env), instance)  # the daily job curates the series too
     last = (START + dt.timedelta(days=DAYS - 1)).isoformat()
     assert summary.partitions["curated/sales_by_series"] == DAYS
 
-    first = dg.materialize([demand_model, demand_model_champion, model_backtest_report], resources=local_env,
+    first = materialize_in_graph(local_env, [demand_model, demand_model_champion, model_backtest_report],
                            instance=instance, run_config=CONFIG)
     assert first.success
     metadata = first.asset_materializations_for_node(demand_model.op.name)[0].metadata
@@ -53,10 +59,10 @@ def test_model_is_trained_backtested_stored_and_promoted_only_when_it_earns_it(l
     with initialized(local_env["lake"]) as lake:
         registry = ModelRegistry(lake)
         version = metadata["version"].value
-        assert registry.champion(MODEL_NAME) == version
-        models, manifest = registry.load(MODEL_NAME, version)
+        assert registry.champion(DEMAND_MODEL_NAME) == version
+        models, manifest = registry.load(DEMAND_MODEL_NAME, version)
         assert set(models) == {0.1, 0.5, 0.9} and manifest.trained_until == last
-    forecasts = dg.materialize([demand_forecast], resources=local_env, instance=instance, partition_key=last)
+    forecasts = materialize_in_graph(local_env, [demand_forecast], instance=instance, partition_key=last)
     table = forecasts.output_for_node(demand_forecast.op.name).to_pylist()
     series = metadata["series"].value
     assert len(table) == series * 14 and {r["model_version"] for r in table} == {version}
@@ -67,12 +73,12 @@ def test_model_is_trained_backtested_stored_and_promoted_only_when_it_earns_it(l
 
     with initialized(local_env["lake"]) as lake:
         # a champion far better than anything we can train: the next candidate is stored but not promoted
-        champion = ModelRegistry(lake).manifest(MODEL_NAME, version)
-        lake.put_bytes(f"models/{MODEL_NAME}/{version}/manifest.json",
-                       lake.get_bytes(f"models/{MODEL_NAME}/{version}/manifest.json").replace(
+        champion = ModelRegistry(lake).manifest(DEMAND_MODEL_NAME, version)
+        lake.put_bytes(f"models/{DEMAND_MODEL_NAME}/{version}/manifest.json",
+                       lake.get_bytes(f"models/{DEMAND_MODEL_NAME}/{version}/manifest.json").replace(
                            f'"wape": {champion.metrics["model"]["wape"]}'.encode(), b'"wape": 0.0001'))
     by_region = {"ops": {demand_model.op.name: {"config": {**CONFIG["ops"][demand_model.op.name]["config"], "level": "region_category"}}}}
-    second = dg.materialize([demand_model, demand_model_champion], resources=local_env, instance=instance, run_config=by_region,
+    second = materialize_in_graph(local_env, [demand_model, demand_model_champion], instance=instance, run_config=by_region,
                             raise_on_error=False)
     check = second.get_asset_check_evaluations()[0]
     assert not check.passed and "own backtest" in check.metadata["reason"].value  # another level: only its score to go by
@@ -80,7 +86,24 @@ def test_model_is_trained_backtested_stored_and_promoted_only_when_it_earns_it(l
     assert not second.asset_materializations_for_node(demand_model_champion.op.name)  # the blocking check stopped it
     with initialized(local_env["lake"]) as lake:
         registry = ModelRegistry(lake)
-        assert registry.champion(MODEL_NAME) == version and len(registry.versions(MODEL_NAME)) == 2
+        assert registry.champion(DEMAND_MODEL_NAME) == version and len(registry.versions(DEMAND_MODEL_NAME)) == 2
+        refused = registry.versions(DEMAND_MODEL_NAME)[-1]
+        assert not registry.verdict(DEMAND_MODEL_NAME, refused).passed  # the verdict is stored with the version
+    _the_refused_version_is_never_promoted(local_env, instance, tmp_path, version)
+
+
+def _the_refused_version_is_never_promoted(env: dict[str, Any], instance: dg.DagsterInstance, home: Path, champion: str) -> None:
+    """The champion materialized alone, in process and from the CLI, after its candidate failed the check."""
+    alone = materialize_in_graph(env, [demand_model_champion], instance=instance, raise_on_error=False)
+    assert not alone.success
+    (failure,) = [e for e in alone.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert "did not pass its promotion check" in failure.step_failure_data.error.message
+    cli = subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "sales_analytics.definitions",
+                          "--select", "ml/demand_model_champion"], check=False, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "DAGSTER_HOME": str(home / "dagster"), HOME_ENV: str(home), PROFILE_ENV: "local"})
+    assert cli.returncode != 0 and "did not pass its promotion check" in cli.stdout + cli.stderr
+    with initialized(env["lake"]) as lake:
+        assert ModelRegistry(lake).champion(DEMAND_MODEL_NAME) == champion
 
 
 def _forecasts_are_published_and_the_latest_origin_wins(env: dict[str, Any], instance: dg.DagsterInstance,
@@ -125,9 +148,9 @@ def test_forecast_accuracy_scores_every_past_forecast_of_the_day(local_env: dict
              "store_format": "express", "units": u, "net_sales": v} for p, u, v in (("P1", 4, 12.0), ("P2", 7, 21.5))],
             schema=SALES_BY_SERIES.arrow_schema())
         lake.put_bytes(partition_object_key(SALES_BY_SERIES_KEY, "sale_date", day.isoformat()), table_to_parquet_bytes(actuals))
-    upstream = dg.AssetSpec(SALES_BY_SERIES_KEY, partitions_def=forecast_accuracy.partitions_def,
-                            metadata={PARTITION_COLUMN: "sale_date"})
-    result = dg.materialize([upstream, forecast_accuracy], resources=local_env, partition_key=day.isoformat(),
+    upstream = [dg.AssetSpec(key, partitions_def=forecast_accuracy.partitions_def, metadata={PARTITION_COLUMN: column})
+                for key, column in ((SALES_BY_SERIES_KEY, "sale_date"), (DEMAND_FORECAST_KEY, "origin_date"))]
+    result = dg.materialize([*upstream, forecast_accuracy], resources=local_env, partition_key=day.isoformat(),
                             selection=[forecast_accuracy.key])
     scored = [(str(r["origin_date"]), r["series_id"], r["model_version"], r["step"], r["actual"], r["abs_error"], r["in_band"])
               for r in result.output_for_node(forecast_accuracy.op.name).to_pylist()]
@@ -138,3 +161,4 @@ def test_forecast_accuracy_scores_every_past_forecast_of_the_day(local_env: dict
     metadata = result.asset_materializations_for_node(forecast_accuracy.op.name)[0].metadata
     assert metadata["wape"].value == pytest.approx((1 + 1 + 2 + 3.5) / (11 + 11 + 33.5))
     assert metadata["wape_by_days_ahead"].value == {"1": round(5.5 / 44.5, 4), "2": round(2 / 11, 4)}  # S2: error 1, sold 0
+from sales_analytics_tests.helpers import materialize_in_graph

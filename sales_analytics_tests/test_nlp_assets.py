@@ -37,7 +37,7 @@ def test_reviews_are_scored_reported_and_the_planted_spike_found(local_env: dict
     assert reviews.num_rows + rejected.num_rows == generated.review_rows  # every landed review accounted for
     assert rejected.num_rows == len(SalesGenerator(CONFIG).review_weeks()) and "rating" in rejected["column"].to_pylist()
 
-    trained = dg.materialize([sentiment_model, sentiment_model_champion], resources=local_env, instance=instance)
+    trained = materialize_in_graph(local_env, [sentiment_model, sentiment_model_champion], instance=instance)
     assert trained.success
     metadata = trained.asset_materializations_for_node(sentiment_model.op.name)[0].metadata
     assert metadata["model/macro_f1"].value > metadata["lexicon/macro_f1"].value
@@ -46,7 +46,7 @@ def test_reviews_are_scored_reported_and_the_planted_spike_found(local_env: dict
     with initialized(local_env["lake"]) as lake:
         assert ModelRegistry(lake).champion(SENTIMENT_MODEL_NAME) == metadata["version"].value
 
-    built = dg.materialize([review_insights, *review_published_reports], resources=local_env, instance=instance)
+    built = materialize_in_graph(local_env, [review_insights, *review_published_reports], instance=instance)
     assert built.success
     scores = built.output_for_node(review_insights.op.name, "scores")
     assert scores.num_rows == reviews.num_rows and set(scores["model_version"].to_pylist()) == {metadata["version"].value}
@@ -69,7 +69,7 @@ def test_reviews_are_scored_reported_and_the_planted_spike_found(local_env: dict
     assert float(next(i for i in served if i["week_start"] == week.isoformat())["negative_share"]) == pytest.approx(
         ours["negative_share"])
 
-    again = dg.materialize([sentiment_model, sentiment_model_champion], resources=local_env, instance=instance)
+    again = materialize_in_graph(local_env, [sentiment_model, sentiment_model_champion], instance=instance)
     check = again.get_asset_check_evaluations()[0]
     assert check.passed and "on the same held-out reviews" in check.metadata["reason"].value
 
@@ -84,3 +84,4 @@ def test_promotion_needs_the_lexicon_beaten_and_the_champion_held() -> None:
     ok, reason = sentiment_verdict(evaluation(0.60), evaluation(0.45), ("v1", evaluation(0.70)))
     assert not ok and "worse than champion v1's 0.700" in reason
     assert sentiment_verdict(evaluation(0.69), evaluation(0.45), ("v1", evaluation(0.70)))[0]  # within the tolerance
+from sales_analytics_tests.helpers import materialize_in_graph

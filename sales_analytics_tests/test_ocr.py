@@ -24,7 +24,7 @@ from sales_analytics.ocr.fields import Fragment, extract_fields, rows_of
 from sales_analytics.profiles import initialized
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import RECEIPT_REVIEW_QUEUE
-from sales_analytics.storage.parquet_io import parquet_bytes_to_table, stored_partitions
+from sales_analytics.storage.parquet_io import LakeReader, parquet_bytes_to_table
 from sales_analytics_tests.helpers import REAL_DATA
 
 SROIE = REAL_DATA / "sroie_receipts"
@@ -112,7 +112,7 @@ def test_receipts_are_accepted_into_the_facts_or_queued_with_a_reason(local_env:
     summary = ingest_and_build(build_defs(local_env), instance, objects=[export])
     assert summary.touched_days == ["2018-02-03"]
     with initialized(local_env["lake"]) as lake:
-        clean = stored_partitions(lake, dg.AssetKey(["clean", "order_lines"]), "order_date")
+        clean = LakeReader(lake).stored_partitions(dg.AssetKey(["clean", "order_lines"]), "order_date")
         lines = parquet_bytes_to_table(lake.get_bytes(clean["2018-02-03"]))
     receipt_lines = lines.filter(pc.equal(lines["source"], "receipts")).to_pylist()
     assert len(receipt_lines) == 1

@@ -10,7 +10,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sales_analytics.ml.features import FeatureConfig, dense_panel
 from sales_analytics.ml.forecasting import backtest, train
 from sales_analytics.ml.promotion import Comparison, compare_with_champion, promotion_verdict
-from sales_analytics.ml.registry import ModelIntegrityError, ModelRegistry
+from sales_analytics.ml.registry import ModelIntegrityError, ModelRegistry, NotPromotable
 from sales_analytics.ml.series import Covariates
 from sales_analytics.profiles import initialized
 
@@ -42,7 +42,7 @@ def test_tampered_bytes_are_refused(local_env: dict[str, Any]) -> None:
             registry.load("demand", manifest.version)
 
 
-def test_only_complete_versions_are_listed_and_promotable(local_env: dict[str, Any]) -> None:
+def test_only_complete_versions_with_a_passing_verdict_are_promotable(local_env: dict[str, Any]) -> None:
     with initialized(local_env["lake"]) as lake:
         registry = ModelRegistry(lake)
         lake.put_bytes("models/demand/20260101T000000000000Z/model.skops", b"half-written: no manifest")
@@ -50,6 +50,13 @@ def test_only_complete_versions_are_listed_and_promotable(local_env: dict[str, A
         with pytest.raises(LookupError, match="no complete version"):
             registry.promote("demand", "20260101T000000000000Z")
         manifest = registry.save("demand", fitted(), ["a"], "2026-01-31", ["2025-01-01", "2026-01-31"], {"wape": 0.1})
+        with pytest.raises(NotPromotable, match="it was never judged"):
+            registry.promote("demand", manifest.version)
+        registry.record_verdict("demand", manifest.version, False, "no better than seasonal naive")
+        with pytest.raises(NotPromotable, match="no better than seasonal naive"):
+            registry.promote("demand", manifest.version)
+        assert registry.champion("demand") is None
+        registry.record_verdict("demand", manifest.version, True, "beats seasonal naive")
         registry.promote("demand", manifest.version)
         assert registry.champion("demand") == manifest.version
 
@@ -82,6 +89,7 @@ def test_the_champion_is_judged_on_windows_it_never_saw_not_on_its_stored_score(
         weak = train(dense, last - pd.Timedelta(days=28), config, max_iter=1)  # barely fitted, but claims a perfect score
         claimed = {"model": {"wape": 0.0001}, "target": "units", "level": "store_category", "horizon": 14}
         manifest = registry.save("demand", weak.models, weak.features, weak.trained_until, ["2026-01-01", weak.trained_until], claimed)
+        registry.record_verdict("demand", manifest.version, True, "planted")
         registry.promote("demand", manifest.version)
         tested = backtest(dense, config, windows=2, max_iter=60, baselines={})
 

@@ -8,11 +8,12 @@ import dagster as dg
 import pytest
 import requests
 
+from sales_analytics.dashboards.assets import AS_OF_TAG
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
+from sales_analytics.jobs import weekly_sales_job
 from sales_analytics.profiles import initialized
 from sales_analytics.reports.daily_sales import DIMENSIONS
-from sales_analytics.reports.weekly_sales import weekly_sales, weekly_sales_published
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES, INSIGHTS, WEEKLY_SALES
 from sales_analytics.service.app import API_KEY_HEADER, create_app
@@ -34,8 +35,8 @@ def served(stack_env_module: dict[str, Any]) -> Iterator[dict[str, Any]]:
     defs = build_defs(env)
     instance = dg.DagsterInstance.ephemeral()
     days = ingest_and_build(defs, instance).touched_days
-    assert defs.resolve_job_def("dashboard_executive_daily").execute_in_process(instance=instance, partition_key=days[-1]).success
-    assert dg.materialize([weekly_sales, *weekly_sales_published], resources=env, instance=instance, partition_key=WEEK).success
+    assert defs.resolve_job_def("dashboard_executive_daily").execute_in_process(instance=instance, tags={AS_OF_TAG: days[-1]}).success
+    assert defs.resolve_job_def(weekly_sales_job.name).execute_in_process(instance=instance, partition_key=WEEK).success
     with (initialized(env["lake"]) as lake, initialized(env["report_db"]) as report_db,
           initialized(env["serving_store"]) as serving_store,
           serving(create_app(lake, [KEY], report_db=report_db, serving_store=serving_store)) as url):

@@ -40,7 +40,7 @@ def configured_secrets(stack_settings: StackSettings, monkeypatch: pytest.Monkey
         conn.execute(sa.text("""CREATE TABLE sales_lines (receipt_no text, line_no int, sold_at timestamptz, store_code text,
             sku text, loyalty_id text, qty int, price numeric(10, 2), discount numeric(4, 2), currency text,
             updated_at timestamptz, PRIMARY KEY (receipt_no, line_no))"""))
-        sold = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+        sold = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)  # a day that is over in every timezone
         conn.execute(sa.text("INSERT INTO sales_lines VALUES (:r, :n, :t, 'B1', 'SKU1', NULL, 2, 3.5, 0, 'EUR', :t)"),
                      [{"r": f"R{i:04d}", "n": 1, "t": sold} for i in range(20)])
     yield engine

@@ -15,7 +15,7 @@ import pytest
 
 from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
 from sales_analytics.generator import GeneratorConfig, SalesGenerator
-from sales_analytics.ml.assets import MODEL_NAME
+from sales_analytics.ml.assets import DEMAND_MODEL_NAME
 from sales_analytics.ml.features import FeatureConfig, dense_panel
 from sales_analytics.ml.forecasting import train
 from sales_analytics.ml.registry import ModelRegistry
@@ -56,9 +56,10 @@ def promote_new_model(lake: Any, dense: pd.DataFrame, wape: float) -> str:
     registry = ModelRegistry(lake)
     metrics = {"target": "units", "horizon": HORIZON, "level": "store_category",
                **{m: {"wape": w} for m, w in (("model", wape), ("seasonal_naive", 0.3), ("exponential_smoothing", 0.25))}}
-    manifest = registry.save(MODEL_NAME, model.models, model.features, model.trained_until,
+    manifest = registry.save(DEMAND_MODEL_NAME, model.models, model.features, model.trained_until,
                              [str(START), model.trained_until], metrics)
-    registry.promote(MODEL_NAME, manifest.version)
+    registry.record_verdict(DEMAND_MODEL_NAME, manifest.version, True, "beats seasonal naive")
+    registry.promote(DEMAND_MODEL_NAME, manifest.version)
     return manifest.version
 
 
@@ -139,6 +140,7 @@ def promote_sentiment_model(lake: Any) -> str:
     model = train_sentiment(review_texts(reviews), sentiment_of_rating(reviews["rating"].astype(int)))
     registry = ModelRegistry(lake)
     manifest = registry.save(SENTIMENT_MODEL_NAME, model, ["title", "text"], "2026-02-01", ["2026-01-01", "2026-02-01"], {})
+    registry.record_verdict(SENTIMENT_MODEL_NAME, manifest.version, True, "beats the lexicon")
     registry.promote(SENTIMENT_MODEL_NAME, manifest.version)
     return manifest.version
 

@@ -10,11 +10,11 @@ import dagster as dg
 import pyarrow.compute as pc
 import pytest
 
+from sales_analytics.catalog import DAILY_STORE_SALES_KEY
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.jobs import daily_sales_job
 from sales_analytics.profiles import initialized
-from sales_analytics.reports.daily_store_sales import REPORT_KEY
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES, ORDER_STATUSES
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, partition_object_key
@@ -101,7 +101,7 @@ def test_report_in_every_store_equals_an_independent_computation(built: dict[str
         assert_matches([item for store in stores for item in serving.query(DAILY_STORE_SALES, store)], expected)
     with initialized(env["lake"]) as lake:
         lake_rows = [row for day in summary.touched_days
-                     for row in parquet_bytes_to_table(lake.get_bytes(partition_object_key(REPORT_KEY, "sale_date", day))).to_pylist()]
+                     for row in parquet_bytes_to_table(lake.get_bytes(partition_object_key(DAILY_STORE_SALES_KEY, "sale_date", day))).to_pylist()]
         assert_matches(lake_rows, expected)
 
 
@@ -165,7 +165,7 @@ def test_rematerializing_a_partition_changes_nothing(built: dict[str, Any]) -> N
     def snapshot() -> tuple:
         with initialized(env["lake"]) as lake, initialized(env["report_db"]) as db, initialized(env["serving_store"]) as serving:
             objects = {key: lake.get_bytes(partition_object_key(key, column, day)) for key, column in
-                       ((dg.AssetKey(["clean", "order_lines"]), "order_date"), (REPORT_KEY, "sale_date"))}
+                       ((dg.AssetKey(["clean", "order_lines"]), "order_date"), (DAILY_STORE_SALES_KEY, "sale_date"))}
             items = sorted(serving.partition_keys(DAILY_STORE_SALES, day))
             full_items = [i for store, _ in items for i in serving.query(DAILY_STORE_SALES, store, day, day)]
             return objects, db.read(DAILY_STORE_SALES, day), full_items

@@ -14,12 +14,16 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from sklearn.dummy import DummyRegressor
 
+from sales_analytics.catalog import DAILY_STORE_SALES_KEY, DEMAND_MODEL_NAME
+from sales_analytics.dashboards.assets import AS_OF_TAG
 from sales_analytics.dashboards.spec import EXTRA_DIRS_ENV
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
+from sales_analytics.ml.assets import DEMAND_CHAMPION, DEMAND_MODEL
+from sales_analytics.ml.registry import ModelRegistry
 from sales_analytics.profiles import initialized, local_resources
-from sales_analytics.reports.daily_store_sales import REPORT_KEY
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import DAILY_STORE_SALES, WEEKLY_SALES
 from sales_analytics.storage.parquet_io import partition_object_key
@@ -156,6 +160,31 @@ def test_ui_shows_the_lineage_with_checks_sensors_and_schedule(webserver: dict[s
         "receipts_schedule", "review_insights_schedule", "train_demand_model_schedule", "train_sentiment_model_schedule"]
 
 
+
+def test_the_ui_cannot_promote_a_model_version_that_failed_its_check(webserver: dict[str, Any]) -> None:
+    """The champion materialized alone from the UI (the run queue, the daemon) after its candidate failed
+    `promotable`: the run fails naming the verdict, and nothing is promoted."""
+    resources = local_resources(webserver["home"] / "local")
+    with initialized(resources["lake"]) as lake:
+        registry = ModelRegistry(lake)
+        version = registry.save(DEMAND_MODEL_NAME, DummyRegressor(), [], "2026-01-31", ["2026-01-01", "2026-01-31"], {}).version
+        registry.record_verdict(DEMAND_MODEL_NAME, version, False, "no better than seasonal naive")
+    with dg.DagsterInstance.from_config(str(webserver["home"] / "dagster")) as instance:  # as if just trained
+        instance.report_runless_asset_event(dg.AssetMaterialization(DEMAND_MODEL, metadata={"version": version}))
+    mutation = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+        __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+    params = {"selector": {**LOCATION, "jobName": "__ASSET_JOB", "assetSelection": [{"path": list(DEMAND_CHAMPION.path)}]}}
+    launched = graphql(webserver["url"], mutation, {"p": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    assert finished_run(webserver["url"], run_id)["status"] == "FAILURE"
+    events = graphql(webserver["url"], """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection {
+        events { __typename ... on ExecutionStepFailureEvent { error { message } } } } } }""", {"id": run_id})
+    failures = [e["error"]["message"] for e in events["logsForRun"]["events"] if e["__typename"] == "ExecutionStepFailureEvent"]
+    assert any("no better than seasonal naive" in message for message in failures), failures
+    with initialized(resources["lake"]) as lake:
+        assert ModelRegistry(lake).champion(DEMAND_MODEL_NAME) is None
+
 def test_schedules_and_sensors_a_deployment_runs_are_on_by_default(webserver: dict[str, Any]) -> None:
     stopped = {name for name, status in webserver["defaults"].items() if status != "RUNNING"}
     # Only the POS database's watermark waits for its URL: without one every tick would fail.
@@ -211,7 +240,8 @@ def test_runs_launched_from_the_ui_materialize_the_slice(webserver: dict[str, An
 
 def test_a_dashboard_schedule_fires_in_the_daemon_and_materializes_its_assets(webserver: dict[str, Any]) -> None:
     """The declared-only dashboard's schedule, started as a user would in the UI, ticks in the daemon;
-    its run rebuilds yesterday's report, the insights and the page, all seen through GraphQL."""
+    its run builds the insights and the page as of yesterday (the reports are the daily job's), all seen
+    through GraphQL."""
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     resources = local_resources(webserver["home"] / "local")
     with initialized(resources["lake"]) as lake:  # a fortnight up to yesterday, built before the tick
@@ -222,8 +252,8 @@ def test_a_dashboard_schedule_fires_in_the_daemon_and_materializes_its_assets(we
         __typename ... on ScheduleStateResult { scheduleState { status } } ... on PythonError { message } } }""", {"s": selector})
     assert started["startSchedule"]["scheduleState"]["status"] == "RUNNING", started
     run = wait_for_scheduled_run(webserver["url"], selector["scheduleName"])
-    assert run["status"] == "SUCCESS" and {"key": "dagster/partition", "value": yesterday.isoformat()} in run["tags"]
-    for path in (["reports", "daily_sales"], ["dashboards", MINUTELY, "insights"], ["dashboards", MINUTELY, "page"]):
+    assert run["status"] == "SUCCESS" and {"key": AS_OF_TAG, "value": yesterday.isoformat()} in run["tags"]
+    for path in (["dashboards", MINUTELY, "insights"], ["dashboards", MINUTELY, "page"]):
         asset = graphql(webserver["url"], """query($k: AssetKeyInput!) { assetOrError(assetKey: $k) { ... on Asset {
             assetMaterializations(limit: 1) { runId partition metadataEntries { label } } } } }""", {"k": {"path": path}})
         (materialization,) = asset["assetOrError"]["assetMaterializations"]
@@ -280,4 +310,4 @@ def test_a_backfill_runs_in_monthly_chunks_one_at_a_time(webserver: dict[str, An
     times = sorted((r["startTime"], r["endTime"]) for r in runs)
     assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(times))  # never two at once
     with initialized(resources["lake"]) as lake:
-        assert all(lake.exists(partition_object_key(REPORT_KEY, "sale_date", day)) for day in days)
+        assert all(lake.exists(partition_object_key(DAILY_STORE_SALES_KEY, "sale_date", day)) for day in days)

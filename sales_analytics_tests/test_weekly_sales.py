@@ -10,8 +10,9 @@ import pytest
 
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
+from sales_analytics.jobs import weekly_sales_job
 from sales_analytics.profiles import initialized
-from sales_analytics.reports.weekly_sales import WEEKLY_SALES_KEY, weekly_sales, weekly_sales_published
+from sales_analytics.reports.weekly_sales import WEEKLY_SALES_KEY
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import DAILY_SALES, WEEKLY_SALES
 
@@ -24,9 +25,9 @@ def requested_weeks(result: Any) -> set[str]:
     return set(result.get_requested_partitions(WEEKLY_SALES_KEY))
 
 
-def build_weeks(env: dict[str, Any], instance: dg.DagsterInstance, weeks: set[str]) -> None:
+def build_weeks(defs: dg.Definitions, instance: dg.DagsterInstance, weeks: set[str]) -> None:
     for week in sorted(weeks):  # what the automation sensor's runs do
-        assert dg.materialize([weekly_sales, *weekly_sales_published], resources=env, instance=instance, partition_key=week).success
+        assert defs.resolve_job_def(weekly_sales_job.name).execute_in_process(instance=instance, partition_key=week).success
 
 
 def test_each_complete_week_is_built_once_and_rebuilt_when_a_day_changes(local_env: dict[str, Any]) -> None:
@@ -39,7 +40,7 @@ def test_each_complete_week_is_built_once_and_rebuilt_when_a_day_changes(local_e
     ingest_and_build(defs, instance)
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=AUTOMATED, cursor=deployed.cursor)
     assert requested_weeks(first) == set(WEEKS)  # not 2026-01-26: only its Monday has landed
-    build_weeks(local_env, instance, requested_weeks(first))
+    build_weeks(defs, instance, requested_weeks(first))
     quiet = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=AUTOMATED, cursor=first.cursor)
     assert quiet.total_requested == 0
 
@@ -72,6 +73,6 @@ def test_weeks_whose_days_were_built_before_the_automation_started_are_built_on_
     ingest_and_build(defs, instance)
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=AUTOMATED)
     assert requested_weeks(first) == set(WEEKS)
-    build_weeks(local_env, instance, requested_weeks(first))
+    build_weeks(defs, instance, requested_weeks(first))
     again = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=AUTOMATED, cursor=first.cursor)
     assert again.total_requested == 0

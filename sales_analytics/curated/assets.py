@@ -4,17 +4,14 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sales_analytics.catalog import CLEAN_PRODUCTS, CLEAN_STORES, SALES_BY_SERIES_KEY
 from sales_analytics.lake.assets import CLEAN_ORDER_LINES, table_metadata
 from sales_analytics.lake.dimensions import as_of
 from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
 from sales_analytics.schema import SALES_BY_SERIES
-from sales_analytics.storage.lake import LakeResource
-from sales_analytics.storage.parquet_io import INPUT_COLUMNS, read_unpartitioned
+from sales_analytics.storage.parquet_io import INPUT_COLUMNS
 from sales_analytics.tables import split_by
 
-SALES_BY_SERIES_KEY = dg.AssetKey(["curated", "sales_by_series"])
-CLEAN_PRODUCTS = dg.AssetKey(["clean", "products"])
-CLEAN_STORES = dg.AssetKey(["clean", "stores"])
 UNKNOWN = "unknown"
 PRODUCT_ATTRIBUTES = {"category": "category"}  # dimension column -> curated column
 STORE_ATTRIBUTES = {"region": "region", "format": "store_format"}
@@ -53,20 +50,25 @@ def with_dimension_attributes(facts: pa.Table, history: pa.Table, key: str, attr
     return facts
 
 
-def dimension_history(lake: LakeResource, key: dg.AssetKey, id_column: str, attributes: list[str]) -> pa.Table:
+def dimension_history(history: pa.Table | None, id_column: str, attributes: list[str]) -> pa.Table:
     """A reference table's versions; none yet (reference data not built) means every attribute is unknown."""
-    history = read_unpartitioned(lake, key, [id_column, *attributes, "valid_from"])
     if history is None:
         return pa.table({id_column: pa.array([], pa.string()), **{a: pa.array([], pa.string()) for a in attributes},
                          "valid_from": pa.array([], pa.date32())})
     return history
 
 
+def dimension_input(key: dg.AssetKey, id_column: str, attributes: list[str]) -> dg.AssetIn:
+    """A reference table's history as an input: the key, the attributes and when each version began."""
+    return dg.AssetIn(key, metadata={INPUT_COLUMNS: [id_column, *attributes, "valid_from"]})
+
+
 @dg.asset(
     key=SALES_BY_SERIES_KEY,
     ins={"order_lines": dg.AssetIn(CLEAN_ORDER_LINES, metadata={INPUT_COLUMNS: [
-             "order_date", "store_id", "product_id", "status", "quantity", "unit_price", "discount"]})},
-    deps=[CLEAN_PRODUCTS, CLEAN_STORES],
+             "order_date", "store_id", "product_id", "status", "quantity", "unit_price", "discount"]}),
+         "products": dimension_input(CLEAN_PRODUCTS, "product_id", list(PRODUCT_ATTRIBUTES)),
+         "stores": dimension_input(CLEAN_STORES, "store_id", list(STORE_ATTRIBUTES))},
     partitions_def=daily_partitions,
     backfill_policy=monthly_chunks,
     group_name="curated",
@@ -75,10 +77,10 @@ def dimension_history(lake: LakeResource, key: dg.AssetKey, id_column: str, attr
     description=SALES_BY_SERIES.description,
     metadata=table_metadata(SALES_BY_SERIES),
 )
-def sales_by_series(context: dg.AssetExecutionContext, order_lines: pa.Table, lake: LakeResource) -> pa.Table:
-    products = dimension_history(lake, CLEAN_PRODUCTS, "product_id", list(PRODUCT_ATTRIBUTES))
-    stores = dimension_history(lake, CLEAN_STORES, "store_id", list(STORE_ATTRIBUTES))
-    series = compute_sales_by_series(order_lines, products, stores)
+def sales_by_series(context: dg.AssetExecutionContext, order_lines: pa.Table, products: pa.Table | None,
+                    stores: pa.Table | None) -> pa.Table:
+    series = compute_sales_by_series(order_lines, dimension_history(products, "product_id", list(PRODUCT_ATTRIBUTES)),
+                                     dimension_history(stores, "store_id", list(STORE_ATTRIBUTES)))
     rows = {day.isoformat(): part.num_rows for day, part in split_by(series, "sale_date").items()}
     add_partition_metadata(context, {key: {"dagster/row_count": rows.get(key, 0)} for key in context.partition_keys})
     return series

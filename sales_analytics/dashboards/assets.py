@@ -5,10 +5,10 @@
   dashboard's rows of ``dashboard_insights`` in the SQL and serving stores);
 - ``dashboards/<name>/page``: the rendered page, ``dashboards/<name>/index.html`` in the lake,
   with its KPIs, narratives and a link in the asset's metadata;
-- job ``dashboard_<name>``: exactly the page, its insights and the reports they read; partitioned
-  by day when a report is, so the run rebuilds that day's report first;
-- schedule ``dashboard_<name>_schedule``: the declared cron in the declared timezone; a partitioned
-  run gets the last complete UTC day at the tick.
+- job ``dashboard_<name>``: exactly the page and its insights; the reports they read are kept fresh,
+  and published, by the jobs, schedules and automation that build them;
+- schedule ``dashboard_<name>_schedule``: the declared cron in the declared timezone; its run's
+  insights stop at the last complete UTC day at the tick (tag ``dashboard/as_of``).
 """
 
 import datetime as dt
@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from sales_analytics.dashboards import insights as ins
-from sales_analytics.dashboards.data import PARTITION_COLUMNS, ReportReader, asset_key
+from sales_analytics.dashboards.data import ReportReader, asset_key, input_name, is_partitioned
 from sales_analytics.dashboards.render import Freshness, chart_section, markdown_preview, render_page
 from sales_analytics.dashboards.spec import (
     DAILY_SALES,
@@ -35,12 +35,13 @@ from sales_analytics.jobs import ON, asset_job
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.schema import INSIGHTS
 from sales_analytics.storage.lake import LakeResource
+from sales_analytics.storage.parquet_io import LakeView
 from sales_analytics.storage.serving_store import ServingStore
 from sales_analytics.storage.sql_store import SqlReportStore
 
 DAY = dt.timedelta(days=1)
 WEB_URL_ENV = "SALES_ANALYTICS_WEB_URL"  # where `sales-analytics serve` is reachable, for links in the UI
-PARTITION_TAG = "dagster/partition"
+AS_OF_TAG = "dashboard/as_of"  # a scheduled run: the last complete UTC day at the tick
 # Sales insights read the anomaly baseline (8 weeks before the last week) plus a week's slack, and a
 # week a year back: about 80 daily partitions, whatever the history.
 RECENT_DAYS = ins.LOOKBACK_DAYS + ins.WEEK * (ins.BASELINE_WEEKS + 1)
@@ -114,16 +115,16 @@ def _sales_insights(spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -
     return found
 
 
-def _run_day(context: dg.AssetExecutionContext) -> dt.date | None:
-    """The day a partitioned dashboard run is for: insights stop there, even if later days exist."""
-    tag = context.run.tags.get(PARTITION_TAG)
+def _as_of(context: dg.AssetExecutionContext) -> dt.date | None:
+    """The day a scheduled run is for: insights stop there, even if later days exist."""
+    tag = context.run.tags.get(AS_OF_TAG)
     return dt.date.fromisoformat(tag) if tag else None
 
 
 def freshness(spec: DashboardSpec, reader: ReportReader, refreshed: dt.datetime) -> list[Freshness]:
     found = []
     for report in spec.reports:
-        if PARTITION_COLUMNS[report]:
+        if is_partitioned(report):
             newest = reader.newest_day(report)
         else:
             table = reader.whole(report)
@@ -133,15 +134,25 @@ def freshness(spec: DashboardSpec, reader: ReportReader, refreshed: dt.datetime)
     return found
 
 
-def dashboard_definitions(spec: DashboardSpec) -> DashboardDefinitions:
-    reports = [asset_key(r) for r in spec.reports]
-    common = {"group_name": "dashboards", "owners": [spec.owner], "tags": {"dashboard": spec.name}}
+def _report_ins(reports: list[str]) -> dict[str, dg.AssetIn]:
+    """Each report as an input the asset reads windows of (a LakeView): every partition is declared."""
+    return {input_name(r): dg.AssetIn(asset_key(r), dagster_type=LakeView) for r in reports}
 
-    @dg.asset(key=insights_key(spec.name), deps=[asset_key(r) for r in spec.insight_reports()], kinds={"pandas", "parquet"}, metadata=table_metadata(INSIGHTS),
+
+def _reader(reports: list[str], views: dict[str, LakeView]) -> ReportReader:
+    return ReportReader({r: views[input_name(r)] for r in reports})
+
+
+def dashboard_definitions(spec: DashboardSpec) -> DashboardDefinitions:
+    common = {"group_name": "dashboards", "owners": [spec.owner], "tags": {"dashboard": spec.name}}
+    read_by_insights = list(spec.insight_reports())
+
+    @dg.asset(key=insights_key(spec.name), ins=_report_ins(read_by_insights), kinds={"pandas", "parquet"},
+              metadata=table_metadata(INSIGHTS),
               description=f"Insights of the '{spec.title}' dashboard: {', '.join(['kpis', *spec.insights])}.", **common)
-    def dashboard_insights(context: dg.AssetExecutionContext, lake: LakeResource, report_db: SqlReportStore,
-                           serving_store: ServingStore) -> dg.Output[pa.Table]:
-        as_of, table = compute_insights(spec, ReportReader(lake), _run_day(context))
+    def dashboard_insights(context: dg.AssetExecutionContext, report_db: SqlReportStore, serving_store: ServingStore,
+                           **reports: LakeView) -> dg.Output[pa.Table]:
+        as_of, table = compute_insights(spec, _reader(read_by_insights, reports), _as_of(context))
         # Served as they are computed: BI reads them from SQL, the API from the serving store.
         report_db.replace_partition(INSIGHTS, spec.name, table)
         serving_store.replace_partition(INSIGHTS, spec.name, table)
@@ -149,10 +160,10 @@ def dashboard_definitions(spec: DashboardSpec) -> DashboardDefinitions:
         return dg.Output(table, metadata={"dagster/row_count": table.num_rows, "as_of": str(as_of),
                                           "narratives": dg.MetadataValue.md(narratives or "no data yet")})
 
-    @dg.asset(key=page_key(spec.name), ins={"insights": dg.AssetIn(insights_key(spec.name))}, deps=reports,
+    @dg.asset(key=page_key(spec.name), ins={"insights": dg.AssetIn(insights_key(spec.name)), **_report_ins(list(spec.reports))},
               kinds={"plotly", "html"}, description=f"The '{spec.title}' dashboard page: {spec.description}", **common)
-    def dashboard_page(insights: pa.Table, lake: LakeResource) -> dg.MaterializeResult:
-        reader, refreshed = ReportReader(lake), dt.datetime.now(dt.UTC)
+    def dashboard_page(insights: pa.Table, lake: LakeResource, **reports: LakeView) -> dg.MaterializeResult:
+        reader, refreshed = _reader(list(spec.reports), reports), dt.datetime.now(dt.UTC)
         frame = insights.to_pandas()
         as_of = frame["as_of"].iloc[0] if len(frame) and frame["as_of"].iloc[0] != dt.date.min else None
         sections = [chart_section(chart, spec, reader, as_of or refreshed.date()) for chart in spec.charts]
@@ -168,24 +179,22 @@ def dashboard_definitions(spec: DashboardSpec) -> DashboardDefinitions:
             "as_of": str(as_of),
         })
 
-    partitioned = any(PARTITION_COLUMNS[r] for r in spec.reports)
+    # The dashboard's own assets only: its reports are kept fresh (and published) by their own jobs.
     job = asset_job(
         dashboard_job_name(spec.name),
-        selection=dg.AssetSelection.assets(page_key(spec.name), insights_key(spec.name), *reports).required_multi_asset_neighbors(),
-        description=f"Rebuild the '{spec.title}' dashboard: its reports{' for the day' if partitioned else ''}, insights and page.",
+        selection=dg.AssetSelection.assets(page_key(spec.name), insights_key(spec.name)),
+        description=f"Rebuild the '{spec.title}' dashboard's insights and page from its reports as they stand.",
         tags={"dashboard": spec.name},
     )
-    return DashboardDefinitions(spec, [dashboard_insights, dashboard_page], job, _schedule(spec, job, partitioned))
+    return DashboardDefinitions(spec, [dashboard_insights, dashboard_page], job, _schedule(spec, job))
 
 
-def _schedule(spec: DashboardSpec, job: Any, partitioned: bool) -> dg.ScheduleDefinition:
+def _schedule(spec: DashboardSpec, job: Any) -> dg.ScheduleDefinition:
     @dg.schedule(name=f"dashboard_{spec.name}_schedule", job=job, cron_schedule=spec.schedule.cron, default_status=ON,
                  execution_timezone=spec.schedule.timezone, description=f"'{spec.title}' for {spec.owner}")
     def dashboard_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        if not partitioned:
-            return dg.RunRequest()
         tick_utc = context.scheduled_execution_time.astimezone(dt.UTC)
-        return dg.RunRequest(partition_key=(tick_utc.date() - DAY).isoformat())  # the last complete UTC day
+        return dg.RunRequest(tags={AS_OF_TAG: (tick_utc.date() - DAY).isoformat()})  # the last complete UTC day
 
     return dashboard_schedule
 

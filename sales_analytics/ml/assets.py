@@ -1,59 +1,69 @@
 """Assets of the ``ml`` group: train and backtest the demand model, promote it only when it earns it."""
 
 import datetime as dt
+import math
 from collections.abc import Iterator
 from typing import Literal
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
 from sales_analytics.alerts import precondition_failed
-from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
+from sales_analytics.catalog import (
+    CLEAN_CALENDAR,
+    CLEAN_SIGNALS,
+    DEMAND_FORECAST_KEY,
+    DEMAND_MODEL_NAME,
+    FORECAST_ACCURACY_KEY,
+    SALES_BY_SERIES_KEY,
+)
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.ml.features import FeatureConfig, dense_panel
 from sales_analytics.ml.forecasting import MAX_ITER, NotEnoughHistory, QuantileForecaster, backtest, forecast, train
+from sales_analytics.ml.history import (
+    CALENDAR_COLUMNS,
+    FORECAST_HISTORY_DAYS,
+    SIGNAL_COLUMNS,
+    known_ahead,
+    last_day,
+    load_series,
+)
+from sales_analytics.ml.monitoring import (
+    ACTIVE_DAYS,
+    LIVE_ACCURACY_DAYS,
+    SEASON_DAYS,
+    LiveAccuracy,
+    forecast_problems,
+    live_accuracy,
+    naive_day,
+)
 from sales_analytics.ml.promotion import compare_with_champion, promotion_verdict
-from sales_analytics.ml.registry import ModelManifest, ModelRegistry
+from sales_analytics.ml.registry import ModelManifest, ModelRegistry, NotPromotable
 from sales_analytics.ml.series import (
     CURATED_COLUMNS,
     SERIES_LEVELS,
-    Covariates,
     SeriesLevelName,
-    calendar_frame,
     series_panel,
-    signals_frame,
 )
-from sales_analytics.partitions import daily_partitions
+from sales_analytics.partitions import daily_partitions, look_back
 from sales_analytics.schema import (
     DEMAND_FORECAST,
     FORECAST_ACCURACY,
     MODEL_BACKTEST,
-    SALES_BY_SERIES,
     SORT_KEY_SEPARATOR,
 )
 from sales_analytics.storage.lake import LakeResource
-from sales_analytics.storage.parquet_io import (
-    INPUT_COLUMNS,
-    parquet_bytes_to_table,
-    read_unpartitioned,
-    stored_partitions,
-)
+from sales_analytics.storage.parquet_io import INPUT_COLUMNS, LakeView
 from sales_analytics.storage.serving_store import Item, ServingStore
 from sales_analytics.storage.sql_store import SqlReportStore
 
-MODEL_NAME = "demand"
-CLEAN_CALENDAR = dg.AssetKey(["clean", "calendar"])
-CLEAN_SIGNALS = dg.AssetKey(["clean", "signals"])
 DEMAND_MODEL = dg.AssetKey(["ml", "demand_model"])
 DEMAND_CHAMPION = dg.AssetKey(["ml", "demand_model_champion"])
-DEMAND_FORECAST_KEY = dg.AssetKey(["ml", "demand_forecast"])
-FORECAST_ACCURACY_KEY = dg.AssetKey(["ml", "forecast_accuracy"])
+CHAMPION_BEHIND = "champion_behind"  # forecast_accuracy metadata the drift sensor reads
 MAX_HORIZON_DAYS = 120  # the longest horizon a model may have: how far back forecasts of a day are looked for
 BACKTEST_METHODS = ("model", "seasonal_naive", "exponential_smoothing")
-FORECAST_HISTORY_DAYS = 400  # what the features look back at: a year ago, plus a few weeks
 
 
 class DemandModelConfig(dg.Config):
@@ -65,53 +75,37 @@ class DemandModelConfig(dg.Config):
     max_iter: int = Field(default=MAX_ITER, ge=10, le=2000, description="boosting iterations per quantile model")
 
 
-def load_series(lake: LakeResource, until: dt.date, days: int, target: str, level: str) -> tuple[pd.DataFrame, Covariates]:
-    """The forecasting panel at ``level`` (``series_id``, ``date``, ``y``) for the ``days`` up to ``until``, and
-    its covariates: memory bounded by the training window, not by history."""
-    first = (until - dt.timedelta(days=days - 1)).isoformat()
-    stored = stored_partitions(lake, SALES_BY_SERIES_KEY, SALES_BY_SERIES.partition_column)
-    tables = [parquet_bytes_to_table(lake.get_bytes(key), [*CURATED_COLUMNS, target])
-              for day, key in sorted(stored.items()) if first <= day <= until.isoformat()]
-    if not tables:
-        return pd.DataFrame(columns=["series_id", "date", "y"]), Covariates()
-    panel, static = series_panel(pa.concat_tables(tables).to_pandas(), level, target)
-    return panel, Covariates(static=static, calendar=load_known_ahead(lake))
+SALES_COLUMNS = [*CURATED_COLUMNS, "units", "net_sales"]  # either target
 
 
-def load_known_ahead(lake: LakeResource) -> pd.DataFrame:
-    """Per day, what every series knows ahead: holidays and promotion weeks (clean/calendar) and each
-    signal of clean/signals as ``signal_<name>``; future days included, empty before either is built."""
-    frames = []
-    if (days := read_unpartitioned(lake, CLEAN_CALENDAR, ["date", "is_holiday", "is_promo_week", "is_current"])) is not None:
-        current = days.filter(days["is_current"]).to_pandas()
-        frames.append(calendar_frame(current["date"], current["is_holiday"], current["is_promo_week"]))
-    if (signals := read_unpartitioned(lake, CLEAN_SIGNALS, ["date", "signal", "value"])) is not None:
-        frames.append(signals_frame(signals.to_pandas()))
-    return pd.concat(frames, axis=1).sort_index() if frames else pd.DataFrame()
+def _sales_input(partition_mapping: dg.PartitionMapping | None = None) -> dg.AssetIn:
+    return dg.AssetIn(SALES_BY_SERIES_KEY, metadata={INPUT_COLUMNS: SALES_COLUMNS}, partition_mapping=partition_mapping)
 
 
-def last_curated_day(lake: LakeResource) -> dt.date | None:
-    days = stored_partitions(lake, SALES_BY_SERIES_KEY, SALES_BY_SERIES.partition_column)
-    return dt.date.fromisoformat(max(days)) if days else None
+KNOWN_AHEAD_INS = {"calendar": dg.AssetIn(CLEAN_CALENDAR, metadata={INPUT_COLUMNS: CALENDAR_COLUMNS}),
+                   "signals": dg.AssetIn(CLEAN_SIGNALS, metadata={INPUT_COLUMNS: SIGNAL_COLUMNS})}
 
 
 @dg.asset(
     key=DEMAND_MODEL,
-    deps=[SALES_BY_SERIES_KEY, CLEAN_CALENDAR, CLEAN_SIGNALS],
+    # every curated day: the model learns from the newest history_days of them
+    ins={"sales": _sales_input(), **KNOWN_AHEAD_INS},
     group_name="ml",
     kinds={"scikit-learn"},
     owners=["team:data-science"],
     description=("A global HistGradientBoosting model (P10 / P50 / P90) across all store x category series, "
-                 f"stored as a new version under `models/{MODEL_NAME}/`, with rolling-origin backtests against "
+                 f"stored as a new version under `models/{DEMAND_MODEL_NAME}/`, with rolling-origin backtests against "
                  "seasonal naive and exponential smoothing on every training."),
     check_specs=[dg.AssetCheckSpec("promotable", asset=DEMAND_MODEL, blocking=True,
                                    description="Beats seasonal naive and is not worse than the champion beyond 2%.")],
 )
-def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, lake: LakeResource) -> Iterator:
-    until = last_curated_day(lake)
+def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, lake: LakeResource, sales: LakeView,
+                 calendar: pa.Table | None, signals: pa.Table | None) -> Iterator:
+    until = last_day(sales)
     if until is None:
         raise precondition_failed("curated/sales_by_series has no partitions yet: materialize it first")
-    panel, covariates = load_series(lake, until, config.history_days, config.target, config.level)
+    panel, covariates = load_series(sales, until, config.history_days, config.target, config.level,
+                                    known_ahead(calendar, signals))
     dense = dense_panel(panel)
     features = FeatureConfig(horizon=config.horizon)
     try:
@@ -122,10 +116,11 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
     registry = ModelRegistry(lake)
     metrics = {**tested.summary, "windows": tested.windows, "target": config.target, "horizon": config.horizon,
                "level": config.level}
-    manifest = registry.save(MODEL_NAME, model.models, model.features, model.trained_until,
+    manifest = registry.save(DEMAND_MODEL_NAME, model.models, model.features, model.trained_until,
                              [str(dense["date"].min().date()), str(until)], metrics)
-    compared = compare_with_champion(registry, MODEL_NAME, tested, dense, covariates, config.target, config.level)
+    compared = compare_with_champion(registry, DEMAND_MODEL_NAME, tested, dense, covariates, config.target, config.level)
     ok, reason = promotion_verdict(tested.summary["model"], tested.summary["seasonal_naive"]["wape"], compared)
+    registry.record_verdict(DEMAND_MODEL_NAME, manifest.version, ok, reason)
     context.log.info(f"demand model {manifest.version}: {reason}")
     yield dg.MaterializeResult(asset_key=DEMAND_MODEL, metadata={
         "version": manifest.version, "series": int(dense["series_id"].nunique()), "trained_until": str(until),
@@ -137,21 +132,27 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
 
 
 def champion_asset(model_key: dg.AssetKey, champion_key: dg.AssetKey, model_name: str, served: str) -> dg.AssetsDefinition:
-    """Promotes the version ``model_key`` last trained. Downstream of a blocking check, it runs only
-    when that version passed ``promotable``."""
+    """Promotes the version ``model_key`` last trained. Downstream of a blocking check, it runs only when
+    that version passed ``promotable``; run any other way (alone, from the CLI, in a backfill), the
+    registry still refuses a version whose stored verdict did not pass."""
 
     @dg.asset(key=champion_key, deps=[model_key], group_name="ml", kinds={"scikit-learn"}, owners=["team:data-science"],
               description=f"The promoted {served}; runs only when `promotable` passed.")
     def _champion(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         candidate = context.instance.get_latest_materialization_event(model_key)
+        if candidate is None:
+            raise precondition_failed(f"{model_key.to_user_string()} has never been trained: nothing to promote")
         version = str(candidate.asset_materialization.metadata["version"].value)
-        ModelRegistry(lake).promote(model_name, version)
+        try:
+            ModelRegistry(lake).promote(model_name, version)
+        except NotPromotable as refused:
+            raise precondition_failed(str(refused)) from refused
         return dg.MaterializeResult(metadata={"version": version})
 
     return _champion
 
 
-demand_model_champion = champion_asset(DEMAND_MODEL, DEMAND_CHAMPION, MODEL_NAME, "demand model the prediction service serves")
+demand_model_champion = champion_asset(DEMAND_MODEL, DEMAND_CHAMPION, DEMAND_MODEL_NAME, "demand model the prediction service serves")
 
 
 def backtest_rows(manifest: ModelManifest) -> pa.Table:
@@ -170,7 +171,7 @@ def model_backtest_report(context: dg.AssetExecutionContext, lake: LakeResource,
     """The latest trained version's backtest in the SQL report store, next to every earlier version's."""
     candidate = context.instance.get_latest_materialization_event(DEMAND_MODEL)
     version = str(candidate.asset_materialization.metadata["version"].value)
-    rows = backtest_rows(ModelRegistry(lake).manifest(MODEL_NAME, version))
+    rows = backtest_rows(ModelRegistry(lake).manifest(DEMAND_MODEL_NAME, version))
     written = report_db.replace_partition(MODEL_BACKTEST, version, rows)
     return dg.MaterializeResult(metadata={"dagster/row_count": written, "version": version})
 
@@ -182,24 +183,33 @@ def _backtest_markdown(windows: list[dict]) -> str:
 
 @dg.asset(
     key=DEMAND_FORECAST_KEY,
-    deps=[DEMAND_CHAMPION, SALES_BY_SERIES_KEY, CLEAN_CALENDAR, CLEAN_SIGNALS],
+    deps=[DEMAND_CHAMPION],  # the champion's version, read from the model registry
+    ins={"sales": _sales_input(look_back(FORECAST_HISTORY_DAYS - 1)), **KNOWN_AHEAD_INS},
     partitions_def=daily_partitions,
     group_name="ml",
     kinds={"scikit-learn", "parquet"},
     owners=["team:data-science"],
     description=DEMAND_FORECAST.description,
     metadata=table_metadata(DEMAND_FORECAST),
+    check_specs=[
+        dg.AssetCheckSpec("quantiles_ordered", asset=DEMAND_FORECAST_KEY,
+                          description="P10 <= P50 <= P90 on every row, and none below zero for a units target."),
+        dg.AssetCheckSpec("every_active_series_and_step", asset=DEMAND_FORECAST_KEY,
+                          description=f"Every series that sold in the {ACTIVE_DAYS} days to the origin is forecast for "
+                                      "every step of the horizon."),
+    ],
 )
-def demand_forecast(context: dg.AssetExecutionContext, lake: LakeResource) -> pa.Table:
+def demand_forecast(context: dg.AssetExecutionContext, lake: LakeResource, sales: LakeView, calendar: pa.Table | None,
+                    signals: pa.Table | None) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """The champion's forecast as of the partition's day (the origin), from data up to that day only."""
     registry = ModelRegistry(lake)
-    version = registry.champion(MODEL_NAME)
+    version = registry.champion(DEMAND_MODEL_NAME)
     if version is None:
         raise precondition_failed("no promoted demand model yet: materialize ml/demand_model (its promotable check must pass)")
-    models, manifest = registry.load(MODEL_NAME, version)
+    models, manifest = registry.load(DEMAND_MODEL_NAME, version)
     origin = dt.date.fromisoformat(context.partition_key)
     target, horizon, level = manifest.metrics["target"], int(manifest.metrics["horizon"]), manifest.metrics["level"]
-    panel, covariates = load_series(lake, origin, FORECAST_HISTORY_DAYS, target, level)
+    panel, covariates = load_series(sales, origin, FORECAST_HISTORY_DAYS, target, level, known_ahead(calendar, signals))
     if panel.empty:
         raise precondition_failed(f"curated/sales_by_series has no data up to {origin}: nothing to forecast from")
     model = QuantileForecaster.stored(models, manifest)
@@ -211,9 +221,15 @@ def demand_forecast(context: dg.AssetExecutionContext, lake: LakeResource) -> pa
         "p10": predicted["p10"], "p50": predicted["p50"], "p90": predicted["p90"],
         "model_version": [version] * len(predicted), "target": [target] * len(predicted),
     }).cast(DEMAND_FORECAST.arrow_schema())
-    context.add_output_metadata({"dagster/row_count": table.num_rows, "model_version": version, "target": target, "level": level,
-                                 "series": int(predicted["series_id"].nunique()), "horizon_days": horizon})
-    return table
+    yield dg.Output(table, metadata={"dagster/row_count": table.num_rows, "model_version": version, "target": target,
+                                     "level": level, "series": int(predicted["series_id"].nunique()), "horizon_days": horizon})
+    recent = panel[(pd.to_datetime(panel["date"]) > pd.Timestamp(origin - dt.timedelta(days=ACTIVE_DAYS))) & (panel["y"] != 0)]
+    found = forecast_problems(predicted, set(recent["series_id"]), horizon, non_negative=target == "units")
+    yield dg.AssetCheckResult(check_name="quantiles_ordered", passed=not (found.disordered or found.negative),
+                              metadata={"disordered_rows": found.disordered, "negative_rows": found.negative})
+    yield dg.AssetCheckResult(check_name="every_active_series_and_step", passed=not found.missing,
+                              metadata={"active_series": int(recent["series_id"].nunique()), "missing": len(found.missing),
+                                        "first_missing": ", ".join(found.missing[:10]) or "none"})
 
 
 def latest_forecasts(serving: ServingStore, series_id: str, first: dt.date, last: dt.date) -> list[Item]:
@@ -243,39 +259,64 @@ def compute_forecast_accuracy(forecasts: pd.DataFrame, sold: pd.DataFrame) -> pa
     }).cast(FORECAST_ACCURACY.arrow_schema()).sort_by([(k, "ascending") for k in FORECAST_ACCURACY.key])
 
 
-def forecasts_of_day(lake: LakeResource, day: dt.date) -> pd.DataFrame:
-    """Every stored forecast whose target is ``day``: origins at most MAX_HORIZON_DAYS before it."""
-    first = (day - dt.timedelta(days=MAX_HORIZON_DAYS)).isoformat()
-    stored = stored_partitions(lake, DEMAND_FORECAST_KEY, DEMAND_FORECAST.partition_column)
-    tables = [parquet_bytes_to_table(lake.get_bytes(key)) for origin, key in sorted(stored.items())
-              if first <= origin < day.isoformat()]
-    if not tables:
-        return pd.DataFrame()
-    every = pa.concat_tables(tables)
-    return every.filter(pc.equal(every["target_date"], pa.scalar(day, pa.date32()))).to_pandas()
+def champion_live_accuracy(every: pd.DataFrame, champion: str | None, sales: LakeView, day: dt.date) -> LiveAccuracy:
+    """The champion's forecasts of the last LIVE_ACCURACY_DAYS days against seasonal naive's on the same
+    series, days and steps (``every``: the stored forecasts of the look-back)."""
+    first = pd.Timestamp(day - dt.timedelta(days=LIVE_ACCURACY_DAYS - 1))
+    targets = pd.to_datetime(every["target_date"]) if len(every) else pd.Series(dtype="datetime64[ns]")
+    ours = every[(every["model_version"] == champion) & (targets >= first) & (targets <= pd.Timestamp(day))] if len(every) else every
+    if ours.empty:
+        return LiveAccuracy(0.0, 0.0, 0)
+    level, target = ours[["level", "target"]].iloc[0]
+    needed = {d.date().isoformat() for d in pd.concat([pd.to_datetime(ours["target_date"]), naive_day(ours["target_date"], ours["step"])])}
+    stored = needed & set(sales.partitions())
+    rows = sales.read(sorted(stored))
+    actuals = series_panel(rows.to_pandas(), level, target)[0] if rows is not None else pd.DataFrame(columns=["series_id", "date", "y"])
+    return live_accuracy(ours, actuals, {dt.date.fromisoformat(d) for d in stored})
 
 
 @dg.asset(
     key=FORECAST_ACCURACY_KEY,
-    deps=[DEMAND_FORECAST_KEY],
-    ins={"actuals": dg.AssetIn(SALES_BY_SERIES_KEY, metadata={INPUT_COLUMNS: [*CURATED_COLUMNS, "units", "net_sales"]})},
+    ins={
+        # the day's actuals, and those seasonal naive repeats for the last weeks' forecasts
+        "sales": _sales_input(look_back(LIVE_ACCURACY_DAYS - 1 + SEASON_DAYS * math.ceil(MAX_HORIZON_DAYS / SEASON_DAYS))),
+        # the origins that may have forecast the day or the weeks before it: up to the longest horizon before those
+        "forecasts": dg.AssetIn(DEMAND_FORECAST_KEY, partition_mapping=look_back(MAX_HORIZON_DAYS + LIVE_ACCURACY_DAYS - 1, 1)),
+    },
     partitions_def=daily_partitions,
     group_name="ml",
     kinds={"parquet"},
     owners=["team:data-science"],
     description=FORECAST_ACCURACY.description,
     metadata=table_metadata(FORECAST_ACCURACY),
+    check_specs=[dg.AssetCheckSpec(
+        "champion_beats_seasonal_naive", asset=FORECAST_ACCURACY_KEY,
+        description=f"The champion's WAPE over the last {LIVE_ACCURACY_DAYS} days of actuals is below seasonal naive's on the "
+                    "same series, days and steps; when it is not, it warns and champion_drift asks for a retraining.")],
 )
-def forecast_accuracy(context: dg.AssetExecutionContext, actuals: pa.Table, lake: LakeResource) -> pa.Table:
+def forecast_accuracy(context: dg.AssetExecutionContext, lake: LakeResource, sales: LakeView,
+                      forecasts: LakeView) -> Iterator[dg.Output | dg.AssetCheckResult]:
     day = dt.date.fromisoformat(context.partition_key)
-    scored = compute_forecast_accuracy(forecasts_of_day(lake, day), actuals.to_pandas())
+    actuals = sales.read([day.isoformat()]) if day.isoformat() in sales.partitions() else None
+    if actuals is None:
+        raise precondition_failed(f"curated/sales_by_series has no {day}: materialize it first")
+    stored = forecasts.read(forecasts.partitions())
+    every = stored.to_pandas() if stored is not None else pd.DataFrame(columns=DEMAND_FORECAST.column_names)
+    of_day = every[pd.to_datetime(every["target_date"]) == pd.Timestamp(day)]
+    scored = compute_forecast_accuracy(of_day, actuals.to_pandas())
     frame = scored.to_pandas()
     sums = frame.assign(actual=frame["actual"].abs()).groupby("step")[["abs_error", "actual"]].sum()
     by_step = sums["abs_error"] / sums["actual"].clip(lower=1e-9)
-    context.add_output_metadata({
+    champion = ModelRegistry(lake).champion(DEMAND_MODEL_NAME)
+    live = champion_live_accuracy(every, champion, sales, day)
+    live_metadata = {"champion": champion or "none", "champion_live_wape": round(live.model_wape, 4),
+                     "naive_live_wape": round(live.naive_wape, 4), "live_points": live.points, CHAMPION_BEHIND: live.behind}
+    yield dg.Output(scored, metadata={
         "dagster/row_count": scored.num_rows,
         "wape": float(frame["abs_error"].sum() / max(frame["actual"].abs().sum(), 1e-9)) if len(frame) else 0.0,
         "coverage_p10_p90": float(frame["in_band"].mean()) if len(frame) else 0.0,
         "wape_by_days_ahead": dg.MetadataValue.json({int(k): round(float(v), 4) for k, v in by_step.items()}),
+        **live_metadata,
     })
-    return scored
+    yield dg.AssetCheckResult(check_name="champion_beats_seasonal_naive", passed=not live.behind,
+                              severity=dg.AssetCheckSeverity.WARN, metadata=live_metadata)

@@ -2,7 +2,9 @@
 
 Models are stored with skops (no pickle) and loaded only after two checks: the bytes hash to the
 sha256 the manifest recorded when we wrote them, and every type inside is from scikit-learn or
-NumPy. ``models/<name>/champion.json`` names the promoted version the service serves.
+NumPy. ``models/<name>/champion.json`` names the promoted version the service serves; a version
+is promoted only when its stored verdict (``verdict.json``, written by the promotion check) passed,
+whichever run, job or person asks for the promotion.
 """
 
 from __future__ import annotations
@@ -23,6 +25,17 @@ TRUSTED_MODULES = ("sklearn.", "numpy.")  # what a model of ours is made of; any
 
 class ModelIntegrityError(RuntimeError):
     """A stored model does not match its manifest, or holds types we did not put there."""
+
+
+class NotPromotable(RuntimeError):
+    """A version without a passing promotion verdict was asked to become champion."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    reason: str
+    judged_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,8 +90,22 @@ class ModelRegistry:
         key = f"{MODELS_PREFIX}/{name}/champion.json"
         return json.loads(self.lake.get_bytes(key))["version"] if self.lake.exists(key) else None
 
+    def record_verdict(self, name: str, version: str, passed: bool, reason: str) -> None:
+        self.manifest(name, version)
+        verdict = Verdict(passed, reason, dt.datetime.now(dt.UTC).isoformat())
+        self.lake.put_bytes(self._key(name, version, "verdict.json"), json.dumps(asdict(verdict)).encode())
+
+    def verdict(self, name: str, version: str) -> Verdict | None:
+        key = self._key(name, version, "verdict.json")
+        return Verdict(**json.loads(self.lake.get_bytes(key))) if self.lake.exists(key) else None
+
     def promote(self, name: str, version: str) -> None:
-        self.manifest(name, version)  # only a complete version can become champion
+        """Make a complete version with a passing verdict the champion; anything else is refused."""
+        self.manifest(name, version)
+        verdict = self.verdict(name, version)
+        if verdict is None or not verdict.passed:
+            why = verdict.reason if verdict else "it was never judged"
+            raise NotPromotable(f"model {name} version {version} did not pass its promotion check: {why}")
         self.lake.put_bytes(f"{MODELS_PREFIX}/{name}/champion.json",
                             json.dumps({"version": version, "promoted_at": dt.datetime.now(dt.UTC).isoformat()}).encode())
 

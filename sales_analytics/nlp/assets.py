@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from sales_analytics.alerts import precondition_failed
-from sales_analytics.curated.assets import CLEAN_PRODUCTS
+from sales_analytics.catalog import CLEAN_PRODUCTS, CLEAN_REVIEWS, SENTIMENT_MODEL_NAME
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.ml.assets import champion_asset
 from sales_analytics.ml.registry import ModelRegistry
@@ -32,10 +32,8 @@ from sales_analytics.nlp.sentiment import (
 from sales_analytics.reports.publish import publish_whole_assets
 from sales_analytics.schema import NEGATIVE_REVIEW_SPIKES, REVIEW_ASPECTS, REVIEW_SCORES, REVIEW_SENTIMENT, TableSpec
 from sales_analytics.storage.lake import LakeResource
-from sales_analytics.storage.parquet_io import read_unpartitioned
+from sales_analytics.storage.parquet_io import INPUT_COLUMNS
 
-SENTIMENT_MODEL_NAME = "review_sentiment"
-CLEAN_REVIEWS = dg.AssetKey(["clean", "reviews"])
 SENTIMENT_MODEL = dg.AssetKey(["ml", "sentiment_model"])
 SENTIMENT_CHAMPION = dg.AssetKey(["ml", "sentiment_model_champion"])
 REVIEW_SCORES_KEY = dg.AssetKey(["ml", "review_scores"])
@@ -43,15 +41,19 @@ MIN_TRAINING_REVIEWS = 30  # per sentiment: fewer than this and there is nothing
 CHAMPION_TOLERANCE = 0.02  # macro-F1 a candidate may lose against the champion and still replace it
 
 
-def load_reviews(lake: LakeResource) -> pd.DataFrame:
+REVIEW_INS = {
+    "reviews": dg.AssetIn(CLEAN_REVIEWS, metadata={INPUT_COLUMNS: ["review_id", "product_id", "rating", "title", "text", "ts",
+                                                                   "category", "delivered_on"]}),
+    "products": dg.AssetIn(CLEAN_PRODUCTS, metadata={INPUT_COLUMNS: ["product_id", "category", "is_current"]}),
+}
+
+
+def load_reviews(reviews: pa.Table | None, products: pa.Table | None) -> pd.DataFrame:
     """clean/reviews with ``text`` (title and body), ``week_start`` (written, else delivered) and a
     ``category`` (the review's own, else the product's current one, else 'unknown')."""
-    reviews = read_unpartitioned(lake, CLEAN_REVIEWS, ["review_id", "product_id", "rating", "title", "text", "ts", "category",
-                                                       "delivered_on"])
     if reviews is None or reviews.num_rows == 0:
         raise precondition_failed("clean/reviews is empty: land a review export and materialize it first")
     frame = reviews.to_pandas()
-    products = read_unpartitioned(lake, CLEAN_PRODUCTS, ["product_id", "category", "is_current"])
     current = (products.filter(products["is_current"]).to_pandas().set_index("product_id")["category"]
                if products is not None else pd.Series(dtype=str))
     frame["category"] = frame["category"].fillna(frame["product_id"].map(current)).fillna("unknown")
@@ -64,7 +66,7 @@ def load_reviews(lake: LakeResource) -> pd.DataFrame:
 
 @dg.asset(
     key=SENTIMENT_MODEL,
-    deps=[CLEAN_REVIEWS],
+    ins=REVIEW_INS,
     group_name="ml",
     kinds={"scikit-learn"},
     owners=["team:data-science"],
@@ -74,8 +76,9 @@ def load_reviews(lake: LakeResource) -> pd.DataFrame:
     check_specs=[dg.AssetCheckSpec("promotable", asset=SENTIMENT_MODEL, blocking=True,
                                    description="Beats the lexicon's macro-F1 and is not worse than the champion's beyond 0.02.")],
 )
-def sentiment_model(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator:
-    reviews = load_reviews(lake)
+def sentiment_model(context: dg.AssetExecutionContext, lake: LakeResource, reviews: pa.Table | None,
+                    products: pa.Table | None) -> Iterator:
+    reviews = load_reviews(reviews, products)
     labelled = reviews[reviews["text"] != ""].assign(label=lambda r: sentiment_of_rating(r["rating"]))
     held = is_held_out(labelled["review_id"])
     training, testing = labelled[~held], labelled[held]
@@ -91,6 +94,7 @@ def sentiment_model(context: dg.AssetExecutionContext, lake: LakeResource) -> It
     manifest = registry.save(SENTIMENT_MODEL_NAME, model, ["title", "text"], written[1], written,
                              {"model": ours.as_metrics(), "lexicon": lexicon.as_metrics(), "trained_on": len(training)})
     ok, reason = sentiment_verdict(ours, lexicon, champion)
+    registry.record_verdict(SENTIMENT_MODEL_NAME, manifest.version, ok, reason)
     context.log.info(f"sentiment model {manifest.version}: {reason}")
     yield dg.MaterializeResult(asset_key=SENTIMENT_MODEL, metadata={
         "version": manifest.version, "trained_on": len(training), "held_out": len(testing),
@@ -147,16 +151,20 @@ sentiment_model_champion = champion_asset(SENTIMENT_MODEL, SENTIMENT_CHAMPION, S
                                   owners=["team:analytics"], description=spec.description, metadata=table_metadata(spec))
            for spec in (REVIEW_SENTIMENT, REVIEW_ASPECTS, NEGATIVE_REVIEW_SPIKES)},
     },
-    deps=[SENTIMENT_CHAMPION, CLEAN_REVIEWS, CLEAN_PRODUCTS],
+    deps=[SENTIMENT_CHAMPION],  # the champion's version, read from the model registry
+    ins=REVIEW_INS,
+    check_specs=[dg.AssetCheckSpec("every_review_scored", asset=REVIEW_SCORES_KEY,
+                                   description="Every review in clean/reviews has a sentiment from the champion.")],
 )
-def review_insights(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[dg.Output]:
+def review_insights(context: dg.AssetExecutionContext, lake: LakeResource, reviews: pa.Table | None,
+                    products: pa.Table | None) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Every review scored by the champion, then the weekly sentiment, aspect and spike reports from those scores."""
     registry = ModelRegistry(lake)
     version = registry.champion(SENTIMENT_MODEL_NAME)
     if version is None:
         raise precondition_failed("no promoted sentiment model yet: materialize ml/sentiment_model (its promotable check must pass)")
     model, _ = registry.load(SENTIMENT_MODEL_NAME, version)
-    reviews = load_reviews(lake)
+    reviews = load_reviews(reviews, products)
     scored = score_texts(model, reviews["text"])
     scores = reviews.join(scored.texts).assign(model_version=version)
     mentions = scored.mentions.join(reviews[["week_start", "category"]], on="review")
@@ -170,6 +178,10 @@ def review_insights(context: dg.AssetExecutionContext, lake: LakeResource) -> It
         "top_terms": dg.MetadataValue.md(_terms_markdown(terms))})
     yield dg.Output(_table(spikes, NEGATIVE_REVIEW_SPIKES), output_name=NEGATIVE_REVIEW_SPIKES.name, metadata={
         "dagster/row_count": len(spikes), "spikes": dg.MetadataValue.md("\n".join(f"- {n}" for n in spikes["narrative"]) or "None.")})
+    unscored = set(reviews["review_id"]) - set(scores.loc[scores["sentiment"].isin(SENTIMENTS), "review_id"])
+    yield dg.AssetCheckResult(check_name="every_review_scored", asset_key=REVIEW_SCORES_KEY, passed=not unscored,
+                              metadata={"reviews": len(reviews), "unscored": len(unscored),
+                                        "first_unscored": ", ".join(sorted(map(str, unscored))[:10]) or "none"})
 
 
 def _table(frame: pd.DataFrame, spec: TableSpec) -> pa.Table:

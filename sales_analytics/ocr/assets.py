@@ -28,6 +28,9 @@ from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.sql_store import SqlReportStore
 
 RECEIPT_LANDING = "landing/receipts/"
+RECEIPT_SCANS = dg.AssetSpec(["landing", "receipt_scans"], group_name="sources", kinds={"s3", "image"},
+                             owners=["team:data-engineering"], metadata={"prefix": RECEIPT_LANDING},
+                             description=f"Scanned till receipts (JPEG, PNG, TIFF, WebP) under `{RECEIPT_LANDING}<day>/<store>/`.")
 RECEIPT_ORDERS = "landing/orders/receipts/"
 RECEIPT_EXTRACTION = dg.AssetKey(["ml", "receipt_extraction"])
 STORE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
@@ -83,14 +86,18 @@ def order_lines_csv(accepted: list[dict]) -> bytes:
 
 @dg.asset(
     key=RECEIPT_EXTRACTION,
+    deps=[RECEIPT_SCANS],
     partitions_def=daily_partitions,
     group_name="ml",
     kinds={"tesseract", "parquet"},
     owners=["team:data-engineering"],
     description=RECEIPTS.description + " Accepted receipts are exported to the `receipts` order source.",
     metadata=table_metadata(RECEIPTS),
+    check_specs=[dg.AssetCheckSpec("every_scan_accounted_for", asset=RECEIPT_EXTRACTION,
+                                   description="Every scan landed that day is accepted or queued for review with a "
+                                               "reason (a scan uploaded twice counts once).")],
 )
-def receipt_extraction(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[dg.Output]:
+def receipt_extraction(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
     day = dt.date.fromisoformat(context.partition_key)
     keys = sorted(o.key for o in lake.list(f"{RECEIPT_LANDING}{day.isoformat()}/"))
     rows, seen = [], set()
@@ -106,6 +113,10 @@ def receipt_extraction(context: dg.AssetExecutionContext, lake: LakeResource) ->
     table = pa.Table.from_pylist(rows, schema=RECEIPTS.arrow_schema())
     yield dg.Output(table, metadata={"dagster/row_count": len(rows), "accepted": len(accepted),
                                      "review": len(rows) - len(accepted), "order_export": export if accepted else "none"})
+    queued = [r for r in rows if r["status"] == "review" and r["reason"]]
+    yield dg.AssetCheckResult(check_name="every_scan_accounted_for", passed=len(accepted) + len(queued) == len(seen),
+                              metadata={"scans_landed": len(keys), "receipts": len(seen), "accepted": len(accepted),
+                                        "queued": len(queued)})
 
 
 @dg.asset(key=["reports", "rds", RECEIPT_REVIEW_QUEUE.name], ins={"receipts": dg.AssetIn(RECEIPT_EXTRACTION)},

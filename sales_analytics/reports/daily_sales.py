@@ -12,11 +12,11 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sales_analytics.catalog import CLEAN_PRODUCTS, CLEAN_STORES, DAILY_SALES_KEY
 from sales_analytics.curated.assets import (
-    CLEAN_PRODUCTS,
-    CLEAN_STORES,
     PRODUCT_ATTRIBUTES,
     dimension_history,
+    dimension_input,
     with_dimension_attributes,
 )
 from sales_analytics.lake.assets import CLEAN_ORDER_LINES, table_metadata
@@ -24,11 +24,9 @@ from sales_analytics.lake.dimensions import as_of
 from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
 from sales_analytics.reports.daily_store_sales import aggregate_measures, line_measures
 from sales_analytics.schema import ALL_MEMBERS, DAILY_SALES
-from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.parquet_io import INPUT_COLUMNS
 from sales_analytics.tables import split_by
 
-DAILY_SALES_KEY = dg.AssetKey(["reports", "daily_sales"])
 # dimension -> the measure column holding its members; "total" has one member, ALL_MEMBERS.
 DIMENSIONS = {"store": "store_id", "region": "region", "category": "category", "channel": "channel", "product": "product_id"}
 REGION = {"region": "region"}  # the one store attribute sliced by
@@ -77,8 +75,9 @@ def _slice(measures: pa.Table, dimension: str, column: str | None) -> pa.Table:
 
 @dg.asset(
     key=DAILY_SALES_KEY,
-    ins={"order_lines": dg.AssetIn(CLEAN_ORDER_LINES, metadata={INPUT_COLUMNS: INPUT})},
-    deps=[CLEAN_PRODUCTS, CLEAN_STORES],
+    ins={"order_lines": dg.AssetIn(CLEAN_ORDER_LINES, metadata={INPUT_COLUMNS: INPUT}),
+         "products": dimension_input(CLEAN_PRODUCTS, "product_id", [*PRODUCT_ATTRIBUTES, "unit_cost"]),
+         "stores": dimension_input(CLEAN_STORES, "store_id", list(REGION))},
     partitions_def=daily_partitions,
     backfill_policy=monthly_chunks,
     group_name="reports",
@@ -89,11 +88,10 @@ def _slice(measures: pa.Table, dimension: str, column: str | None) -> pa.Table:
     check_specs=[dg.AssetCheckSpec("slices_sum_to_total", asset=DAILY_SALES_KEY,
                                    description="Every dimension's members sum to the day's total, per currency.")],
 )
-def daily_sales(context: dg.AssetExecutionContext, order_lines: pa.Table,
-                lake: LakeResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    products = dimension_history(lake, CLEAN_PRODUCTS, "product_id", [*PRODUCT_ATTRIBUTES, "unit_cost"])
-    stores = dimension_history(lake, CLEAN_STORES, "store_id", list(REGION))
-    report = compute_daily_sales(order_lines, products, stores)
+def daily_sales(context: dg.AssetExecutionContext, order_lines: pa.Table, products: pa.Table | None,
+                stores: pa.Table | None) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    report = compute_daily_sales(order_lines, dimension_history(products, "product_id", [*PRODUCT_ATTRIBUTES, "unit_cost"]),
+                                 dimension_history(stores, "store_id", list(REGION)))
     rows = {day.isoformat(): part.num_rows for day, part in split_by(report, "sale_date").items()}
     add_partition_metadata(context, {key: {"dagster/row_count": rows.get(key, 0)} for key in context.partition_keys})
     yield dg.Output(report)

@@ -12,13 +12,13 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sales_analytics.catalog import DAILY_STORE_SALES_KEY
 from sales_analytics.lake.assets import CLEAN_ORDER_LINES, table_metadata
 from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
 from sales_analytics.schema import DAILY_STORE_SALES
 from sales_analytics.storage.parquet_io import INPUT_COLUMNS
 from sales_analytics.tables import split_by
 
-REPORT_KEY = dg.AssetKey(["reports", "daily_store_sales"])
 MONEY_DECIMALS = 2
 COUNTED_STATUSES = ["sold", "returned"]  # cancelled lines are not sales
 # The clean columns the report reads: loading only these keeps a month-long run's memory small.
@@ -93,7 +93,7 @@ def _money(values: pa.Array) -> pa.Array:
 
 
 @dg.asset(
-    key=REPORT_KEY,
+    key=DAILY_STORE_SALES_KEY,
     ins={"order_lines": dg.AssetIn(CLEAN_ORDER_LINES, metadata={INPUT_COLUMNS: REPORT_INPUT_COLUMNS})},
     partitions_def=daily_partitions,
     backfill_policy=monthly_chunks,
@@ -103,9 +103,9 @@ def _money(values: pa.Array) -> pa.Array:
     description=__doc__,
     metadata=table_metadata(DAILY_STORE_SALES),
     check_specs=[
-        dg.AssetCheckSpec("units_reconcile_with_clean", asset=REPORT_KEY,
+        dg.AssetCheckSpec("units_reconcile_with_clean", asset=DAILY_STORE_SALES_KEY,
                           description="Units in the report equal units of sold and returned clean lines."),
-        dg.AssetCheckSpec("net_not_above_gross", asset=REPORT_KEY,
+        dg.AssetCheckSpec("net_not_above_gross", asset=DAILY_STORE_SALES_KEY,
                           description="net_sales <= gross_sales and no negative amounts per store-day."),
     ],
 )

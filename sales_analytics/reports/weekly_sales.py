@@ -18,8 +18,7 @@ from sales_analytics.reports.daily_sales import DAILY_SALES_KEY
 from sales_analytics.reports.daily_store_sales import COST_MEASURES, MEASURES
 from sales_analytics.reports.publish import publish_assets
 from sales_analytics.schema import DAILY_SALES, WEEKLY_SALES
-from sales_analytics.storage.lake import LakeResource
-from sales_analytics.storage.parquet_io import parquet_bytes_to_table, partition_object_key
+from sales_analytics.storage.parquet_io import LakeView
 
 WEEKLY_SALES_KEY = dg.AssetKey(["reports", "weekly_sales"])
 SLICE_COLUMNS = ["dimension", "member", "slice", "currency"]
@@ -53,7 +52,7 @@ def compute_weekly_sales(days: pa.Table, week_start: dt.date) -> pa.Table:
 
 @dg.asset(
     key=WEEKLY_SALES_KEY,
-    deps=[DAILY_SALES_KEY],  # weekly on daily: Dagster maps each week to its seven days
+    ins={"days": dg.AssetIn(DAILY_SALES_KEY)},  # weekly on daily: Dagster maps each week to its seven days
     partitions_def=weekly_partitions,
     automation_condition=WHEN_DAYS_CHANGE,
     group_name="reports",
@@ -62,13 +61,13 @@ def compute_weekly_sales(days: pa.Table, week_start: dt.date) -> pa.Table:
     description=__doc__,
     metadata=table_metadata(WEEKLY_SALES),
 )
-def weekly_sales(context: dg.AssetExecutionContext, lake: LakeResource) -> pa.Table:
-    week = context.partition_time_window
-    days = [(week.start + dt.timedelta(days=k)).date() for k in range((week.end - week.start).days)]
-    keys = [partition_object_key(DAILY_SALES_KEY, DAILY_SALES.partition_column, d.isoformat()) for d in days]
-    tables = [parquet_bytes_to_table(lake.get_bytes(k)) for k in keys if lake.exists(k)]
-    report = compute_weekly_sales(pa.concat_tables(tables) if tables else DAILY_SALES.empty_table(), days[0])
-    context.add_output_metadata({"dagster/row_count": report.num_rows, "days_read": len(tables)})
+def weekly_sales(context: dg.AssetExecutionContext, days: LakeView) -> pa.Table:
+    """``days``: the week's days in daily_sales, those built (automation waits for all seven)."""
+    stored = days.partitions()
+    read = days.read(stored)
+    week_start = context.partition_time_window.start.date()
+    report = compute_weekly_sales(read if read is not None else DAILY_SALES.empty_table(), week_start)
+    context.add_output_metadata({"dagster/row_count": report.num_rows, "days_read": len(stored)})
     return report
 
 

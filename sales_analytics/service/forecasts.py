@@ -8,9 +8,18 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sales_analytics.ml.assets import FORECAST_HISTORY_DAYS, MODEL_NAME, last_curated_day, load_series
+from sales_analytics.catalog import CLEAN_CALENDAR, CLEAN_SIGNALS, DEMAND_MODEL_NAME, SALES_BY_SERIES_KEY, view
 from sales_analytics.ml.features import dense_panel
 from sales_analytics.ml.forecasting import QuantileForecaster, forecast
+from sales_analytics.ml.history import (
+    CALENDAR_COLUMNS,
+    FORECAST_HISTORY_DAYS,
+    SIGNAL_COLUMNS,
+    known_ahead,
+    last_day,
+    load_series,
+    sales_columns,
+)
 from sales_analytics.ml.registry import ModelManifest, ModelRegistry
 from sales_analytics.storage.lake import LakeResource
 
@@ -46,16 +55,19 @@ class ChampionForecasts:
             return self._served
 
     def _refresh(self, served: ServedForecasts | None) -> ServedForecasts:
-        version = self.registry.champion(MODEL_NAME)
+        version = self.registry.champion(DEMAND_MODEL_NAME)
         if version is None:
             raise NoChampion("no demand model has been promoted yet")
-        origin = last_curated_day(self.lake)
+        origin = last_day(view(self.lake, SALES_BY_SERIES_KEY))
         if origin is None:
             raise NoChampion("no curated sales to forecast from")
         if served is not None and served.manifest.version == version and served.origin == origin.isoformat():
             return served
-        models, manifest = self.registry.load(MODEL_NAME, version)
+        models, manifest = self.registry.load(DEMAND_MODEL_NAME, version)
         model = QuantileForecaster.stored(models, manifest)
-        panel, covariates = load_series(self.lake, origin, FORECAST_HISTORY_DAYS, manifest.metrics["target"],
-                                        manifest.metrics["level"])
+        target = manifest.metrics["target"]
+        ahead = known_ahead(view(self.lake, CLEAN_CALENDAR, CALENDAR_COLUMNS).whole(),
+                            view(self.lake, CLEAN_SIGNALS, SIGNAL_COLUMNS).whole())
+        panel, covariates = load_series(view(self.lake, SALES_BY_SERIES_KEY, sales_columns(target)), origin,
+                                        FORECAST_HISTORY_DAYS, target, manifest.metrics["level"], ahead)
         return ServedForecasts(manifest, origin.isoformat(), forecast(model, dense_panel(panel), pd.Timestamp(origin), covariates))

@@ -7,8 +7,8 @@ import time
 
 from sklearn.pipeline import Pipeline
 
+from sales_analytics.catalog import SENTIMENT_MODEL_NAME
 from sales_analytics.ml.registry import ModelRegistry
-from sales_analytics.nlp.assets import SENTIMENT_MODEL_NAME
 from sales_analytics.service.forecasts import NoChampion
 from sales_analytics.storage.lake import LakeResource
 

@@ -1,0 +1,67 @@
+"""The lake tables that other assets, the service and the dashboards read: each asset key with its
+table spec, and the names models are registered under.
+
+Asset modules take these keys from here, so nothing outside the assets imports an asset module to
+find data. ``view`` opens any of these tables through the IO manager's own ``LakeReader``.
+"""
+
+import dagster as dg
+
+from sales_analytics.schema import (
+    CALENDAR,
+    DAILY_SALES,
+    DAILY_STORE_SALES,
+    DEMAND_FORECAST,
+    FORECAST_ACCURACY,
+    NEGATIVE_REVIEW_SPIKES,
+    PRODUCTS,
+    REVIEW_ASPECTS,
+    REVIEW_SENTIMENT,
+    REVIEWS,
+    SALES_BY_SERIES,
+    SIGNALS,
+    STORES,
+    TableSpec,
+)
+from sales_analytics.storage.lake import LakeResource
+from sales_analytics.storage.parquet_io import LakeReader, LakeView
+
+CLEAN_PRODUCTS = dg.AssetKey(["clean", "products"])
+CLEAN_STORES = dg.AssetKey(["clean", "stores"])
+CLEAN_CALENDAR = dg.AssetKey(["clean", "calendar"])
+CLEAN_SIGNALS = dg.AssetKey(["clean", "signals"])
+CLEAN_REVIEWS = dg.AssetKey(["clean", "reviews"])
+SALES_BY_SERIES_KEY = dg.AssetKey(["curated", "sales_by_series"])
+DAILY_SALES_KEY = dg.AssetKey(["reports", "daily_sales"])
+DAILY_STORE_SALES_KEY = dg.AssetKey(["reports", "daily_store_sales"])
+DEMAND_FORECAST_KEY = dg.AssetKey(["ml", "demand_forecast"])
+FORECAST_ACCURACY_KEY = dg.AssetKey(["ml", "forecast_accuracy"])
+
+TABLES: dict[dg.AssetKey, TableSpec] = {
+    CLEAN_PRODUCTS: PRODUCTS,
+    CLEAN_STORES: STORES,
+    CLEAN_CALENDAR: CALENDAR,
+    CLEAN_SIGNALS: SIGNALS,
+    CLEAN_REVIEWS: REVIEWS,
+    SALES_BY_SERIES_KEY: SALES_BY_SERIES,
+    DAILY_SALES_KEY: DAILY_SALES,
+    DAILY_STORE_SALES_KEY: DAILY_STORE_SALES,
+    DEMAND_FORECAST_KEY: DEMAND_FORECAST,
+    FORECAST_ACCURACY_KEY: FORECAST_ACCURACY,
+    **{dg.AssetKey(["reports", spec.name]): spec for spec in (REVIEW_SENTIMENT, REVIEW_ASPECTS, NEGATIVE_REVIEW_SPIKES)},
+}
+# Rebuilt whole in the lake, though their SQL copies are replaced week by week.
+STORED_WHOLE = frozenset(dg.AssetKey(["reports", spec.name]) for spec in (REVIEW_SENTIMENT, REVIEW_ASPECTS, NEGATIVE_REVIEW_SPIKES))
+
+DEMAND_MODEL_NAME = "demand"
+SENTIMENT_MODEL_NAME = "review_sentiment"
+
+
+def lake_partition_column(key: dg.AssetKey) -> str | None:
+    """The column a catalogued table is split by in the lake; None for a table stored whole."""
+    return None if key in STORED_WHOLE else TABLES[key].partition_column
+
+
+def view(lake: LakeResource, key: dg.AssetKey, columns: list[str] | None = None) -> LakeView:
+    """Every stored partition (or the whole table) of a catalogued table, read as the assets read it."""
+    return LakeView(LakeReader(lake), key, lake_partition_column(key), None, tuple(columns) if columns else None)
