@@ -7,20 +7,25 @@ checked against its declared parents: a read of another asset's table that the d
 cover fails the test, naming the asset, the object and what was declared.
 """
 
+import datetime as dt
 import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
 import dagster as dg
 
+from sales_analytics import schema
 from sales_analytics.catalog import DEMAND_MODEL_NAME, SENTIMENT_MODEL_NAME
 from sales_analytics.definitions import build_defs
+from sales_analytics.jobs import extract_jobs, train_demand_model_job, weekly_sales_job
 from sales_analytics.ml.assets import DEMAND_MODEL, demand_model
 from sales_analytics.ml.registry import ModelRegistry
 from sales_analytics.nlp.assets import SENTIMENT_MODEL
 from sales_analytics.profiles import initialized, local_resources
+from sales_analytics.reports.weekly_sales import WEEKLY_SALES_KEY
 from sales_analytics.storage.lake import LakeResource
-from sales_analytics.storage.parquet_io import ParquetLakeIOManager
+from sales_analytics.storage.parquet_io import PARTITION_COLUMN, LakeReader, ParquetLakeIOManager
+from sales_analytics_tests.world import MODEL_CONFIG
 
 # Not run here: the POS extraction needs its database, the OCR evaluation reads in a Pipes child process.
 NOT_RUN = {dg.AssetKey(["landing", "pos_db"]), dg.AssetKey(["ml", "receipt_ocr_evaluation"])}
@@ -139,3 +144,81 @@ def _mapped(graph: Any, asset: dg.AssetsDefinition, parent: dg.AssetKey, partiti
 
 def _names(keys: set[dg.AssetKey]) -> str:
     return ", ".join(sorted(k.to_user_string() for k in keys))
+
+
+def test_every_job_schedule_and_automation_keeps_the_lake_sql_and_serving_copies_in_step(
+        dashboard_world: dict[str, Any], tmp_path: Path) -> None:
+    """On a copy of the world: every schedule's tick runs what it requests, every other job runs once,
+    the automation sensors evaluate once. Then, for every report with SQL and serving copies, each
+    partition in the lake holds the same rows (by key) in PostgreSQL's role and DynamoDB's."""
+    shutil.copytree(Path(dashboard_world["env"]["lake"].root).parent, tmp_path / "local")
+    env = local_resources(tmp_path / "local")
+    defs = build_defs(env)
+    instance = dg.DagsterInstance.ephemeral()
+    _as_if_trained(env["lake"], instance)
+    last_day = dashboard_world["last_day"]
+    tick = dt.datetime.fromisoformat(last_day).replace(tzinfo=dt.UTC) + dt.timedelta(days=1, hours=12)
+    ran = set()
+    for schedule in (defs.resolve_schedule_def(s.name) for s in defs.schedules):
+        context = dg.build_schedule_context(scheduled_execution_time=tick, instance=instance,
+                                            repository_def=defs.get_repository_def())
+        for request in schedule.evaluate_tick(context).run_requests:
+            _run(defs, instance, schedule.job_name, request.partition_key, request.tags)
+        ran.add(schedule.job_name)
+    jobs = {job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")}
+    for name in sorted(jobs - ran - {extract_jobs["pos_db"].name}):  # the POS extraction needs its database
+        job = defs.resolve_job_def(name)
+        partition = None if job.partitions_def is None else (
+            dashboard_world["mission"].weeks[-1] if isinstance(job.partitions_def, dg.WeeklyPartitionsDefinition) else last_day)
+        _run(defs, instance, name, partition, {})
+    automation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    for week in automation.get_requested_partitions(WEEKLY_SALES_KEY):
+        _run(defs, instance, weekly_sales_job.name, week, {})
+    compared, out_of_step = _compare_copies(defs, env)
+    assert not out_of_step, "\n".join(out_of_step)
+    assert {"reports/daily_sales", "reports/daily_store_sales", "reports/weekly_sales", "ml/demand_forecast",
+            "ml/forecast_accuracy", "reports/review_sentiment"} <= set(compared)
+    assert len(compared["reports/daily_sales"]) == len(dashboard_world["mission"].build.touched_days)
+
+
+def _run(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, partition: str | None, tags: dict[str, str]) -> None:
+    model = {"ops": {demand_model.op.name: {"config": MODEL_CONFIG}}} if job == train_demand_model_job.name else None
+    result = defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=partition, tags=tags, run_config=model,
+                                                          raise_on_error=False)
+    assert result.success, f"{job} {partition or ''} failed"
+
+
+def _compare_copies(defs: dg.Definitions, env: dict[str, Any]) -> tuple[dict[str, list[str]], list[str]]:
+    """The partitions compared per published report, and each partition whose rows (by key) in a store
+    differ from the lake's."""
+    graph = defs.resolve_asset_graph()
+    specs = {spec.name: spec for spec in vars(schema).values() if isinstance(spec, schema.TableSpec)}
+    compared: dict[str, list[str]] = {}
+    found = []
+    with (initialized(env["lake"]) as lake, initialized(env["report_db"]) as report_db,
+          initialized(env["serving_store"]) as serving):
+        for key in graph.get_all_asset_keys():
+            if key.path[:2] != ["reports", "rds"] or dg.AssetKey(["reports", "dynamodb", key.path[2]]) not in graph.get_all_asset_keys():
+                continue
+            spec = specs[key.path[2]]
+            (report,) = graph.get(key).parent_keys
+            lake_column = graph.get(report).metadata.get(PARTITION_COLUMN)
+            reader = LakeReader(lake)
+            if lake_column is None:
+                lake_rows = {"whole": _keys(reader.read_whole(report).to_pylist(), spec)}
+            else:
+                lake_rows = {day: _keys(reader.read_object(obj).to_pylist(), spec)
+                             for day, obj in reader.stored_partitions(report, str(lake_column)).items()}
+            sql_rows = report_db.read(spec)
+            items = [item for pk in sorted({k for k, _ in serving.all_keys(spec)}) for item in serving.query(spec, pk)]
+            compared[report.to_user_string()] = sorted(lake_rows)
+            for partition, expected in lake_rows.items():
+                for store, rows in (("sql", sql_rows), ("dynamodb", items)):
+                    held = _keys([r for r in rows if partition == "whole" or str(r[spec.partition_column]) == partition], spec)
+                    if held != expected:
+                        found.append(f"{report.to_user_string()} {partition}: {store} holds {len(held)} rows, the lake {len(expected)}")
+    return compared, found
+
+
+def _keys(rows: list[dict[str, Any]], spec: Any) -> list[tuple[str, ...]]:
+    return sorted(tuple(str(row[column]) for column in spec.key) for row in rows)

@@ -16,6 +16,7 @@ from sales_analytics.sensors import (
     MAX_OBJECTS_PER_TICK,
     RECEIPT_LOOKBACK_DAYS,
     RETRY_AFTER,
+    TOUCHED_BY_TAG,
     landing_tick,
     receipts_tick,
 )
@@ -92,11 +93,13 @@ def test_ingest_triggers_runs_for_exactly_the_touched_days(local_env: dict[str, 
         lake.put_bytes("landing/orders/web/2026-02-09/c.csv", CSV.replace("2026-02-03", "2026-02-04").encode())
     defs = build_defs(local_env)
     with dg.instance_for_test() as instance:
-        assert defs.resolve_job_def("ingest_landing").execute_in_process(instance=instance).success
+        ingest = defs.resolve_job_def("ingest_landing").execute_in_process(instance=instance)
+        assert ingest.success
         context = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
         requests = defs.resolve_sensor_def("touched_partitions_sensor").evaluate_tick(context).run_requests
         ranges = sorted((r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests)
         assert ranges == [("2026-01-15", "2026-01-15"), ("2026-02-03", "2026-02-04")]
+        assert {r.tags[TOUCHED_BY_TAG] for r in requests} == {ingest.run_id}  # why each range is rebuilt
         job = defs.resolve_job_def("daily_sales")
         for request in requests:  # what the daemon would launch
             assert job.execute_in_process(instance=instance, tags=request.tags).success

@@ -162,8 +162,8 @@ def test_ui_shows_the_lineage_with_checks_sensors_and_schedule(webserver: dict[s
 
 
 def test_the_ui_cannot_promote_a_model_version_that_failed_its_check(webserver: dict[str, Any]) -> None:
-    """The champion materialized alone from the UI (the run queue, the daemon) after its candidate failed
-    `promotable`: the run fails naming the verdict, and nothing is promoted."""
+    """The champion materialized alone from the UI (the run queue, the daemon), then backfilled, after its
+    candidate failed `promotable`: the run fails naming the verdict, the backfill fails, nothing is promoted."""
     resources = local_resources(webserver["home"] / "local")
     with initialized(resources["lake"]) as lake:
         registry = ModelRegistry(lake)
@@ -182,6 +182,17 @@ def test_the_ui_cannot_promote_a_model_version_that_failed_its_check(webserver: 
         events { __typename ... on ExecutionStepFailureEvent { error { message } } } } } }""", {"id": run_id})
     failures = [e["error"]["message"] for e in events["logsForRun"]["events"] if e["__typename"] == "ExecutionStepFailureEvent"]
     assert any("no better than seasonal naive" in message for message in failures), failures
+    backfill = graphql(webserver["url"], """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+        __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+                       {"p": {"assetSelection": [{"path": list(DEMAND_CHAMPION.path)}], "allPartitions": True}})
+    launched = backfill["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    deadline, status = time.monotonic() + 180, "REQUESTED"
+    while status in ("REQUESTED", "CANCELING", "FAILING") and time.monotonic() < deadline:
+        time.sleep(1)
+        status = graphql(webserver["url"], """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+            ... on PartitionBackfill { status } } }""", {"id": launched["backfillId"]})["partitionBackfillOrError"]["status"]
+    assert status in ("FAILED", "COMPLETED_FAILED"), status  # its one run refused the promotion too
     with initialized(resources["lake"]) as lake:
         assert ModelRegistry(lake).champion(DEMAND_MODEL_NAME) is None
 

@@ -25,6 +25,7 @@ from sales_analytics.ml.forecasting import MAX_ITER, NotEnoughHistory, QuantileF
 from sales_analytics.ml.history import (
     CALENDAR_COLUMNS,
     FORECAST_HISTORY_DAYS,
+    SALES_COLUMNS,
     SIGNAL_COLUMNS,
     known_ahead,
     last_day,
@@ -42,7 +43,6 @@ from sales_analytics.ml.monitoring import (
 from sales_analytics.ml.promotion import compare_with_champion, promotion_verdict
 from sales_analytics.ml.registry import ModelManifest, ModelRegistry, NotPromotable
 from sales_analytics.ml.series import (
-    CURATED_COLUMNS,
     SERIES_LEVELS,
     SeriesLevelName,
     series_panel,
@@ -73,9 +73,6 @@ class DemandModelConfig(dg.Config):
     target: Literal["units", "net_sales"] = "units"
     backtest_windows: int = Field(default=3, ge=1, le=12)
     max_iter: int = Field(default=MAX_ITER, ge=10, le=2000, description="boosting iterations per quantile model")
-
-
-SALES_COLUMNS = [*CURATED_COLUMNS, "units", "net_sales"]  # either target
 
 
 def _sales_input(partition_mapping: dg.PartitionMapping | None = None) -> dg.AssetIn:

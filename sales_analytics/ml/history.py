@@ -14,12 +14,9 @@ from sales_analytics.ml.series import CURATED_COLUMNS, Covariates, calendar_fram
 from sales_analytics.storage.parquet_io import LakeView
 
 FORECAST_HISTORY_DAYS = 400  # what the features look back at: a year ago, plus a few weeks
+SALES_COLUMNS = [*CURATED_COLUMNS, "units", "net_sales"]  # either target
 CALENDAR_COLUMNS = ["date", "is_holiday", "is_promo_week", "is_current"]
 SIGNAL_COLUMNS = ["date", "signal", "value"]
-
-
-def sales_columns(target: str) -> list[str]:
-    return [*CURATED_COLUMNS, target]
 
 
 def last_day(sales: LakeView) -> dt.date | None:
@@ -36,7 +33,7 @@ def load_series(sales: LakeView, until: dt.date, days: int, target: str, level: 
     rows = sales.between(first.isoformat(), until.isoformat())
     if rows is None:
         return pd.DataFrame(columns=["series_id", "date", "y"]), Covariates()
-    panel, static = series_panel(rows.select(sales_columns(target)).to_pandas(), level, target)
+    panel, static = series_panel(rows.select([*CURATED_COLUMNS, target]).to_pandas(), level, target)
     return panel, Covariates(static=static, calendar=known_ahead)
 
 

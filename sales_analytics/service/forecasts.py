@@ -14,11 +14,11 @@ from sales_analytics.ml.forecasting import QuantileForecaster, forecast
 from sales_analytics.ml.history import (
     CALENDAR_COLUMNS,
     FORECAST_HISTORY_DAYS,
+    SALES_COLUMNS,
     SIGNAL_COLUMNS,
     known_ahead,
     last_day,
     load_series,
-    sales_columns,
 )
 from sales_analytics.ml.registry import ModelManifest, ModelRegistry
 from sales_analytics.storage.lake import LakeResource
@@ -58,7 +58,8 @@ class ChampionForecasts:
         version = self.registry.champion(DEMAND_MODEL_NAME)
         if version is None:
             raise NoChampion("no demand model has been promoted yet")
-        origin = last_day(view(self.lake, SALES_BY_SERIES_KEY))
+        sales = view(self.lake, SALES_BY_SERIES_KEY, SALES_COLUMNS)
+        origin = last_day(sales)
         if origin is None:
             raise NoChampion("no curated sales to forecast from")
         if served is not None and served.manifest.version == version and served.origin == origin.isoformat():
@@ -68,6 +69,5 @@ class ChampionForecasts:
         target = manifest.metrics["target"]
         ahead = known_ahead(view(self.lake, CLEAN_CALENDAR, CALENDAR_COLUMNS).whole(),
                             view(self.lake, CLEAN_SIGNALS, SIGNAL_COLUMNS).whole())
-        panel, covariates = load_series(view(self.lake, SALES_BY_SERIES_KEY, sales_columns(target)), origin,
-                                        FORECAST_HISTORY_DAYS, target, manifest.metrics["level"], ahead)
+        panel, covariates = load_series(sales, origin, FORECAST_HISTORY_DAYS, target, manifest.metrics["level"], ahead)
         return ServedForecasts(manifest, origin.isoformat(), forecast(model, dense_panel(panel), pd.Timestamp(origin), covariates))
