@@ -244,6 +244,14 @@ DAILY_STORE_SALES = TableSpec(
 )
 
 ALL_MEMBERS = "*"  # the member of DAILY_SALES's ``total`` slice
+# DAILY_SALES's dimensions -> the column holding each one's members; "total" has one member, ALL_MEMBERS.
+DIMENSIONS = {"store": "store_id", "region": "region", "category": "category", "channel": "channel", "product": "product_id"}
+
+
+def slice_id(dimension: str, member: str) -> str:
+    """A DAILY_SALES slice's id, e.g. 'region=north' (its serving partition key)."""
+    return f"{dimension}={member}"
+
 
 DAILY_SALES = TableSpec(
     name="daily_sales",

@@ -13,7 +13,8 @@ import dagster as dg
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from sales_analytics.dashboards.assets import AS_OF_TAG, dashboards, page_object_key
+from sales_analytics.dashboards.assets import AS_OF_TAG, dashboards
+from sales_analytics.dashboards.spec import page_object_key
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.jobs import review_insights_job, train_sentiment_model_job

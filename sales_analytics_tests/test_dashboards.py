@@ -19,10 +19,9 @@ from sales_analytics.dashboards.assets import (
     dashboards,
     insights_key,
     page_key,
-    page_object_key,
 )
 from sales_analytics.dashboards.insights import anomaly_insights, fmt
-from sales_analytics.dashboards.spec import DashboardSpecError, load_spec
+from sales_analytics.dashboards.spec import DashboardSpecError, load_spec, page_object_key
 from sales_analytics.definitions import build_defs, defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.profiles import initialized

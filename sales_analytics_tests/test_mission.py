@@ -5,7 +5,8 @@ from typing import Any
 import dagster as dg
 import pyarrow.compute as pc
 
-from sales_analytics.dashboards.assets import dashboards, page_object_key
+from sales_analytics.dashboards.assets import dashboards
+from sales_analytics.dashboards.spec import page_object_key
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import SalesGenerator
 from sales_analytics.ocr.assets import UNITEMISED_PRODUCT

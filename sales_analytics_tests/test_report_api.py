@@ -13,9 +13,8 @@ from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.jobs import weekly_sales_job
 from sales_analytics.profiles import initialized
-from sales_analytics.reports.daily_sales import DIMENSIONS
 from sales_analytics.runner import ingest_and_build
-from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES, INSIGHTS, WEEKLY_SALES
+from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES, DIMENSIONS, INSIGHTS, WEEKLY_SALES
 from sales_analytics.service.app import API_KEY_HEADER, create_app
 from sales_analytics.service.auth import KEY_COOKIE
 from sales_analytics.service.report_api import AD_HOC_TABLES, SALES

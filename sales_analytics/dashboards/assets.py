@@ -29,7 +29,9 @@ from sales_analytics.dashboards.spec import (
     NEGATIVE_REVIEW_SPIKES,
     REVIEW_SENTIMENT,
     DashboardSpec,
+    dashboard_job_name,
     dashboard_specs,
+    page_object_key,
 )
 from sales_analytics.jobs import ON, asset_job
 from sales_analytics.lake.assets import table_metadata
@@ -62,14 +64,6 @@ def insights_key(name: str) -> dg.AssetKey:
 
 def page_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["dashboards", name, "page"])
-
-
-def dashboard_job_name(name: str) -> str:
-    return f"dashboard_{name}"
-
-
-def page_object_key(name: str) -> str:
-    return f"dashboards/{name}/index.html"
 
 
 def page_url(name: str) -> str:

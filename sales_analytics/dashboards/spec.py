@@ -18,7 +18,7 @@ import dagster as dg
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sales_analytics.reports.daily_sales import DIMENSIONS
+from sales_analytics.schema import DIMENSIONS
 
 SPEC_DIR = Path(__file__).parent / "specs"
 EXTRA_DIRS_ENV = "SALES_ANALYTICS_DASHBOARDS"
@@ -60,6 +60,16 @@ ChartType = Literal[tuple(CHARTS)]  # type: ignore[valid-type]
 InsightKind = Literal[tuple(INSIGHTS)]  # type: ignore[valid-type]
 SalesMetric = Literal[SALES_METRICS]  # type: ignore[valid-type]
 Dimension = Literal[tuple(DIMENSIONS)]  # type: ignore[valid-type]
+
+
+def dashboard_job_name(name: str) -> str:
+    """The job that builds a dashboard's insights and page."""
+    return f"dashboard_{name}"
+
+
+def page_object_key(name: str) -> str:
+    """Where a dashboard's rendered page lives in the lake (the web app serves it from there)."""
+    return f"dashboards/{name}/index.html"
 
 
 class DashboardSpecError(ValueError):

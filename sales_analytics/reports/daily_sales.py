@@ -23,18 +23,12 @@ from sales_analytics.lake.assets import CLEAN_ORDER_LINES, table_metadata
 from sales_analytics.lake.dimensions import as_of
 from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
 from sales_analytics.reports.daily_store_sales import aggregate_measures, line_measures
-from sales_analytics.schema import ALL_MEMBERS, DAILY_SALES
+from sales_analytics.schema import ALL_MEMBERS, DAILY_SALES, DIMENSIONS, slice_id
 from sales_analytics.storage.parquet_io import INPUT_COLUMNS
 from sales_analytics.tables import split_by
 
-# dimension -> the measure column holding its members; "total" has one member, ALL_MEMBERS.
-DIMENSIONS = {"store": "store_id", "region": "region", "category": "category", "channel": "channel", "product": "product_id"}
 REGION = {"region": "region"}  # the one store attribute sliced by
 INPUT = ["order_date", "store_id", "channel", "product_id", "currency", "order_id", "status", "quantity", "unit_price", "discount"]
-
-
-def slice_id(dimension: str, member: str) -> str:
-    return f"{dimension}={member}"
 
 
 def compute_daily_sales(lines: pa.Table, products: pa.Table, stores: pa.Table) -> pa.Table:

@@ -20,12 +20,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from sales_analytics.dashboards.spec import dashboard_specs
-from sales_analytics.reports.daily_sales import DIMENSIONS, slice_id
 from sales_analytics.schema import (
     ALL_MEMBERS,
     DAILY_SALES,
     DAILY_STORE_SALES,
     DEMAND_FORECAST,
+    DIMENSIONS,
     FORECAST_ACCURACY,
     INSIGHTS,
     MODEL_BACKTEST,
@@ -35,6 +35,7 @@ from sales_analytics.schema import (
     SORT_KEY_SEPARATOR,
     WEEKLY_SALES,
     TableSpec,
+    slice_id,
 )
 from sales_analytics.service.caching import cached_json
 from sales_analytics.storage.serving_store import ServingStore

@@ -8,8 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from sales_analytics.dashboards.assets import dashboard_job_name, page_object_key
-from sales_analytics.dashboards.spec import DashboardSpec, dashboard_specs
+from sales_analytics.dashboards.spec import DashboardSpec, dashboard_job_name, dashboard_specs, page_object_key
 from sales_analytics.service.auth import KEY_COOKIE, KeyCheck
 from sales_analytics.service.caching import cached_json, cached_response
 from sales_analytics.storage.lake import LakeResource
