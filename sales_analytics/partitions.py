@@ -1,6 +1,7 @@
 """Partitioning: facts and reports are partitioned by order date (UTC days)."""
 
 import datetime as dt
+import os
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -12,9 +13,30 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_p
 # Likewise look-back windows that reach before the first partition (see look_back).
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*allow_nonexistent_upstream_partitions.*")
 
-daily_partitions = dg.DailyPartitionsDefinition(start_date="2015-01-01")
-# ISO weeks, Monday to Sunday (2015-01-05 is a Monday), keyed by their Monday.
-weekly_partitions = dg.WeeklyPartitionsDefinition(start_date="2015-01-05", day_offset=1)
+HISTORY_START_ENV = "SALES_ANALYTICS_HISTORY_START"
+DEFAULT_HISTORY_START = "2015-01-01"
+FUTURE_DAYS = 1  # an order dated later than tomorrow (UTC) is a typo or a wrong format, not a sale
+
+
+def history_start() -> dt.date:
+    """The deployment's first day of history (read when the code location loads): day partitions start
+    there, and older rows are quarantined at ingest."""
+    value = os.environ.get(HISTORY_START_ENV, DEFAULT_HISTORY_START)
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as err:
+        raise ValueError(f"{HISTORY_START_ENV}={value!r} is not a date (YYYY-MM-DD)") from err
+
+
+def latest_plausible_day(now: dt.datetime | None = None) -> dt.date:
+    return (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).date() + dt.timedelta(days=FUTURE_DAYS)
+
+
+FIRST_DAY = history_start()
+daily_partitions = dg.DailyPartitionsDefinition(start_date=FIRST_DAY.isoformat())
+# ISO weeks, Monday to Sunday, keyed by their Monday: the first whole week of history.
+weekly_partitions = dg.WeeklyPartitionsDefinition(
+    start_date=(FIRST_DAY + dt.timedelta(days=-FIRST_DAY.weekday() % 7)).isoformat(), day_offset=1)
 
 # Backfills run in chunks of a month per run: memory stays bounded by the chunk, not by history.
 MAX_DAYS_PER_RUN = 31

@@ -32,6 +32,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # least 12 s in all still rides out a server's few seconds away and its restart on a busy machine,
 # without sleeping through the longer backoffs. Set before the code loads.
 os.environ.setdefault("SALES_ANALYTICS_RETRY_DELAY_SECONDS", "1.5")
+# The real datasets among the fixtures go back to 2013 (Rossmann) and 2014 (Superstore): the tests'
+# deployment starts its history before them, as a deployment onboarding them would.
+os.environ.setdefault("SALES_ANALYTICS_HISTORY_START", "2010-01-01")
 
 import sqlalchemy as sa
 from hypothesis import settings as hypothesis_settings
@@ -41,8 +44,8 @@ from sales_analytics.profiles import StackSettings, local_resources
 from sales_analytics_tests.helpers import (
     isolated_stack,
     start_testing_stack,
-    testing_stack_paths,
-    testing_stack_settings,
+    suite_stack_paths,
+    suite_stack_settings,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,8 +63,8 @@ TEST_STACK = pytest.StashKey[tuple[stack.StackPaths, list[str]]]()  # what the c
 def pytest_configure(config: pytest.Config) -> None:
     """With parallel workers (pytest-xdist), the controller starts the stack once for all of them."""
     if getattr(config, "workerinput", None) is None and config.getoption("numprocesses", default=None):
-        paths = testing_stack_paths()
-        config.stash[TEST_STACK] = (paths, start_testing_stack(testing_stack_settings(), paths))
+        paths = suite_stack_paths()
+        config.stash[TEST_STACK] = (paths, start_testing_stack(suite_stack_settings(), paths))
 
 
 # Modules that take minutes start first: parallel workers then finish together, instead of one of
@@ -86,15 +89,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def stack_paths() -> stack.StackPaths:
-    return testing_stack_paths()
+    return suite_stack_paths()
 
 
 @pytest.fixture(scope="session")
 def stack_settings(stack_paths: stack.StackPaths) -> Iterator[StackSettings]:
     if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker: the controller started the stack (pytest_configure)
-        yield testing_stack_settings()
+        yield suite_stack_settings()
         return
-    settings = testing_stack_settings()
+    settings = suite_stack_settings()
     started = start_testing_stack(settings, stack_paths)
     yield settings
     stack.stop(started, stack_paths)

@@ -36,12 +36,12 @@ LAKE_ASSETS = [dg.AssetKey(["clean", "order_lines"]), dg.AssetKey(["reports", "d
                dg.AssetKey(["reports", "daily_sales"])]
 
 
-def testing_stack_paths(name: str = "test-stack") -> stack.StackPaths:
+def suite_stack_paths(name: str = "test-stack") -> stack.StackPaths:
     # Under the checkout, not /tmp/pytest-of-root: a private PostgreSQL runs as the postgres user.
     return stack.StackPaths(root=data_home() / name, tools=data_home() / "tools")
 
 
-def testing_stack_settings() -> StackSettings:
+def suite_stack_settings() -> StackSettings:
     """The test stack's ports (``SALES_ANALYTICS_TEST_*_PORT`` move them), a database of its own."""
     for name, port in (("SALES_ANALYTICS_TEST_S3_PORT", "18433"), ("SALES_ANALYTICS_TEST_DYNAMODB_PORT", "18000")):
         os.environ.setdefault(name, port)

@@ -41,8 +41,8 @@ from sales_analytics_tests.helpers import (
     land_and_ingest,
     start_testing_stack,
     stored_contents,
-    testing_stack_paths,
-    testing_stack_settings,
+    suite_stack_paths,
+    suite_stack_settings,
 )
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults]
@@ -55,12 +55,12 @@ OUTAGE_SECONDS = 3.0
 @pytest.fixture(scope="module")
 def stack_paths() -> stack.StackPaths:
     """Servers of this module's own: its tests stop and restart them, which no other test may meet."""
-    return testing_stack_paths("test-stack-faults")
+    return suite_stack_paths("test-stack-faults")
 
 
 @pytest.fixture(scope="module")
 def stack_settings(stack_paths: stack.StackPaths) -> Iterator[StackSettings]:
-    shared = testing_stack_settings()
+    shared = suite_stack_settings()
     settings = dataclasses.replace(shared, s3_port=shared.s3_port + 100, dynamodb_port=shared.dynamodb_port + 100)
     started = start_testing_stack(settings, stack_paths)
     yield settings

@@ -1,9 +1,14 @@
 """Declared sources: spec validation, every file format, change rules, drift, and a bad-input corpus."""
 
+import codecs
 import datetime as dt
 import gzip
 import io
 import json
+import os
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +21,10 @@ import yaml
 
 from sales_analytics.definitions import build_defs
 from sales_analytics.ingest.raw import read_landing_quarantine
+from sales_analytics.partitions import FIRST_DAY, HISTORY_START_ENV
 from sales_analytics.profiles import initialized
-from sales_analytics.sources.spec import SPEC_DIR, SourceSpecError, file_sources, load_spec, load_specs
+from sales_analytics.sources.readers import UnreadableFile, read_landed
+from sales_analytics.sources.spec import SPEC_DIR, CsvFormat, SourceSpecError, file_sources, load_spec, load_specs
 from sales_analytics_tests.helpers import SPECS, ingest_one, rejects, rows
 
 POS_HEADER = "order_id,line_no,order_ts,store_id,channel,product_id,customer_id,quantity,unit_price,discount,currency,status,updated_at"
@@ -77,13 +84,16 @@ def test_spec_set_rejects_clashing_names_and_overlapping_prefixes(tmp_path: Path
 
 
 # -- formats ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("variant", ["lf", "crlf", "cr", "bom", "gzip", "quoted-newline"])
+@pytest.mark.parametrize("variant", ["lf", "crlf", "cr", "bom", "utf-16 bom", "utf-32 bom", "gzip", "quoted-newline"])
 def test_csv_variants_read_the_same(local_env: dict[str, Any], variant: str) -> None:
     text = f"{POS_HEADER}\n{GOOD}\n{GOOD.replace('A1', 'A2')}\n"
     if variant == "quoted-newline":
         text = text.replace(",P1,", ',"P1\nsecond line",', 1)
     data = {"crlf": text.replace("\n", "\r\n").encode(), "cr": text.replace("\n", "\r").encode(),
-            "bom": ("\ufeff" + text).encode(), "gzip": gzip.compress(text.encode())}.get(variant, text.encode())
+            "bom": ("\ufeff" + text).encode(), "gzip": gzip.compress(text.encode()),
+            # a spreadsheet's "Unicode text": the spec says utf-8, the byte-order mark says otherwise
+            "utf-16 bom": codecs.BOM_UTF16_LE + text.encode("utf-16-le"),
+            "utf-32 bom": codecs.BOM_UTF32_BE + text.encode("utf-32-be")}.get(variant, text.encode())
     name = "export.csv.gz" if variant == "gzip" else "export.csv"
     result, days = ingest_one(local_env, "pos", name, data)
     assert result.quarantined == 0
@@ -157,6 +167,19 @@ def _csv(*lines: str, header: str = POS_HEADER) -> bytes:
     return "\n".join([header, *lines]).encode() + b"\n"
 
 
+def _zipped(name: str, data: bytes) -> bytes:
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w") as archive:
+        archive.writestr(name, data)
+    return sink.getvalue()
+
+
+def _parquet_bytes() -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"order_id": ["A1"]}), sink)
+    return sink.getvalue()
+
+
 CORPUS: dict[str, tuple[str, str, bytes, str]] = {
     # kind: (source, file name, bytes, expected reason fragment)
     "empty file": ("pos", "a.csv", b"", "empty file"),
@@ -186,6 +209,16 @@ CORPUS: dict[str, tuple[str, str, bytes, str]] = {
     "JSON line that is not an object": ("marketplace", "a.jsonl", b'[1, 2]\n', "a JSON list, not an object"),
     "corrupt parquet": ("partner_feed", "a.parquet", b"PAR1 not really parquet PAR1", "not readable as Parquet"),
     "corrupt excel": ("franchise", "a.xlsx", b"PK\x03\x04 broken zip", "not readable as Excel"),
+    "semicolons and decimal commas under a comma spec": (
+        "pos", "a.csv", _csv(GOOD.replace(",", ";").replace("9.99", "9,99").replace("0.00", "0,00"),
+                             header=POS_HEADER.replace(",", ";")),
+        "the file is ';'-delimited, set `delimiter: ';'`. Its numbers use a decimal comma"),
+    "order date before the history": ("pos", "a.csv", _csv(GOOD, GOOD.replace("A1", "C3").replace("2026-02-03T10", "2009-12-01T10", 1)),
+                                      f"order date 2009-12-01 is before the history start {FIRST_DAY} ({HISTORY_START_ENV})"),
+    "order date far in the future": ("pos", "a.csv", _csv(GOOD, GOOD.replace("A1", "C4").replace("2026-02-03T10", "2099-02-03T10", 1)),
+                                     "order date 2099-02-03 is implausibly in the future"),
+    "a zip under a CSV spec": ("pos", "a.csv", _zipped("a.csv", _csv(GOOD)), "this is a zip archive, not text"),
+    "Parquet under a CSV spec": ("pos", "a.csv", _parquet_bytes(), "this is a Parquet file, not text: declare `type: parquet`"),
     "division by zero in an expression": (
         "completejourney", "a.csv",
         (b"household_id,store_id,basket_id,product_id,quantity,sales_value,retail_disc,coupon_disc,coupon_match_disc,week,"
@@ -206,3 +239,20 @@ def test_bad_input_is_quarantined_with_a_reason_and_counts_reconcile(local_env: 
     good = [r["order_id"] for r in rows(days)]
     if data and GOOD.encode() in data and result.unreadable is None:
         assert "A1" in good  # the good rows of a partly broken file go on
+
+
+def test_gzip_bytes_under_a_spec_without_compression_say_what_to_set() -> None:
+    with pytest.raises(UnreadableFile, match="gzip-compressed, but the spec says `compression: none`"):
+        read_landed(gzip.compress(_csv(GOOD)), "a.csv", CsvFormat(type="csv", compression="none"))
+
+
+def test_the_history_start_is_the_deployments_to_set() -> None:
+    """Day partitions start on the configured day; weeks on the first Monday from it."""
+    code = "from sales_analytics.partitions import daily_partitions as d, weekly_partitions as w; " \
+           "print(d.get_first_partition_key(), w.get_first_partition_key())"
+    env = {**os.environ, HISTORY_START_ENV: "2010-12-01"}
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=120)
+    assert shown.stdout.split() == ["2010-12-01", "2010-12-06"]
+    env[HISTORY_START_ENV] = "December 2010"
+    refused = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False, timeout=120)
+    assert refused.returncode != 0 and "SALES_ANALYTICS_HISTORY_START='December 2010' is not a date" in refused.stderr

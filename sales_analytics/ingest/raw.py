@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from sales_analytics.alerts import precondition_failed
 from sales_analytics.lake.coerce import quarantine_rows, unsplit_records
+from sales_analytics.partitions import FIRST_DAY, HISTORY_START_ENV, latest_plausible_day
 from sales_analytics.schema import QUARANTINE
 from sales_analytics.sources.mapping import order_days
 from sales_analytics.sources.readers import UnreadableFile, read_source_file
@@ -123,13 +124,27 @@ def _read(lake: LakeResource, spec: SourceSpec, info: ObjectInfo, result: FileIn
     return table, quarantine
 
 
+def _unroutable_reasons(days: pa.Array) -> pa.Array:
+    """Per row, why it has no day partition (null: it has one): no readable date, a date before the
+    deployment's history, or one implausibly in the future."""
+    first, latest = FIRST_DAY, latest_plausible_day()
+    text = pc.cast(days, pa.string())
+    before = pc.binary_join_element_wise("order date ", text, f" is before the history start {first} ({HISTORY_START_ENV})", "")
+    after = pc.binary_join_element_wise("order date ", text, f" is implausibly in the future (after {latest})", "")
+    none = pa.scalar(None, pa.string())
+    dated = pc.if_else(pc.less(days, pa.scalar(first, pa.date32())), before,
+                       pc.if_else(pc.greater(days, pa.scalar(latest, pa.date32())), after, none))
+    return pc.if_else(pc.is_null(days), pa.scalar("no readable order time: the row has no business date"), dated)
+
+
 def ingest_object(lake: LakeResource, spec: SourceSpec, info: ObjectInfo) -> FileIngest:
     result = FileIngest(key=info.key, version=info.version, source=spec.name)
     table, quarantine = _read(lake, spec, info, result)
     if table is not None:
         result.rows = table.num_rows + quarantine.num_rows
         days = order_days(table, spec)
-        routable = pc.is_valid(days)
+        reasons = _unroutable_reasons(days)
+        routable = pc.is_null(reasons)
         unroutable = table.filter(pc.invert(routable))
         for day, shard in split_by(table.filter(routable).append_column("_day", days.filter(routable)), "_day").items():
             # shards are read whole, by day: no statistics to write
@@ -138,8 +153,7 @@ def ingest_object(lake: LakeResource, spec: SourceSpec, info: ObjectInfo) -> Fil
         order_ts = spec.columns["order_ts"].source_columns()
         shown = unroutable[order_ts[0]] if order_ts and order_ts[0] in unroutable.column_names else pa.nulls(unroutable.num_rows, pa.string())
         quarantine = pa.concat_tables([quarantine, quarantine_rows(
-            spec.name, info.key, unroutable["source_row"].to_pylist(),
-            ["no readable order time: the row has no business date"] * unroutable.num_rows,
+            spec.name, info.key, unroutable["source_row"].to_pylist(), reasons.filter(pc.invert(routable)).to_pylist(),
             ["order_ts"] * unroutable.num_rows, shown.to_pylist())])
         result.quarantined = quarantine.num_rows
     else:

@@ -36,6 +36,21 @@ from sales_analytics.sources.spec import (
 
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = codecs.BOM_UTF8
+# A byte-order mark says the encoding whatever the spec declares. UTF-32 first: its little-endian
+# mark begins with UTF-16's.
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (UTF8_BOM, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+# Binary formats that arrive under a text spec: magic bytes -> what it is and what to do.
+BINARY_FORMATS = (
+    (b"PK\x03\x04", "a zip archive", "unzip it and land the files inside, or declare `type: excel` if it is a workbook"),
+    (b"PAR1", "a Parquet file", "declare `type: parquet` for this source"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel (xls) or other OLE document", "save it as xlsx and declare `type: excel`"),
+    (b"%PDF", "a PDF document", "land the data export, not a report"),
+    (b"\x89PNG", "a PNG image", "scans belong under landing/receipts/"),
+    (b"\xff\xd8\xff", "a JPEG image", "scans belong under landing/receipts/"),
+)
+DELIMITERS = (",", ";", "\t", "|")
+DECIMAL_COMMA = re.compile(r"(?:^|[;\t|])\s*-?\d+,\d+\s*(?=[;\t|]|$)", re.MULTILINE)
 # Bytes the file's encoding cannot decode become these lone surrogates ("surrogateescape"), so a
 # record that holds one can be quarantined by itself.
 UNDECODABLE = re.compile("[\udc80-\udcff]")
@@ -84,12 +99,30 @@ def read_landed(data: bytes, key: str, fmt: FileFormat) -> LandedRows:
 
 
 def _decompress(data: bytes, key: str, compression: str) -> bytes:
+    if compression == "none" and data[:2] == GZIP_MAGIC:
+        raise UnreadableFile("this is gzip-compressed, but the spec says `compression: none`: set `compression: auto`")
     if compression == "none" or (compression == "auto" and not (key.endswith(".gz") or data[:2] == GZIP_MAGIC)):
-        return data
+        return _not_binary(data)
     try:
-        return gzip.decompress(data)
+        return _not_binary(gzip.decompress(data))
     except (EOFError, OSError, zlib.error) as err:
         raise UnreadableFile(f"corrupt or truncated gzip: {err}") from err
+
+
+def _not_binary(data: bytes) -> bytes:
+    """Text as it came; a binary format that arrived under a text spec is named, with what to do."""
+    for magic, kind, advice in BINARY_FORMATS:
+        if data.startswith(magic):
+            raise UnreadableFile(f"this is {kind}, not text: {advice}")
+    return data
+
+
+def _with_bom_encoding(data: bytes, declared: str) -> tuple[bytes, str]:
+    """The bytes without their byte-order mark, and the encoding the mark names (else the declared one)."""
+    for bom, encoding in BOMS:
+        if data.startswith(bom):
+            return data[len(bom):], encoding
+    return data, declared
 
 
 def _text(data: bytes, encoding: str) -> str:
@@ -124,11 +157,13 @@ def _check_header(names: list[str]) -> None:
 
 # -- CSV --------------------------------------------------------------------------------------
 def _read_csv(data: bytes, fmt: CsvFormat) -> LandedRows:
-    data = _as_utf8(data, fmt.encoding).removeprefix(UTF8_BOM)  # a BOM is not part of the first column's name
+    data, encoding = _with_bom_encoding(data, fmt.encoding)  # a BOM is not part of the first column's name
+    data = _as_utf8(data, encoding)
     head = data[:1 << 20].decode("utf-8", errors="surrogateescape")
     header = next(csv.reader(io.StringIO(head, newline=""), delimiter=fmt.delimiter, quotechar=fmt.quote), [])
     _check_header(header)
-    if reason := _undecodable(((f"field {i}", name) for i, name in enumerate(header, start=1)), fmt.encoding):
+    _check_delimiter(header, head, fmt)
+    if reason := _undecodable(((f"field {i}", name) for i, name in enumerate(header, start=1)), encoding):
         raise UnreadableFile(f"header row {reason}")
     broken: list = []
     table: pa.Table | None
@@ -145,6 +180,29 @@ def _read_csv(data: bytes, fmt: CsvFormat) -> LandedRows:
     if table is None or broken:
         return _read_csv_exactly(_text(data, "utf-8"), header, fmt)  # rare: number every record exactly
     return LandedRows(_with_row_numbers(table))
+
+
+def _check_delimiter(header: list[str], head: str, fmt: CsvFormat) -> None:
+    """A header that does not split on the declared delimiter but does on another: say which to set
+    (and whether the numbers use a decimal comma), instead of a field-count error on every record."""
+    if len(header) > 1:
+        return
+    splits = {d: _header_fields(head, d, fmt.quote) for d in DELIMITERS if d != fmt.delimiter}
+    found = max(splits, key=lambda d: splits[d], default=None)
+    if found is None or splits[found] < 2:
+        return
+    decimal = (" Its numbers use a decimal comma: set `decimal: \",\"` on the numeric columns' mappings."
+               if found != "," and DECIMAL_COMMA.search(head[:65536]) else "")
+    raise UnreadableFile(f"the header is one field when split on {fmt.delimiter!r} (the spec's delimiter) but "
+                         f"{splits[found]} fields on {found!r}: the file is {found!r}-delimited, set "
+                         f"`delimiter: {found!r}`.{decimal}")
+
+
+def _header_fields(head: str, delimiter: str, quote: str) -> int:
+    try:
+        return len(next(csv.reader(io.StringIO(head, newline=""), delimiter=delimiter, quotechar=quote), []))
+    except csv.Error:  # not a header on this delimiter at all
+        return 0
 
 
 def _as_utf8(data: bytes, encoding: str) -> bytes:
@@ -185,11 +243,12 @@ def _read_jsonl(data: bytes, fmt: JsonLinesFormat) -> LandedRows:
     broken: list[tuple[int, str]] = []
     # Records end at "\n" only: str.splitlines() would also split at U+2028 and other separators
     # that JSON allows raw inside a string.
-    for number, line in enumerate(_text(data, fmt.encoding).split("\n"), start=1):
+    data, encoding = _with_bom_encoding(data, fmt.encoding)
+    for number, line in enumerate(_text(data, encoding).split("\n"), start=1):
         line = line.removesuffix("\r")
         if not line.strip():
             continue
-        if reason := _undecodable([("the line", line)], fmt.encoding):
+        if reason := _undecodable([("the line", line)], encoding):
             broken.append((number, reason))
             continue
         try:
