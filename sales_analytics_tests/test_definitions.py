@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from sales_analytics.definitions import build_defs, defs
-from sales_analytics.partitions import partition_days
+from sales_analytics.partitions import FIRST_DAY, partition_days
 from sales_analytics.profiles import build_resources
 from sales_analytics.sources.spec import order_sources
 
@@ -126,5 +126,6 @@ def test_receipts_job_reads_yesterdays_scans_before_the_daily_build() -> None:
 
 def test_only_days_that_are_partitions_are_built_today_waits_for_midnight() -> None:
     now = dt.datetime(2026, 4, 10, 23, 30, tzinfo=dt.UTC)  # late evening: today's rows may already be in
-    assert partition_days(["2026-04-10", "2026-04-09", "2014-12-31", "2026-04-09"], now=now) == ["2026-04-09"]
+    before_history = (FIRST_DAY - dt.timedelta(days=1)).isoformat()
+    assert partition_days(["2026-04-10", "2026-04-09", before_history, "2026-04-09"], now=now) == ["2026-04-09"]
     assert partition_days(["2026-04-10"], now=now + dt.timedelta(hours=1)) == ["2026-04-10"]  # over: now a partition
