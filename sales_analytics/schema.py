@@ -12,6 +12,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from sales_analytics.metrics import COST_MEASURES, LINE_STATUSES, MEASURES
+
 # Logical types, mapped to Arrow here and to SQL / DynamoDB in the stores.
 ARROW_TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -103,6 +105,12 @@ def _cols(*specs: tuple) -> tuple[Column, ...]:
     return tuple(Column(*spec) for spec in specs)
 
 
+# The sales measures' columns, described by their one definition in ``sales_analytics.metrics``.
+_MEASURE_COLUMNS = tuple(Column(name, "int64" if name in ("orders", "units_sold", "units_returned") else "float64", False,
+                                definition) for name, definition in MEASURES.items())
+_COST_COLUMNS = tuple(Column(name, "float64", True, definition) for name, definition in COST_MEASURES.items())
+
+
 ORDER_LINES = TableSpec(
     name="order_lines",
     description="One row per order line from every sales source; the fact table.",
@@ -120,7 +128,7 @@ ORDER_LINES = TableSpec(
         ("unit_price", "float64", False),
         ("discount", "float64", False, "fraction of the line's list value, 0..1"),
         ("currency", "string", False, "ISO 4217"),
-        ("status", "string", False, "sold, returned or cancelled"),
+        ("status", "string", False, "sold, returned, cancelled, refund or cancellation (see sales_analytics.metrics)"),
         ("updated_at", "timestamp", False, "last change in the source; the latest wins"),
         ("source_file", "string", False, "landing object the current version came from"),
     ),
@@ -128,7 +136,7 @@ ORDER_LINES = TableSpec(
     partition_column="order_date",
 )
 
-ORDER_STATUSES = ("sold", "returned", "cancelled")
+ORDER_STATUSES = LINE_STATUSES
 CHANNELS = ("store", "online")
 
 STORES = TableSpec(
@@ -225,22 +233,15 @@ QUARANTINE = TableSpec(
 
 DAILY_STORE_SALES = TableSpec(
     name="daily_store_sales",
-    description="Sales per store and day, from clean order lines (cancelled lines excluded).",
-    columns=_cols(
+    description="Sales per store, day and currency, from clean order lines (measures as defined in sales_analytics.metrics).",
+    columns=(*_cols(
         ("sale_date", "date", False),
         ("store_id", "string", False),
-        ("currency", "string", False),
-        ("orders", "int64", False, "distinct orders with at least one sold line"),
-        ("units_sold", "int64", False),
-        ("units_returned", "int64", False),
-        ("gross_sales", "float64", False, "quantity x unit price of sold lines"),
-        ("discounts", "float64", False),
-        ("returns_value", "float64", False, "net value of returned lines"),
-        ("net_sales", "float64", False, "gross - discounts - returns"),
-    ),
-    key=("sale_date", "store_id"),
+        ("currency", "string", False, "amounts are never summed across currencies"),
+    ), *_MEASURE_COLUMNS),
+    key=("sale_date", "store_id", "currency"),
     partition_column="sale_date",
-    serving_key=ServingKey(partition_key="store_id", sort_columns=("sale_date",)),
+    serving_key=ServingKey(partition_key="store_id", sort_columns=("sale_date", "currency")),
 )
 
 ALL_MEMBERS = "*"  # the member of DAILY_SALES's ``total`` slice
@@ -257,22 +258,13 @@ DAILY_SALES = TableSpec(
     name="daily_sales",
     description="Sales per day sliced by one dimension at a time: the total, each store, region, category, channel "
                 "and product, per currency. What dashboards and the API read; a slice is one DynamoDB partition.",
-    columns=_cols(
+    columns=(*_cols(
         ("sale_date", "date", False),
         ("dimension", "string", False, "total, store, region, category, channel or product"),
         ("member", "string", False, "the dimension's value, e.g. S001 or grocery; '*' for the total"),
         ("slice", "string", False, "dimension=member, e.g. region=north: the serving partition key"),
         ("currency", "string", False, "amounts are never summed across currencies"),
-        ("orders", "int64", False, "distinct orders with a sold or returned line in the slice"),
-        ("units_sold", "int64", False),
-        ("units_returned", "int64", False),
-        ("gross_sales", "float64", False),
-        ("discounts", "float64", False),
-        ("returns_value", "float64", False),
-        ("net_sales", "float64", False, "gross - discounts - returns"),
-        ("costed_sales", "float64", True, "net value of the kept lines whose product has a unit cost; null if none has"),
-        ("margin", "float64", True, "costed_sales - their units x unit cost: the margin where costs exist"),
-    ),
+    ), *_MEASURE_COLUMNS, *_COST_COLUMNS),
     key=("sale_date", "dimension", "member", "currency"),
     partition_column="sale_date",
     serving_key=ServingKey(partition_key="slice", sort_columns=("sale_date", "currency")),
@@ -302,8 +294,8 @@ SALES_BY_SERIES = TableSpec(
         ("category", "string", False, "'unknown' for products the product master does not list"),
         ("region", "string", False, "'unknown' for stores the store master does not list"),
         ("store_format", "string", False, "'unknown' for stores the store master does not list"),
-        ("units", "int64", False, "units sold minus units returned"),
-        ("net_sales", "float64", False, "value sold less discounts, less the net value of returns"),
+        ("units", "int64", False, f"units_sold: {MEASURES['units_sold']}"),
+        ("net_sales", "float64", False, MEASURES["net_sales"]),
     ),
     key=("sale_date", "store_id", "product_id"),
     partition_column="sale_date",
@@ -498,7 +490,7 @@ INSIGHTS = TableSpec(
         ("reference", "float64", True, "what the value is compared with: the earlier period, expected or forecast"),
         ("change", "float64", True, "value - reference"),
         ("change_pct", "float64", True, "change / reference"),
-        ("score", "float64", True, "robust z-score (anomaly), share of the change (driver), days outside P10-P90 (miss)"),
+        ("score", "float64", True, "robust z-score (anomaly), share of the change (driver), usual weekly swings moved (mover), days outside P10-P90 (miss)"),
         ("narrative", "string", False, "a sentence made only of this row's numbers"),
     ),
     key=("dashboard", "insight_id"),

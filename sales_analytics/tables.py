@@ -27,9 +27,11 @@ def split_by(table: pa.Table, column: str) -> dict[Any, pa.Table]:
 
 
 def with_constants(rows: pa.Table, values: dict[str, object]) -> pa.Table:
-    """``rows`` with one more column per value, the same on every row (dates as date32, else text)."""
+    """``rows`` with one more column per value, the same on every row (times as UTC timestamps,
+    dates as date32, else text)."""
     for name, value in values.items():
-        kind = pa.date32() if isinstance(value, dt.date) else pa.string()
+        kind = (pa.timestamp("us", tz="UTC") if isinstance(value, dt.datetime)
+                else pa.date32() if isinstance(value, dt.date) else pa.string())
         rows = rows.append_column(name, pa.repeat(pa.scalar(value, kind), rows.num_rows))
     return rows
 

@@ -44,7 +44,7 @@ def test_lineage_runs_landing_raw_clean_report_stores() -> None:
     assert graph.get(key("curated/sales_by_series")).parent_keys == {key("clean/order_lines"), key("clean/products"),
                                                                      key("clean/stores")}
     assert graph.get(key("ml/demand_model")).parent_keys == {key("curated/sales_by_series"), key("clean/calendar"),
-                                                            key("clean/signals")}
+                                                            key("clean/signals"), key("clean/stores")}
     assert graph.get(key("ml/forecast_accuracy")).parent_keys == {key("ml/demand_forecast"), key("curated/sales_by_series")}
     assert graph.get(key("ml/demand_model_champion")).parent_keys == {key("ml/demand_model")}
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}

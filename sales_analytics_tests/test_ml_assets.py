@@ -23,6 +23,7 @@ from sales_analytics.ml.assets import (
     forecast_accuracy,
     latest_forecasts,
     model_backtest_report,
+    series_mixing_currencies,
 )
 from sales_analytics.ml.registry import ModelRegistry
 from sales_analytics.profiles import HOME_ENV, PROFILE_ENV, initialized, local_resources
@@ -162,3 +163,11 @@ def test_forecast_accuracy_scores_every_past_forecast_of_the_day(local_env: dict
     assert metadata["wape"].value == pytest.approx((1 + 1 + 2 + 3.5) / (11 + 11 + 33.5))
     assert metadata["wape_by_days_ahead"].value == {"1": round(5.5 / 44.5, 4), "2": round(2 / 11, 4)}  # S2: error 1, sold 0
 from sales_analytics_tests.helpers import materialize_in_graph
+
+
+def test_money_is_not_forecast_for_series_that_add_up_currencies() -> None:
+    stores = pa.table({"store_id": ["S1", "S2", "S3", "S4"], "region": ["north", "north", "south", "south"],
+                       "currency": ["EUR", "GBP", "EUR", "GBP"], "is_current": [True, True, True, False]})
+    assert series_mixing_currencies(stores, "region_category") == ["north: EUR, GBP"]  # S4 closed: south is EUR only
+    assert series_mixing_currencies(stores, "store_category") == []  # a store sells in one currency
+    assert series_mixing_currencies(None, "region_category") == []  # no store master yet: nothing known to mix

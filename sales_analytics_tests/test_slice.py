@@ -53,7 +53,7 @@ def expected_report(files: dict[str, bytes]) -> dict[tuple[str, str], dict[str, 
             continue
         cell = report[line["day"], line["store_id"]]
         value = line["quantity"] * line["price"]
-        cell["units_sold"] += line["quantity"]
+        cell["units_sold"] += line["quantity"] if line["status"] == "sold" else 0  # a returned line's units came back
         cell["gross_sales"] += value
         cell["discounts"] += value * line["discount"]
         if line["status"] == "returned":
@@ -92,8 +92,8 @@ def test_report_in_every_store_equals_an_independent_computation(built: dict[str
     env, summary = built["env"], built["summary"]
     expected = expected_report(built["files"])
     assert summary.touched_days == sorted({day for day, _ in expected})
-    # clean (4), reports (2 + 1), raw (1), and one per reference table (stores, products, customers, calendar, reviews, signals)
-    assert all(summary.checks.values()) and len(summary.checks) == 14
+    # clean (4), reports (2 + 1), raw (2), and one per reference table (stores, products, customers, calendar, reviews, signals)
+    assert all(summary.checks.values()) and len(summary.checks) == 15
     with initialized(env["report_db"]) as db:
         assert_matches(db.read(DAILY_STORE_SALES), expected)
     with initialized(env["serving_store"]) as serving:
@@ -126,9 +126,10 @@ def test_daily_sales_slices_agree_with_the_independent_computation(built: dict[s
         costs = {r["product_id"]: float(r["unit_cost"]) for r in csv.DictReader(io.StringIO(lake.get_bytes(master).decode()))}
     want_margin: dict[tuple[str, str, str], float] = defaultdict(float)
     for line in latest_lines(built["files"]):
-        if line["status"] == "sold":  # a returned line's value and cost both came back
+        if line["status"] in ("sold", "returned"):  # a returned line's value and cost both came back: margin 0
             net_value = line["quantity"] * line["price"] * (1 - line["discount"])
-            want_margin[line["day"], line["product_id"], line["currency"]] += net_value - line["quantity"] * costs[line["product_id"]]
+            kept = line["status"] == "sold"
+            want_margin[line["day"], line["product_id"], line["currency"]] += kept * (net_value - line["quantity"] * costs[line["product_id"]])
     margins = {(str(r["sale_date"]), r["member"], r["currency"]): r["margin"] for r in rows
                if r["dimension"] == "product" and r["margin"] is not None}
     assert margins.keys() == want_margin.keys()

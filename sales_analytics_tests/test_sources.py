@@ -23,8 +23,17 @@ from sales_analytics.definitions import build_defs
 from sales_analytics.ingest.raw import read_landing_quarantine
 from sales_analytics.partitions import FIRST_DAY, HISTORY_START_ENV
 from sales_analytics.profiles import initialized
+from sales_analytics.sources.mapping import map_rows
 from sales_analytics.sources.readers import UnreadableFile, read_landed
-from sales_analytics.sources.spec import SPEC_DIR, CsvFormat, SourceSpecError, file_sources, load_spec, load_specs
+from sales_analytics.sources.spec import (
+    SPEC_DIR,
+    CsvFormat,
+    SourceSpecError,
+    file_sources,
+    load_spec,
+    load_specs,
+    source_named,
+)
 from sales_analytics_tests.helpers import SPECS, ingest_one, rejects, rows
 
 POS_HEADER = "order_id,line_no,order_ts,store_id,channel,product_id,customer_id,quantity,unit_price,discount,currency,status,updated_at"
@@ -115,10 +124,33 @@ def test_jsonl_with_changes_and_business_date_in_the_source_zone(local_env: dict
     got = {r["order_id"]: r for r in rows(days)}
     assert got["M1"]["order_date"] == dt.date(2026, 7, 2)  # 23:30 UTC is 00:30 the next day in London (BST)
     assert got["M1"]["discount"] == pytest.approx(0.10)
-    assert got["CM2"]["status"] == "cancelled"
+    assert got["CM2"]["status"] == "cancellation"  # a document of its own, cancelling an earlier sale
     assert got["CM2"]["order_ts"] == dt.datetime(2026, 7, 1, 11, 0, tzinfo=dt.UTC)  # naive: London time
-    assert (got["M3"]["status"], got["M3"]["quantity"]) == ("returned", 3)
+    assert (got["M3"]["status"], got["M3"]["quantity"]) == ("refund", 3)
     assert got["M3"]["customer_id"] is None
+
+
+def test_a_line_naming_its_original_order_is_a_refund_and_statuses_map_to_line_kinds(tmp_path: Path) -> None:
+    spec_file = tmp_path / "returns_desk.yaml"
+    spec_file.write_text(yaml.safe_dump({
+        "name": "returns_desk", "description": "a till whose refunds name the receipt they give back",
+        "prefix": "landing/returns_desk/", "source_columns": ["receipt", "line", "at", "sku", "qty", "price", "kind", "refund_of"],
+        "format": {"type": "csv"},
+        "columns": {"order_id": {"from": "receipt"}, "line_no": {"from": "line"}, "order_ts": {"from": "at"},
+                    "store_id": {"value": "S1"}, "channel": {"value": "store"}, "product_id": {"from": "sku"},
+                    "quantity": {"from": "qty"}, "unit_price": {"from": "price"}, "discount": {"value": "0"},
+                    "currency": {"value": "EUR"},
+                    "status": {"from": "kind", "map": {"SALE": "sold", "VOID": "cancelled", "STORNO": "cancellation"}}},
+        "changes": {"original_order": "refund_of"},
+    }))
+    spec = load_spec(spec_file)
+    landed = pa.table({"receipt": ["R1", "R2", "R3", "R4"], "line": ["1", "1", "1", "1"], "at": ["2026-02-03T10:00:00Z"] * 4,
+                       "sku": ["P1"] * 4, "qty": ["2", "1", "3", "1"], "price": ["5.00"] * 4,
+                       "kind": ["SALE", "SALE", "VOID", "STORNO"], "refund_of": ["", "R1", "", ""],
+                       "source_file": ["f.csv"] * 4, "source_row": [1, 2, 3, 4]})
+    mapped = map_rows(landed, spec)
+    assert mapped["status"].parsed.to_pylist() == ["sold", "refund", "cancelled", "cancellation"]
+    assert mapped["quantity"].parsed.to_pylist() == [2, 1, 3, 1]
 
 
 def test_parquet_source_with_typed_columns(local_env: dict[str, Any]) -> None:
@@ -146,7 +178,7 @@ def test_excel_source_with_decimal_comma_and_day_first_dates(local_env: dict[str
     _, days = ingest_one(local_env, "franchise", "woche-06.xlsx", sink.getvalue())
     got = rows(days)
     assert [(r["line_no"], r["unit_price"], r["discount"], r["status"], r["quantity"]) for r in got] == [
-        (1, 2.5, 0.1, "sold", 1), (2, 10.0, 0.0, "returned", 2)]
+        (1, 2.5, 0.1, "sold", 1), (2, 10.0, 0.0, "refund", 2)]
     assert {r["order_date"] for r in got} == {dt.date(2026, 2, 3)}  # 23:45 Berlin is still the 3rd there
 
 
@@ -156,10 +188,15 @@ def test_new_column_is_reported_as_drift_not_fatal(local_env: dict[str, Any]) ->
     assert result.new_columns == ["loyalty_tier"] and len(rows(days)) == 1
     with initialized(local_env["lake"]) as lake:
         lake.put_bytes("landing/orders/pos/2026-02-04/other.csv", data)
+        lake.put_bytes("landing/orders/pos/2026-02-04/broken.csv", _csv(GOOD.replace("A1", "A2"), "A3,1,2026-02-03T10:00:00Z"))
     run = build_defs(local_env).resolve_job_def("ingest_landing").execute_in_process()
-    (check,) = run.get_asset_check_evaluations()
-    assert (check.check_name, check.passed, check.severity) == ("no_schema_drift", False, dg.AssetCheckSeverity.WARN)
-    assert check.metadata["new_columns"].value == {"landing/orders/pos/2026-02-04/other.csv": ["loyalty_tier"]}
+    checks = {c.check_name: c for c in run.get_asset_check_evaluations()}
+    drift = checks["no_schema_drift"]
+    assert (drift.passed, drift.severity) == (False, dg.AssetCheckSeverity.WARN)
+    assert drift.metadata["new_columns"].value == {"landing/orders/pos/2026-02-04/other.csv": ["loyalty_tier"]}
+    # Counted per source and landing day: the broken file's record that does not split is quarantined there.
+    reconciled = checks["landing_reconciles"]
+    assert reconciled.passed and "| pos | 2026-02-04 | 2 | 3 | 2 | 1 |" in reconciled.metadata["per_source_and_landing_day"].value
 
 
 # -- the bad-input corpus ---------------------------------------------------------------------
@@ -236,6 +273,8 @@ def test_bad_input_is_quarantined_with_a_reason_and_counts_reconcile(local_env: 
     assert any(reason in text for text in reasons), reasons
     files = {r["source_file"] for r in landing} | {r["source_file"] for d in days for r in d.rejects.to_pylist()}
     assert files == {result.key}  # every quarantine row names the file
+    landed_on = dt.date(2026, 2, 3) if source_named(source).dated_folders else dt.datetime.now(dt.UTC).date()
+    assert {r["order_date"] for r in landing} <= {landed_on} and result.reconciles  # counted on its landing day
     good = [r["order_id"] for r in rows(days)]
     if data and GOOD.encode() in data and result.unreadable is None:
         assert "A1" in good  # the good rows of a partly broken file go on

@@ -83,7 +83,7 @@ def test_watermark_extraction_in_batches_picks_up_later_changes(stack_env: dict[
     assert len(lines) == 2503 and all(d.reconciles for d in days)
     by_key = {(r["order_id"], r["line_no"]): r for r in lines}
     assert by_key["R00000", 1]["quantity"] == 9 and by_key["R00005", 1]["quantity"] != 9  # the later version won
-    assert by_key["V9000", 1]["status"] == "cancelled"
+    assert by_key["V9000", 1]["status"] == "cancellation"
     assert sum(d.duplicates_collapsed for d in days) == 12
 
 

@@ -5,6 +5,7 @@ import http.client
 import io
 import os
 import time
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,11 +18,18 @@ from dagster_aws.s3 import S3Resource
 
 from sales_analytics.ml.assets import latest_forecasts
 from sales_analytics.profiles import initialized
-from sales_analytics.schema import DAILY_STORE_SALES, DEMAND_FORECAST
+from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES, DEMAND_FORECAST, ServingKey
 from sales_analytics.storage import parquet_io
 from sales_analytics.storage.lake import LakeResource, UnsafeKeyError
 from sales_analytics.storage.parquet_io import INPUT_COLUMNS, PARTITION_COLUMN, partition_object_key
-from sales_analytics.storage.serving_store import BATCH_WRITE_LIMIT, PARTITION_INDEX, PUBLISHING, to_item
+from sales_analytics.storage.serving_store import (
+    BATCH_WRITE_LIMIT,
+    PARTITION_INDEX,
+    PUBLISHING,
+    ServingLayoutError,
+    to_item,
+)
+from sales_analytics.storage.sql_store import SqlLayoutError
 from sales_analytics_tests.helpers import failure_text
 
 DAY = "2026-03-02"
@@ -31,7 +39,7 @@ def report_rows(day: str, stores: range, net: float = 100.0) -> pa.Table:
     rows = [{
         "sale_date": dt.date.fromisoformat(day), "store_id": f"S{i:03d}", "currency": "EUR", "orders": i,
         "units_sold": 10 * i, "units_returned": i % 2, "gross_sales": net + 10.25, "discounts": 5.0,
-        "returns_value": 5.25, "net_sales": net,
+        "returns_value": 5.25, "cancellations": 0.0, "net_sales": net,
     } for i in stores]
     return pa.Table.from_pylist(rows, schema=DAILY_STORE_SALES.arrow_schema())
 
@@ -81,7 +89,7 @@ def test_unsafe_keys_s3_lists_are_skipped_with_a_warning(local_env: dict[str, An
 
     class Paginator:
         def paginate(self, **_: Any) -> list[dict]:
-            return [{"Contents": [{"Key": k, "Size": 1, "ETag": '"e"'} for k in keys]}]
+            return [{"Contents": [{"Key": k, "Size": 1, "ETag": '"e"', "LastModified": dt.datetime.now(dt.UTC)} for k in keys]}]
 
     class Client:
         def get_paginator(self, _: str) -> Paginator:
@@ -209,9 +217,24 @@ def test_sql_table_created_from_spec(any_env: dict[str, Any]) -> None:
         inspector = sa.inspect(db.engine())
         columns = {c["name"] for c in inspector.get_columns(DAILY_STORE_SALES.name, schema=db.schema_name)}
         assert columns == set(DAILY_STORE_SALES.column_names)
-        assert inspector.get_pk_constraint(DAILY_STORE_SALES.name, schema=db.schema_name)["constrained_columns"] == ["sale_date", "store_id"]
+        assert inspector.get_pk_constraint(DAILY_STORE_SALES.name, schema=db.schema_name)["constrained_columns"] == [
+            "sale_date", "store_id", "currency"]
         indexed = [i["column_names"] for i in inspector.get_indexes(DAILY_STORE_SALES.name, schema=db.schema_name)]
         assert ["sale_date"] in indexed
+
+
+def test_sql_table_of_an_earlier_release_gains_new_columns_and_a_changed_key_is_named(any_env: dict[str, Any]) -> None:
+    older = replace(DAILY_SALES, columns=tuple(c for c in DAILY_SALES.columns if c.name != "cancellations"))
+    rekeyed = replace(DAILY_STORE_SALES, key=("sale_date", "store_id"))
+    with initialized(any_env["report_db"]) as db:
+        db.ensure_table(older)
+        db.ensure_table(rekeyed)
+    with initialized(any_env["report_db"]) as db:  # the next release's process
+        db.ensure_table(DAILY_SALES)
+        columns = {c["name"] for c in sa.inspect(db.engine()).get_columns(DAILY_SALES.name, schema=db.schema_name)}
+        assert "cancellations" in columns
+        with pytest.raises(SqlLayoutError, match=r"keyed by \['sale_date', 'store_id'\].*drop it"):
+            db.ensure_table(DAILY_STORE_SALES)
 
 
 def test_sql_replace_partition_is_idempotent_and_drops_stale_rows(any_env: dict[str, Any]) -> None:
@@ -260,7 +283,7 @@ def test_serving_replace_partition_leaves_no_stale_items(any_env: dict[str, Any]
         assert float(items[1]["net_sales"]) == 1.5 and items[1]["units_sold"] == 10
         assert store.query(DAILY_STORE_SALES, "S042") == []  # deleted with the shrink
         assert [i["sale_date"] for i in store.query(DAILY_STORE_SALES, "S001", sort_from=DAY)] == [DAY]
-        assert [i["sale_date"] for i in store.query(DAILY_STORE_SALES, "S001", sort_to="2026-03-01")] == ["2026-03-01"]
+        assert [i["sale_date"] for i in store.query(DAILY_STORE_SALES, "S001", sort_to="2026-03-01#\uffff")] == ["2026-03-01"]
 
 
 def forecast_rows(origin: dt.date, p50: float) -> pa.Table:
@@ -287,10 +310,19 @@ def test_dynamodb_table_key_schema_from_spec(stack_env: dict[str, Any]) -> None:
     with initialized(stack_env["serving_store"]) as store:
         store.ensure_table(DAILY_STORE_SALES)
         table = store.client().describe_table(TableName=store.table_name(DAILY_STORE_SALES))["Table"]
-        assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"store_id": "HASH", "sale_date": "RANGE"}
+        assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"store_id": "HASH", "sale_date#currency": "RANGE"}
         index = table["GlobalSecondaryIndexes"][0]
         assert index["IndexName"] == PARTITION_INDEX
-        assert {k["AttributeName"]: k["KeyType"] for k in index["KeySchema"]} == {"sale_date": "HASH", "store_id": "RANGE"}
+        assert {k["AttributeName"]: k["KeyType"] for k in index["KeySchema"]} == {"sale_date": "HASH", "sale_date#currency": "RANGE"}
+
+
+def test_a_dynamodb_table_keyed_by_an_earlier_release_is_named_not_written_under_the_wrong_key(stack_env: dict[str, Any]) -> None:
+    older = replace(DAILY_STORE_SALES, key=("sale_date", "store_id"),
+                    serving_key=ServingKey(partition_key="store_id", sort_columns=("sale_date",)))
+    with initialized(stack_env["serving_store"]) as store:
+        store.ensure_table(older)
+    with initialized(stack_env["serving_store"]) as store, pytest.raises(ServingLayoutError, match="delete it"):
+        store.ensure_table(DAILY_STORE_SALES)
 
 
 def test_a_partition_being_replaced_is_hidden_from_readers_until_it_is_whole(any_env: dict[str, Any]) -> None:
@@ -305,7 +337,7 @@ def test_a_partition_being_replaced_is_hidden_from_readers_until_it_is_whole(any
         store.write_items(DAILY_STORE_SALES, [to_item(DAILY_STORE_SALES, report_rows(DAY, range(1, 2), net=9.0).to_pylist()[0])], [])
         assert store.being_replaced(DAILY_STORE_SALES) == {DAY}
         assert [i["sale_date"] for i in store.query(DAILY_STORE_SALES, "S001")] == ["2026-03-01"]
-        assert store.query_page(DAILY_STORE_SALES, "S001", DAY, DAY, 10)[0] == []
+        assert store.query_page(DAILY_STORE_SALES, "S001", DAY, DAY + "#\uffff", 10)[0] == []
         store.replace_partition(DAILY_STORE_SALES, DAY, report_rows(DAY, range(4)))  # the re-run
         assert store.being_replaced(DAILY_STORE_SALES) == set()
         assert [(i["sale_date"], float(i["net_sales"])) for i in store.query(DAILY_STORE_SALES, "S001")] == [

@@ -7,6 +7,7 @@ import pyarrow.compute as pc
 from sales_analytics.catalog import CLEAN_PRODUCTS, CLEAN_STORES, SALES_BY_SERIES_KEY
 from sales_analytics.lake.assets import CLEAN_ORDER_LINES, table_metadata
 from sales_analytics.lake.dimensions import as_of
+from sales_analytics.metrics import LINE_INPUT, aggregate_measures, line_measures
 from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
 from sales_analytics.schema import SALES_BY_SERIES
 from sales_analytics.storage.parquet_io import INPUT_COLUMNS
@@ -18,22 +19,17 @@ STORE_ATTRIBUTES = {"region": "region", "format": "store_format"}
 
 
 def compute_sales_by_series(lines: pa.Table, products: pa.Table, stores: pa.Table) -> pa.Table:
-    """Net units and sales per (day, store, product); returns count against the day they belong to."""
-    counted = lines.filter(pc.is_in(lines["status"], value_set=pa.array(["sold", "returned"])))
-    if counted.num_rows == 0:
+    """``units_sold`` and ``net_sales`` (``sales_analytics.metrics``) per (day, store, product)."""
+    measures = line_measures(lines, ["store_id", "product_id"])
+    if measures.num_rows == 0:
         return SALES_BY_SERIES.empty_table()
-    sign = pc.if_else(pc.equal(counted["status"], "returned"), -1, 1)
-    value = pc.multiply(pc.multiply(pc.cast(counted["quantity"], pa.float64()), counted["unit_price"]),
-                        pc.subtract(1.0, counted["discount"]))
-    facts = pa.table({"order_date": counted["order_date"], "store_id": counted["store_id"], "product_id": counted["product_id"],
-                      "units": pc.multiply(counted["quantity"], pc.cast(sign, pa.int64())),
-                      "net_sales": pc.multiply(value, pc.cast(sign, pa.float64()))})
+    facts = measures.rename_columns({"sale_date": "order_date"})
     facts = with_dimension_attributes(facts, products, "product_id", PRODUCT_ATTRIBUTES)
     facts = with_dimension_attributes(facts, stores, "store_id", STORE_ATTRIBUTES)
     keys = ["order_date", "store_id", "product_id", "category", "region", "store_format"]
-    grouped = facts.group_by(keys, use_threads=False).aggregate([("units", "sum"), ("net_sales", "sum")])
+    grouped = aggregate_measures(facts, keys)
     series = pa.table({"sale_date": grouped["order_date"], **{k: grouped[k] for k in keys[1:]},
-                       "units": grouped["units_sum"], "net_sales": pc.round(grouped["net_sales_sum"], 2)})
+                       "units": grouped["units_sold"], "net_sales": grouped["net_sales"]})
     return series.cast(SALES_BY_SERIES.arrow_schema()).sort_by([(k, "ascending") for k in SALES_BY_SERIES.key])
 
 
@@ -65,8 +61,8 @@ def dimension_input(key: dg.AssetKey, id_column: str, attributes: list[str]) -> 
 
 @dg.asset(
     key=SALES_BY_SERIES_KEY,
-    ins={"order_lines": dg.AssetIn(CLEAN_ORDER_LINES, metadata={INPUT_COLUMNS: [
-             "order_date", "store_id", "product_id", "status", "quantity", "unit_price", "discount"]}),
+    ins={"order_lines": dg.AssetIn(CLEAN_ORDER_LINES, metadata={INPUT_COLUMNS: ["order_date", "store_id", "product_id",
+                                                                                 *LINE_INPUT]}),
          "products": dimension_input(CLEAN_PRODUCTS, "product_id", list(PRODUCT_ATTRIBUTES)),
          "stores": dimension_input(CLEAN_STORES, "store_id", list(STORE_ATTRIBUTES))},
     partitions_def=daily_partitions,

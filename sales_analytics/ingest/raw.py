@@ -17,6 +17,7 @@ deterministic), and finding what is pending costs two listings, not a read per f
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -30,7 +31,7 @@ from sales_analytics.partitions import FIRST_DAY, HISTORY_START_ENV, latest_plau
 from sales_analytics.schema import QUARANTINE
 from sales_analytics.sources.mapping import order_days
 from sales_analytics.sources.readers import UnreadableFile, read_source_file
-from sales_analytics.sources.spec import SourceSpec, order_sources
+from sales_analytics.sources.spec import DATED_FOLDER, LANDED_AT, SourceSpec, order_sources
 from sales_analytics.storage.lake import LakeResource, ObjectInfo, is_safe_key
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, table_to_parquet_bytes
 from sales_analytics.tables import split_by, with_constants
@@ -51,6 +52,16 @@ class FileIngest:
     new_columns: list[str] = field(default_factory=list)  # schema drift: columns the spec does not know
     days: dict[str, int] = field(default_factory=dict)
     dropped_days: list[str] = field(default_factory=list)  # days an earlier version of the file had, this one not
+    landing_day: str = ""  # the dated folder it landed in, else the day it landed (UTC)
+
+    @property
+    def routed(self) -> int:
+        return sum(self.days.values())
+
+    @property
+    def reconciles(self) -> bool:
+        """Every record of the file is in a day's raw shard or in the landing quarantine."""
+        return self.rows == self.routed + self.quarantined
 
     @property
     def touched(self) -> set[str]:
@@ -120,7 +131,7 @@ def _read(lake: LakeResource, spec: SourceSpec, info: ObjectInfo, result: FileIn
         return None, quarantine_rows(spec.name, info.key, [0], [f"file not ingested: {err}"])
     result.new_columns = [c for c in landed.table.column_names if c not in (*spec.source_columns, "source_row")]
     quarantine = unsplit_records(spec.name, info.key, landed.broken)
-    table = with_constants(landed.table, {"source": spec.name, "source_file": info.key})
+    table = with_constants(landed.table, {"source": spec.name, "source_file": info.key, LANDED_AT: info.modified})
     return table, quarantine
 
 
@@ -137,8 +148,17 @@ def _unroutable_reasons(days: pa.Array) -> pa.Array:
     return pc.if_else(pc.is_null(days), pa.scalar("no readable order time: the row has no business date"), dated)
 
 
+def landing_day(spec: SourceSpec, info: ObjectInfo) -> dt.date:
+    """The day a file landed: its dated folder's, else the day the object was written (UTC)."""
+    folder = info.key.removeprefix(spec.prefix).split("/", 1)[0]
+    if spec.dated_folders and DATED_FOLDER.fullmatch(folder):
+        return dt.date.fromisoformat(folder)
+    return info.modified.astimezone(dt.UTC).date()
+
+
 def ingest_object(lake: LakeResource, spec: SourceSpec, info: ObjectInfo) -> FileIngest:
-    result = FileIngest(key=info.key, version=info.version, source=spec.name)
+    landed_on = landing_day(spec, info)
+    result = FileIngest(key=info.key, version=info.version, source=spec.name, landing_day=landed_on.isoformat())
     table, quarantine = _read(lake, spec, info, result)
     if table is not None:
         result.rows = table.num_rows + quarantine.num_rows
@@ -158,8 +178,10 @@ def ingest_object(lake: LakeResource, spec: SourceSpec, info: ObjectInfo) -> Fil
         result.quarantined = quarantine.num_rows
     else:
         result.rows = 1
-    if quarantine.num_rows:
-        lake.put_bytes(landing_quarantine_key(info.key), table_to_parquet_bytes(quarantine))
+    if quarantine.num_rows:  # dated by the landing day: the reconciliation counts them per source and day
+        dated = quarantine.set_column(quarantine.schema.get_field_index("order_date"), "order_date",
+                                      pa.repeat(pa.scalar(landed_on, pa.date32()), quarantine.num_rows))
+        lake.put_bytes(landing_quarantine_key(info.key), table_to_parquet_bytes(dated))
     _finish(lake, info, result)
     return result
 

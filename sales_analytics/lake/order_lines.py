@@ -4,7 +4,8 @@ The range is processed as one batch per source (vectorised over all its days), t
 into days: a backfill of a week costs a few large Arrow operations, not seven small ones.
 
 A line is keyed by ``(source, order_id, line_no)`` within its order date, so each day is built
-from its own raw shards alone. A correction that moves a line to another day is a new line there;
+from its own raw shards alone. A source whose spec says each delivery replaces an order keeps only
+the order's lines from its latest file (the lines of earlier files count as superseded). A correction that moves a line to another day is a new line there;
 the source cancels the old one (the contract the README states).
 """
 
@@ -47,16 +48,17 @@ def clean_days(shards_by_day: dict[str, list[pa.Table]], specs: dict[str, Source
             if source not in specs:
                 raise KeyError(f"raw shard from {shard['source_file'][0]} names source {source!r}, which has no spec")
             by_source.setdefault(source, []).append(with_constants(shard, {SHARD_DAY: dt.date.fromisoformat(day)}))
-    valid, rejects = [ORDER_LINES.empty_table()], [QUARANTINE.empty_table()]
+    valid, current, rejects = [ORDER_LINES.empty_table()], [ORDER_LINES.empty_table()], [QUARANTINE.empty_table()]
     for source, shards in by_source.items():
         batch = pa.concat_tables(shards, promote_options="permissive")
         mapped = map_rows(batch, specs[source])
         _pin_to_shard_day(mapped, batch[SHARD_DAY])
         result = validate(mapped, ORDER_LINES, batch, partition_day=batch[SHARD_DAY])
         valid.append(result.valid)
+        current.append(latest_deliveries(result.valid) if specs[source].changes.delivery_replaces_order else result.valid)
         rejects.append(result.rejects)
     all_valid = pa.concat_tables(valid)
-    lines = split_by(latest_versions(all_valid)[0], "order_date")
+    lines = split_by(latest_versions(pa.concat_tables(current))[0], "order_date")
     valid_counts = {d: t.num_rows for d, t in split_by(all_valid.select(["order_date"]), "order_date").items()}
     day_rejects = split_by(pa.concat_tables(rejects), "order_date")
     no_lines, no_rejects = ORDER_LINES.empty_table(), QUARANTINE.empty_table()
@@ -80,6 +82,19 @@ def _pin_to_shard_day(mapped: dict[str, Mapped], shard_day: pa.ChunkedArray) -> 
 
 def clean_day(shards: list[pa.Table], day: dt.date, specs: dict[str, SourceSpec]) -> CleanDay:
     return clean_days({day.isoformat(): shards}, specs)[0]
+
+
+def latest_deliveries(lines: pa.Table) -> pa.Table:
+    """Only each order's lines from its latest delivery (the file with its newest ``updated_at``, then
+    the later landing key): a correction that leaves a line out removes it."""
+    if lines.num_rows == 0:
+        return lines
+    order = ["order_date", "order_id"]
+    ranked = lines.select([*order, "updated_at", "source_file"]).sort_by(
+        [(k, "ascending") for k in order] + [("updated_at", "descending"), ("source_file", "descending")])
+    winners = ranked.filter(pc.invert(same_as_neighbour(ranked, order, 1))).select([*order, "source_file"])
+    delivered = lines.join(winners.rename_columns([*order, "_delivery"]), keys=order, use_threads=False)
+    return delivered.filter(pc.equal(delivered["source_file"], delivered["_delivery"])).select(lines.column_names).cast(lines.schema)
 
 
 def latest_versions(lines: pa.Table) -> tuple[pa.Table, int]:

@@ -8,12 +8,14 @@ from typing import Literal
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from sales_analytics.alerts import precondition_failed
 from sales_analytics.catalog import (
     CLEAN_CALENDAR,
     CLEAN_SIGNALS,
+    CLEAN_STORES,
     DEMAND_FORECAST_KEY,
     DEMAND_MODEL_NAME,
     FORECAST_ACCURACY_KEY,
@@ -86,7 +88,8 @@ KNOWN_AHEAD_INS = {"calendar": dg.AssetIn(CLEAN_CALENDAR, metadata={INPUT_COLUMN
 @dg.asset(
     key=DEMAND_MODEL,
     # every curated day: the model learns from the newest history_days of them
-    ins={"sales": _sales_input(), **KNOWN_AHEAD_INS},
+    ins={"sales": _sales_input(), **KNOWN_AHEAD_INS,
+         "stores": dg.AssetIn(CLEAN_STORES, metadata={INPUT_COLUMNS: ["store_id", "region", "currency", "is_current"]})},
     group_name="ml",
     kinds={"scikit-learn"},
     owners=["team:data-science"],
@@ -97,10 +100,13 @@ KNOWN_AHEAD_INS = {"calendar": dg.AssetIn(CLEAN_CALENDAR, metadata={INPUT_COLUMN
                                    description="Beats seasonal naive and is not worse than the champion beyond 2%.")],
 )
 def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, lake: LakeResource, sales: LakeView,
-                 calendar: pa.Table | None, signals: pa.Table | None) -> Iterator:
+                 calendar: pa.Table | None, signals: pa.Table | None, stores: pa.Table | None) -> Iterator:
     until = last_day(sales)
     if until is None:
         raise precondition_failed("curated/sales_by_series has no partitions yet: materialize it first")
+    if config.target == "net_sales" and (mixed := series_mixing_currencies(stores, config.level)):
+        raise precondition_failed(f"net_sales series at level {config.level} would add up currencies ({'; '.join(mixed)}): "
+                                  "forecast units, or a level whose series are single stores")
     panel, covariates = load_series(sales, until, config.history_days, config.target, config.level,
                                     known_ahead(calendar, signals))
     dense = dense_panel(panel)
@@ -126,6 +132,16 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
     })
     yield dg.AssetCheckResult(check_name="promotable", asset_key=DEMAND_MODEL, passed=ok,
                               metadata={"reason": reason, "version": manifest.version, "champion": compared.champion_version or "none"})
+
+
+def series_mixing_currencies(stores: pa.Table | None, level: str) -> list[str]:
+    """Series of ``level`` whose stores sell in more than one currency (by the current store master):
+    money forecast for them would be a sum across currencies. A store sells in one currency."""
+    if stores is None or "store_id" in SERIES_LEVELS[level].keys:
+        return []
+    current = stores.filter(pc.equal(stores["is_current"], True)).to_pandas()
+    currencies = current.groupby("region")["currency"].unique()
+    return [f"{region}: {', '.join(sorted(found))}" for region, found in currencies.items() if len(found) > 1]
 
 
 def champion_asset(model_key: dg.AssetKey, champion_key: dg.AssetKey, model_name: str, served: str) -> dg.AssetsDefinition:

@@ -21,14 +21,14 @@ from sales_analytics.curated.assets import (
 )
 from sales_analytics.lake.assets import CLEAN_ORDER_LINES, table_metadata
 from sales_analytics.lake.dimensions import as_of
+from sales_analytics.metrics import LINE_INPUT, aggregate_measures, line_measures
 from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
-from sales_analytics.reports.daily_store_sales import aggregate_measures, line_measures
 from sales_analytics.schema import ALL_MEMBERS, DAILY_SALES, DIMENSIONS, slice_id
 from sales_analytics.storage.parquet_io import INPUT_COLUMNS
 from sales_analytics.tables import split_by
 
 REGION = {"region": "region"}  # the one store attribute sliced by
-INPUT = ["order_date", "store_id", "channel", "product_id", "currency", "order_id", "status", "quantity", "unit_price", "discount"]
+INPUT = ["order_date", "store_id", "channel", "product_id", "currency", *LINE_INPUT]
 
 
 def compute_daily_sales(lines: pa.Table, products: pa.Table, stores: pa.Table) -> pa.Table:

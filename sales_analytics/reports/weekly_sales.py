@@ -10,12 +10,11 @@ import datetime as dt
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sales_analytics.lake.assets import table_metadata
+from sales_analytics.metrics import COST_MEASURES, MEASURES, money
 from sales_analytics.partitions import weekly_partitions
 from sales_analytics.reports.daily_sales import DAILY_SALES_KEY
-from sales_analytics.reports.daily_store_sales import COST_MEASURES, MEASURES
 from sales_analytics.reports.publish import publish_assets
 from sales_analytics.schema import DAILY_SALES, WEEKLY_SALES
 from sales_analytics.storage.parquet_io import LakeView
@@ -38,15 +37,15 @@ WHEN_DAYS_CHANGE = (
 def compute_weekly_sales(days: pa.Table, week_start: dt.date) -> pa.Table:
     if days.num_rows == 0:
         return WEEKLY_SALES.empty_table()
-    summed = MEASURES + COST_MEASURES  # a week with no costed day keeps null cost measures
+    summed = [*MEASURES, *COST_MEASURES]  # a week with no costed day keeps null cost measures
     grouped = days.group_by(SLICE_COLUMNS, use_threads=False).aggregate([(m, "sum") for m in summed])
     week = pa.table({"week_start": pa.array([week_start] * grouped.num_rows, pa.date32()),
                      **{c: grouped[c] for c in SLICE_COLUMNS}, **{m: grouped[f"{m}_sum"] for m in summed}})
     # Sums of cents can pick up float noise: round back to cents.
-    money = [m for m in summed if WEEKLY_SALES.column(m).type == "float64"]
+    amounts = [m for m in summed if WEEKLY_SALES.column(m).type == "float64"]
     week = week.select(WEEKLY_SALES.column_names).cast(WEEKLY_SALES.arrow_schema())
-    for column in money:
-        week = week.set_column(week.schema.get_field_index(column), column, pc.round(week[column], 2))
+    for column in amounts:
+        week = week.set_column(week.schema.get_field_index(column), column, money(week[column]))
     return week.sort_by([(k, "ascending") for k in WEEKLY_SALES.key])
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sales_analytics.sources.spec import PLACEHOLDER, ROW_NUMBER, ColumnMapping, SourceSpec
+from sales_analytics.sources.spec import LANDED_AT, PLACEHOLDER, ROW_NUMBER, ColumnMapping, SourceSpec
 
 Arrays = pa.Array | pa.ChunkedArray
 ISO_ZONED = "%Y-%m-%dT%H:%M:%S%z"
@@ -279,21 +279,32 @@ def _derive_order_columns(landed: pa.Table, spec: SourceSpec, mapped: dict[str, 
     mapped["source_file"] = Mapped(landed["source_file"], landed["source_file"], "missing source file")
     order_ts = mapped["order_ts"].parsed
     mapped["order_date"] = Mapped(local_date(order_ts, spec.timezone), _nulls(n), "no order date without order_ts")
-    if "updated_at" not in mapped:  # no change timestamp: the order time, later files winning ties
-        mapped["updated_at"] = Mapped(order_ts, mapped["order_ts"].text, "not a timestamp")
+    if "updated_at" not in mapped:  # no change timestamp: the later delivery wins (then the later key)
+        landed_at = landed[LANDED_AT] if LANDED_AT in landed.column_names else pa.nulls(n, order_ts.type)
+        mapped["updated_at"] = Mapped(pc.coalesce(landed_at, order_ts), mapped["order_ts"].text, "not a timestamp")
     if "status" not in mapped:
         mapped["status"] = Mapped(pa.array(["sold"] * n, pa.string()), _nulls(n), "")
-    status = mapped["status"].parsed
-    for column, prefix in (spec.changes.cancelled_if_prefix or {}).items():
+    mapped["status"] = Mapped(_line_kind(landed, spec, mapped), mapped["status"].text, mapped["status"].why)
+
+
+def _line_kind(landed: pa.Table, spec: SourceSpec, mapped: dict[str, Mapped]) -> Arrays:
+    """The status the spec's change rules give each line; a reversal's quantity is stored positive."""
+    changes, status, quantity = spec.changes, mapped["status"].parsed, mapped["quantity"].parsed
+    sold = pc.equal(status, "sold")
+    if changes.original_order and (reference := _source_text(landed, changes.original_order)) is not None:
+        names_order = pc.invert(pc.equal(pc.fill_null(pc.utf8_trim_whitespace(reference), ""), ""))
+        status = pc.if_else(pc.and_(sold, names_order), pa.scalar("refund"), status)
+    negative = pc.fill_null(pc.less(quantity, 0), False)
+    if changes.negative_quantity != "invalid":
+        status = pc.if_else(pc.and_(negative, pc.equal(status, "sold")), pa.scalar(changes.negative_quantity), status)
+    for column, prefix in (changes.cancellation_prefix or {}).items():
         text = _source_text(landed, column)
         if text is not None:
-            status = pc.if_else(pc.fill_null(pc.starts_with(text, prefix), False), pa.scalar("cancelled"), status)
-    if spec.changes.negative_quantity_is_return:
-        quantity = mapped["quantity"].parsed
-        negative = pc.fill_null(pc.less(quantity, 0), False)
-        status = pc.if_else(pc.and_(negative, pc.equal(status, "sold")), pa.scalar("returned"), status)
-        mapped["quantity"] = Mapped(pc.abs(quantity), mapped["quantity"].text, mapped["quantity"].why)
-    mapped["status"] = Mapped(status, mapped["status"].text, mapped["status"].why)
+            status = pc.if_else(pc.fill_null(pc.starts_with(text, prefix), False), pa.scalar("cancellation"), status)
+    reversal = pc.is_in(status, value_set=pa.array(["refund", "cancellation"]))
+    mapped["quantity"] = Mapped(pc.if_else(pc.and_(reversal, negative), pc.negate(quantity), quantity),
+                                mapped["quantity"].text, mapped["quantity"].why)
+    return status
 
 
 def order_days(landed: pa.Table, spec: SourceSpec) -> Arrays:

@@ -31,6 +31,8 @@ REFERENCE_TARGETS = ("stores", "products", "customers", "calendar")  # slowly ch
 SNAPSHOT_TARGETS = (*REFERENCE_TARGETS, "reviews", "signals")
 PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 ROW_NUMBER = "__row__"  # placeholder for the record number in the file (sources without a line id)
+DATED_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}")  # a dated folder's name: <prefix><YYYY-MM-DD>/
+LANDED_AT = "source_landed_at"  # lineage column of raw rows: when their file landed (orders deliveries)
 _EXPRESSION_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub,
                      ast.Constant, ast.Name, ast.Load)
 
@@ -98,12 +100,20 @@ FileFormat = CsvFormat | JsonLinesFormat | ParquetFormat | ExcelFormat
 
 
 class Changes(_Strict):
-    """How a source expresses cancellations and returns (modelled, never dropped)."""
+    """How a source marks cancellations, returns and corrections (line kinds of ``sales_analytics.metrics``)."""
 
-    cancelled_if_prefix: dict[str, str] | None = Field(
-        default=None, description="{column: prefix}: an id starting with prefix marks a cancellation (e.g. C123)")
-    negative_quantity_is_return: bool = Field(
-        default=False, description="a negative quantity is a return of that many units")
+    cancellation_prefix: dict[str, str] | None = Field(
+        default=None, description="{column: prefix}: a document whose id starts with prefix (a C invoice, a void "
+                                  "receipt) cancels an earlier sale: its lines are cancellation lines")
+    negative_quantity: Literal["invalid", "refund", "cancellation"] = Field(
+        default="invalid", description="what a line with a negative quantity is: a refund of that many units, a "
+                                       "cancellation, or invalid (quarantined)")
+    original_order: str | None = Field(
+        default=None, description="source column naming the order a line gives back: such a line is a refund "
+                                  "(or a cancellation where the prefix says so)")
+    delivery_replaces_order: bool = Field(
+        default=False, description="each delivery of an order carries all its lines: a later file's lines of an "
+                                   "order replace the earlier file's, so lines left out of a correction are gone")
 
 
 class SqlExtract(_Strict):
@@ -184,7 +194,7 @@ class SourceSpec(_Strict):
         if unknown:
             raise ValueError(f"{unknown} are not {self.target} columns")
         referenced = {c for m in self.columns.values() for c in m.source_columns()}
-        referenced |= set((self.changes.cancelled_if_prefix or {}).keys())
+        referenced |= {*(self.changes.cancellation_prefix or {}), *([self.changes.original_order] if self.changes.original_order else [])}
         undeclared = sorted(referenced - set(self.source_columns) - {ROW_NUMBER})
         if undeclared:
             raise ValueError(f"mapping uses {undeclared}, which are not in source_columns")

@@ -7,6 +7,7 @@ object or the new one, never a partial one.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import uuid
@@ -45,6 +46,12 @@ class ObjectInfo:
     key: str
     size: int
     version: str  # ETag on S3, mtime+size locally: changes whenever the content is replaced
+    modified: dt.datetime  # when it landed (S3 LastModified, file mtime): orders deliveries of a source
+
+
+def _local_info(key: str, stat: os.stat_result) -> ObjectInfo:
+    modified = dt.datetime.fromtimestamp(stat.st_mtime_ns / 1e9, dt.UTC)
+    return ObjectInfo(key, stat.st_size, f"{stat.st_mtime_ns}-{stat.st_size}", modified)
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -130,12 +137,12 @@ class LakeResource(dg.ConfigurableResource):
                 if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                     return None
                 raise
-            return ObjectInfo(key, head["ContentLength"], head["ETag"].strip('"'))
+            return ObjectInfo(key, head["ContentLength"], head["ETag"].strip('"'), head["LastModified"])
         path = self._path(key)
         if not path.is_file():
             return None
         stat = path.stat()
-        return ObjectInfo(key, stat.st_size, f"{stat.st_mtime_ns}-{stat.st_size}")
+        return _local_info(key, stat)
 
     def exists(self, key: str) -> bool:
         return self.info(key) is not None
@@ -156,6 +163,22 @@ class LakeResource(dg.ConfigurableResource):
         else:
             yield from self._list_local(prefix)
 
+    def folders(self, prefix: str) -> list[str]:
+        """Names of the folders directly under ``prefix`` (ending in ``/``), sorted: one listing per
+        thousand folders on S3, however many objects they hold."""
+        if not prefix.endswith("/"):
+            raise ValueError(f"folders() takes a folder prefix ending in '/', got {prefix!r}")
+        validate_key(prefix.rstrip("/"))
+        if not self.is_s3:
+            folder = self._path(prefix.rstrip("/"))
+            return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        paginator = self._s3_client().get_paginator("list_objects_v2")
+        start = self._s3_key(prefix.rstrip("/")) + "/"
+        names = [common["Prefix"][len(start):].rstrip("/")
+                 for page in paginator.paginate(Bucket=self.bucket, Prefix=start, Delimiter="/")
+                 for common in page.get("CommonPrefixes", [])]
+        return sorted(name for name in names if is_safe_key(name))
+
     def _list_s3(self, prefix: str) -> Iterator[ObjectInfo]:
         paginator = self._s3_client().get_paginator("list_objects_v2")
         strip = len(self._s3_prefix)
@@ -167,7 +190,7 @@ class LakeResource(dg.ConfigurableResource):
                     dg.get_dagster_logger().warning(f"skipped object {key!r} under {prefix}: unsafe key (empty, '.' or "
                                                     "'..' segment, control character or backslash); rename it to ingest it")
                     continue
-                yield ObjectInfo(key, obj["Size"], obj["ETag"].strip('"'))
+                yield ObjectInfo(key, obj["Size"], obj["ETag"].strip('"'), obj["LastModified"])
 
     def _list_local(self, prefix: str) -> Iterator[ObjectInfo]:
         base = Path(self.root).resolve()
@@ -177,5 +200,4 @@ class LakeResource(dg.ConfigurableResource):
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             if path.name.startswith(_TMP_MARK):
                 continue
-            stat = path.stat()
-            yield ObjectInfo(path.relative_to(base).as_posix(), stat.st_size, f"{stat.st_mtime_ns}-{stat.st_size}")
+            yield _local_info(path.relative_to(base).as_posix(), path.stat())

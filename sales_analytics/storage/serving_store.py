@@ -70,6 +70,20 @@ def to_item(spec: TableSpec, row: dict[str, Any]) -> Item:
     return item
 
 
+def _check_key_schema(spec: TableSpec, name: str, key_schema: list[dict[str, str]]) -> None:
+    """A table created by an earlier release with another key would take items under the wrong key."""
+    assert spec.serving_key is not None
+    stored = {k["KeyType"]: k["AttributeName"] for k in key_schema}
+    wanted = {"HASH": spec.serving_key.partition_key, "RANGE": spec.serving_key.sort_key}
+    if stored != wanted:
+        raise ServingLayoutError(f"DynamoDB table {name} is keyed {stored}, its spec {wanted}: delete it (it is a copy "
+                                 "of the lake) and republish its partitions")
+
+
+class ServingLayoutError(RuntimeError):
+    """A serving table whose key differs from its spec."""
+
+
 def _check_serving_spec(spec: TableSpec) -> None:
     if spec.serving_key is None or spec.partition_column is None:
         raise ValueError(f"{spec.name} has no serving key or partition column; it is not served")
@@ -185,11 +199,13 @@ class DynamoDBServingStore(ServingStore, ResourceWithBoto3Configuration):
             return
         client = self.client()
         try:
-            client.describe_table(TableName=name)
+            described = client.describe_table(TableName=name)["Table"]
         except client.exceptions.ResourceNotFoundException:
             if not self.create_tables:
                 raise
             self._create_table(spec, name)
+        else:
+            _check_key_schema(spec, name, described["KeySchema"])
         self._ready.add(name)
 
     def _create_table(self, spec: TableSpec, name: str) -> None:

@@ -28,6 +28,26 @@ _SQL_TYPES: dict[str, Any] = {
 }
 
 
+class SqlLayoutError(RuntimeError):
+    """A stored report table whose key differs from its spec: a copy to drop and republish."""
+
+
+def _add_new_columns(conn: sa.Connection, table: sa.Table, spec: TableSpec) -> None:
+    """A table created by an earlier release gains the spec's new columns (null on its old rows);
+    a changed key cannot be migrated in place and is named instead."""
+    inspector = sa.inspect(conn)
+    stored = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
+    key = inspector.get_pk_constraint(table.name, schema=table.schema)["constrained_columns"]
+    if sorted(key) != sorted(spec.key):
+        raise SqlLayoutError(f"report table {table.fullname} is keyed by {key}, its spec by {list(spec.key)}: drop it "
+                             "(it is a copy of the lake) and republish its partitions")
+    preparer = conn.dialect.identifier_preparer
+    for column in table.columns:
+        if column.name not in stored:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {preparer.quote(column.name)} {kind}"))
+
+
 class SqlReportStore(dg.ConfigurableResource):
     """Report tables for BI. ``url`` is a SQLAlchemy URL; on AWS it comes from ``dg.EnvVar``."""
 
@@ -66,6 +86,7 @@ class SqlReportStore(dg.ConfigurableResource):
             if self.schema_name:
                 conn.execute(sa.schema.CreateSchema(self.schema_name, if_not_exists=True))
             table.create(conn, checkfirst=True)
+            _add_new_columns(conn, table, spec)
         return table
 
     def replace_partition(self, spec: TableSpec, partition_key: str, rows: pa.Table) -> int:
