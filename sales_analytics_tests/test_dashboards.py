@@ -17,17 +17,19 @@ from sales_analytics.dashboards.assets import (
     AS_OF_TAG,
     dashboard_definitions,
     dashboards,
+    freshness,
     insights_key,
     page_key,
 )
-from sales_analytics.dashboards.insights import anomaly_insights, fmt
+from sales_analytics.dashboards.insights import MOVER_MIN_SWINGS, anomaly_insights, fmt, mover_insights
+from sales_analytics.dashboards.render import page_warnings, render_page
 from sales_analytics.dashboards.spec import DashboardSpecError, load_spec, page_object_key
 from sales_analytics.definitions import build_defs, defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.profiles import initialized
 from sales_analytics.reports.daily_sales import compute_daily_sales
 from sales_analytics.runner import ingest_and_build
-from sales_analytics.schema import DAILY_SALES
+from sales_analytics.schema import DAILY_SALES, INSIGHTS
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, partition_object_key
 
 VALID = """
@@ -173,6 +175,45 @@ def test_weekly_seasonality_alone_is_not_an_anomaly() -> None:
     assert anomaly_insights(sales, set(pd.to_datetime(sales["sale_date"]).dt.date), "EUR", as_of) == []
 
 
+def test_a_mover_is_listed_only_when_its_change_is_large_against_its_own_weekly_swing() -> None:
+    as_of = dt.date(2026, 3, 14)
+    planted = constructed_sales(as_of, planted=6.0)  # one day of S2 x P3 at six times its usual
+    stored = set(pd.to_datetime(planted["sale_date"]).dt.date)
+    movers = mover_insights(planted, stored, "EUR", as_of, ("product", "store", "category", "region"))
+    assert {m.subject for m in movers} == {"product=P3", "store=S2", "category=toys", "region=south"}
+    for mover in movers:
+        assert mover.score >= 2.5 and mover.value > mover.reference
+        assert f"{mover.score:.1f} times its usual weekly swing" in mover.narrative
+    # The same weeks without the planted day: every member's change is day-to-day noise (a few per
+    # cent either way), and none of it is news.
+    noise = constructed_sales(as_of, planted=1.0)
+    assert mover_insights(noise, stored, "EUR", as_of, ("product", "store", "category", "region")) == []
+
+
+class _Reports:
+    """Just what freshness reads of a reader: each report's newest day."""
+
+    def __init__(self, newest: dict[str, dt.date]) -> None:
+        self.newest = newest
+
+    def newest_day(self, report: str) -> dt.date:
+        return self.newest[report]
+
+
+def test_a_page_says_at_the_top_when_its_data_is_stale_or_a_currency_is_left_out() -> None:
+    spec = load_spec(Path(__file__).parents[1] / "sales_analytics/dashboards/specs/store_performance.yaml")
+    refreshed = dt.datetime(2026, 12, 1, 7, tzinfo=dt.UTC)
+    assert spec.schedule.period_days == 2  # Monday to Saturday: the longest wait is Saturday to Monday
+    fresh = freshness(spec, _Reports({r: dt.date(2026, 11, 30) for r in spec.reports}), refreshed)
+    assert not any(f.stale for f in fresh) and page_warnings(spec, fresh, ["EUR"]) == []
+    old = freshness(spec, _Reports({r: dt.date(2026, 3, 1) for r in spec.reports}), refreshed)
+    warnings = page_warnings(spec, old, ["EUR", "GBP"])
+    assert [w.split(":")[0] for w in warnings] == ["Stale data", "Stale data", "KPIs and insights are in EUR only"]
+    assert "2026-03-01, 275 days before this refresh" in warnings[0] and "GBP are not added in" in warnings[2]
+    html = render_page(spec, pd.DataFrame(columns=INSIGHTS.column_names), [], old, dt.date(2026, 3, 1), refreshed, warnings)
+    assert html.index('role="alert">Stale data') < html.index('class="tiles"')  # above everything else
+
+
 # -- built from generated data -----------------------------------------------------------
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
@@ -194,7 +235,8 @@ def test_executive_page_is_built_with_insights_traceable_to_the_report(built: di
     assert result.success
     page = next(e.materialization for e in result.get_asset_materialization_events()
                 if e.asset_key == page_key("executive_daily"))
-    assert page.metadata["as_of"].value == day and page.metadata["charts"].value == 3
+    assert page.metadata["as_of"].value == day
+    assert page.metadata["charts"].value == 3 * 2  # each of the three charts once per currency (EUR, GBP)
     assert page.metadata["dashboard_url"].value.endswith("/dashboards/executive_daily")
     assert "Net sales (last 7 days)" in page.metadata["preview"].value
     with initialized(built["env"]["lake"]) as lake:
@@ -211,8 +253,8 @@ def test_executive_page_is_built_with_insights_traceable_to_the_report(built: di
     assert kpi["value"] == pytest.approx(total["net_sales"].sum())
     assert fmt("net_sales", kpi["value"], "EUR") in kpi["narrative"] and fmt("net_sales", kpi["value"], "EUR") in html
     movers = insights[insights["kind"] == "mover"]
-    assert len(movers) > 0
     for mover in movers.itertuples():
+        assert mover.score >= MOVER_MIN_SWINGS
         dimension, member = mover.subject.split("=", 1)
         rows = report[(report["dimension"] == dimension) & (report["member"] == member) & (report["currency"] == "EUR")]
         assert mover.value == pytest.approx(rows["net_sales"].sum())

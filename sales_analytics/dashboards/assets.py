@@ -22,7 +22,14 @@ import pyarrow as pa
 
 from sales_analytics.dashboards import insights as ins
 from sales_analytics.dashboards.data import ReportReader, asset_key, input_name, is_partitioned
-from sales_analytics.dashboards.render import Freshness, chart_section, markdown_preview, render_page
+from sales_analytics.dashboards.render import (
+    Freshness,
+    chart_section,
+    currencies_in,
+    markdown_preview,
+    page_warnings,
+    render_page,
+)
 from sales_analytics.dashboards.spec import (
     DAILY_SALES,
     FORECAST_ACCURACY,
@@ -105,7 +112,8 @@ def _sales_insights(spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -
     if "anomalies" in spec.insights:
         found += ins.anomaly_insights(recent, reader.present(DAILY_SALES, recent_first, as_of), spec.currency, as_of)
     if "movers" in spec.insights:
-        found += ins.mover_insights(recent, spec.currency, as_of, spec.movers_dimensions)
+        found += ins.mover_insights(recent, reader.present(DAILY_SALES, recent_first, as_of), spec.currency, as_of,
+                                    spec.movers_dimensions)
     return found
 
 
@@ -116,15 +124,18 @@ def _as_of(context: dg.AssetExecutionContext) -> dt.date | None:
 
 
 def freshness(spec: DashboardSpec, reader: ReportReader, refreshed: dt.datetime) -> list[Freshness]:
+    """Each report's newest day (or week), and whether it is older than the schedule's period allows
+    (a day's data arrives the day after; a week's, a week after its start)."""
     found = []
     for report in spec.reports:
         if is_partitioned(report):
-            newest = reader.newest_day(report)
+            newest, grain = reader.newest_day(report), 1
         else:
             table = reader.whole(report)
-            newest = pd.to_datetime(table["week_start"]).max().date() if not table.empty else None
+            newest, grain = (pd.to_datetime(table["week_start"]).max().date() if not table.empty else None), ins.WEEK
         age = (refreshed.date() - newest).days if newest else None
-        found.append(Freshness(report, newest.isoformat() if newest else "none yet", age))
+        stale = age is not None and age > spec.schedule.period_days + grain
+        found.append(Freshness(report, newest.isoformat() if newest else "none yet", age, stale))
     return found
 
 
@@ -161,7 +172,12 @@ def dashboard_definitions(spec: DashboardSpec) -> DashboardDefinitions:
         frame = insights.to_pandas()
         as_of = frame["as_of"].iloc[0] if len(frame) and frame["as_of"].iloc[0] != dt.date.min else None
         sections = [chart_section(chart, spec, reader, as_of or refreshed.date()) for chart in spec.charts]
-        html = render_page(spec, frame, sections, freshness(spec, reader, refreshed), as_of, refreshed)
+        fresh = freshness(spec, reader, refreshed)
+        currencies = (currencies_in(reader.window(DAILY_SALES, (as_of or refreshed.date()) - DAY * (RECENT_DAYS - 1),
+                                                  as_of or refreshed.date()), spec.currency)
+                      if DAILY_SALES in spec.reports else [])
+        warnings = page_warnings(spec, fresh, currencies)
+        html = render_page(spec, frame, sections, fresh, as_of, refreshed, warnings)
         lake.put_bytes(page_object_key(spec.name), html.encode())
         link = page_url(spec.name)
         return dg.MaterializeResult(metadata={
@@ -171,6 +187,7 @@ def dashboard_definitions(spec: DashboardSpec) -> DashboardDefinitions:
             "page_bytes": len(html),
             "charts": sum(len(s.figures) for s in sections),
             "as_of": str(as_of),
+            "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in warnings) or "none"),
         })
 
     # The dashboard's own assets only: its reports are kept fresh (and published) by their own jobs.

@@ -11,6 +11,7 @@ against its same-weekday median explains the largest share of its dimension's ch
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -32,6 +33,9 @@ ANOMALY_METRICS = ("net_sales", "orders")
 DRIVER_DIMENSIONS = ("product", "store", "category", "region", "channel")  # most specific first
 MAJOR_SHARE = 0.5  # a member explaining at least half of the change is named before the rest
 MOVERS_PER_SIDE = 3
+MOVER_MIN_SWINGS = 2.5  # a week's change this many of its member's usual weekly swings is news, less is noise
+MIN_SWING_DAYS = 7  # same-weekday differences needed to know a member's usual swing
+MIN_SWING_SHARE = 0.02  # the swing is at least 2% of the member's weekly level (a flat history is not zero-risk)
 ANOMALIES_SHOWN = 5
 DRIVERS_SHOWN = 3  # per anomaly
 MISSES_SHOWN = 5
@@ -255,34 +259,50 @@ def _drivers(sales: pd.DataFrame, stored: set[dt.date], currency: str, anomaly: 
 
 
 # -- movers ---------------------------------------------------------------------------------
-def mover_insights(sales: pd.DataFrame, currency: str, as_of: dt.date, dimensions: tuple[str, ...],
-                   metric: str = "net_sales") -> list[Insight]:
-    """Per dimension, the members whose last 7 days rose and fell most against the 7 days before."""
+def mover_insights(sales: pd.DataFrame, stored: set[dt.date], currency: str, as_of: dt.date,
+                   dimensions: tuple[str, ...], metric: str = "net_sales") -> list[Insight]:
+    """Per dimension, the members whose last 7 days rose and fell most against the 7 days before,
+    among those whose change is ``MOVER_MIN_SWINGS`` times their own usual week-to-week swing."""
     current, previous = period_days(as_of, "week")
-    if sales.empty:
-        return []
-    days = pd.to_datetime(sales["sale_date"]).dt.date
     insights = []
     for dimension in dimensions:
-        rows = sales[(sales["dimension"] == dimension) & (sales["currency"] == currency)]
-        rows_days = days[rows.index]
-        now = rows[rows_days.isin(current)].groupby("member")[metric].sum()
-        before = rows[rows_days.isin(previous)].groupby("member")[metric].sum()
-        both = pd.concat({"now": now, "before": before}, axis=1).fillna(0.0)
+        daily = daily_values(sales, currency, stored, dimension).pivot(index="sale_date", columns="member", values=metric)
+        if daily.empty:
+            continue
+        both = pd.DataFrame({"now": daily.reindex(current).sum(), "before": daily.reindex(previous).sum()})
         both["change"] = both["now"] - both["before"]
-        ups = both[both["change"] > 0].sort_values("change", ascending=False).head(MOVERS_PER_SIDE)
-        downs = both[both["change"] < 0].sort_values("change").head(MOVERS_PER_SIDE)
+        both["swings"] = both["change"] / weekly_swing(daily, min(current))
+        moved = both[both["swings"].abs() >= MOVER_MIN_SWINGS]
+        ups = moved[moved["change"] > 0].sort_values("change", ascending=False).head(MOVERS_PER_SIDE)
+        downs = moved[moved["change"] < 0].sort_values("change").head(MOVERS_PER_SIDE)
         for rank, (member, row) in enumerate([*ups.iterrows(), *downs.iterrows()]):
-            insights.append(_mover(dimension, str(member), rank, metric, as_of, float(row["now"]), float(row["before"]), currency))
+            insights.append(_mover(dimension, str(member), rank, metric, as_of, float(row["now"]), float(row["before"]),
+                                   round(abs(float(row["swings"])), 1), currency))
     return insights
 
 
+def weekly_swing(daily: pd.DataFrame, before: dt.date) -> pd.Series:
+    """Per member (column): the usual size of a 7-day total's change on the 7 days before, from the
+    days before ``before``: same-weekday differences, robust spread (MAD) scaled to a 7-day sum.
+    Infinite where fewer than ``MIN_SWING_DAYS`` differences exist: no change is then unusual."""
+    history = daily[daily.index < before]
+    if history.empty:
+        return pd.Series(math.inf, index=daily.columns)
+    first, last = min(history.index), max(history.index)
+    history = history.reindex([first + DAY * k for k in range((last - first).days + 1)])  # unstored days: unknown
+    differences = history - history.shift(WEEK)
+    spread = (differences - differences.median()).abs().median() * MAD_TO_SIGMA * math.sqrt(WEEK)
+    level = history.abs().mean() * WEEK * MIN_SWING_SHARE  # a flat history still has a floor
+    swing = spread.where(spread > level, level)
+    return swing.where((differences.count() >= MIN_SWING_DAYS) & (swing > 0), math.inf)
+
+
 def _mover(dimension: str, member: str, rank: int, metric: str, as_of: dt.date, value: float, reference: float,
-           currency: str) -> Insight:
+           swings: float, currency: str) -> Insight:
     text = (f"{dimension.title()} {member}: {fmt(metric, value, currency)} in the 7 days to {as_of:%d %b}, "
             f"{fmt_versus(metric, value, reference, currency)} on the week before "
-            f"({fmt(metric, reference, currency)}).")
-    return Insight("mover", rank, metric, f"{dimension}={member}", "week", as_of, value, reference, text)
+            f"({fmt(metric, reference, currency)}), {swings:.1f} times its usual weekly swing.")
+    return Insight("mover", rank, metric, f"{dimension}={member}", "week", as_of, value, reference, text, score=swings)
 
 
 # -- forecasts ------------------------------------------------------------------------------

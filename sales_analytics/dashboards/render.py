@@ -44,6 +44,24 @@ class Freshness:
     report: str
     newest: str
     age_days: int | None
+    stale: bool = False  # older than the schedule's period allows
+
+
+def page_warnings(spec: DashboardSpec, freshness: list[Freshness], currencies: list[str]) -> list[str]:
+    """What a reader must know before reading the numbers: stale reports and currencies left out."""
+    warnings = [f"Stale data: the newest day of {f.report} is {f.newest}, {f.age_days} days before this refresh; "
+                f"this page is refreshed at least every {spec.schedule.period_days} day(s)." for f in freshness if f.stale]
+    others = [c for c in currencies if c != spec.currency]
+    if others:
+        warnings.append(f"KPIs and insights are in {spec.currency} only: sales in {', '.join(others)} are not added in "
+                        "(no exchange rates are configured); charts and tables show each currency on its own.")
+    return warnings
+
+
+def currencies_in(sales: pd.DataFrame, first_currency: str) -> list[str]:
+    """The currencies of some sales rows, the dashboard's own first."""
+    found = set(sales["currency"]) if not sales.empty else set()
+    return [first_currency, *sorted(found - {first_currency})] if first_currency in found else sorted(found)
 
 
 def _figure(fig: go.Figure) -> str:
@@ -59,42 +77,55 @@ def chart_section(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of
 def _trend(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
     first = as_of - DAY * (chart.days - 1)
     sales = reader.window("reports/daily_sales", first, as_of)
-    daily = daily_values(sales, spec.currency, reader.present("reports/daily_sales", first, as_of)).sort_values("sale_date")
-    if daily.empty:
-        return Section(chart.title, note="No sales stored for these days yet.")
-    values = daily[chart.metric].astype(float)
-    fig = go.Figure([go.Scatter(x=daily["sale_date"].astype(str), y=values, mode="lines+markers", name=LABELS[chart.metric]),
-                     go.Scatter(x=daily["sale_date"].astype(str), y=values.rolling(7, min_periods=1).mean(), mode="lines",
-                                name="7-day average", line={"dash": "dot"})])
-    fig.update_yaxes(title=f"{LABELS[chart.metric]} ({spec.currency})" if chart.metric in ("net_sales", "gross_sales") else None)
-    return Section(chart.title, figures=[_figure(fig)])
+    stored = reader.present("reports/daily_sales", first, as_of)
+    section = Section(chart.title)
+    for currency in currencies_in(sales, spec.currency):  # never one axis for two currencies
+        daily = daily_values(sales, currency, stored).sort_values("sale_date")
+        values = daily[chart.metric].astype(float)
+        fig = go.Figure([go.Scatter(x=daily["sale_date"].astype(str), y=values, mode="lines+markers", name=LABELS[chart.metric]),
+                         go.Scatter(x=daily["sale_date"].astype(str), y=values.rolling(7, min_periods=1).mean(), mode="lines",
+                                    name="7-day average", line={"dash": "dot"})])
+        fig.update_layout(title={"text": currency, "font": {"size": 13}})
+        fig.update_yaxes(title=f"{LABELS[chart.metric]} ({currency})" if chart.metric in ("net_sales", "gross_sales") else None)
+        section.figures.append(_figure(fig))
+    if not section.figures:
+        section.note = "No sales stored for these days yet."
+    return section
 
 
 def _breakdown(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
     first = as_of - DAY * (chart.days - 1)
     sales = reader.window("reports/daily_sales", first, as_of)
-    if sales.empty:
-        return Section(chart.title, note="No sales stored for these days yet.")
-    rows = sales[(sales["dimension"] == chart.dimension) & (sales["currency"] == spec.currency)]
-    totals = rows.groupby("member")[chart.metric].sum().sort_values(ascending=False).head(chart.limit)
-    fig = go.Figure(go.Bar(x=totals.values[::-1], y=[str(m) for m in totals.index[::-1]], orientation="h",
-                           name=LABELS[chart.metric]))
-    return Section(chart.title, figures=[_figure(fig)])
+    section = Section(chart.title)
+    for currency in currencies_in(sales, spec.currency):
+        rows = sales[(sales["dimension"] == chart.dimension) & (sales["currency"] == currency)]
+        totals = rows.groupby("member")[chart.metric].sum().sort_values(ascending=False).head(chart.limit)
+        fig = go.Figure(go.Bar(x=totals.values[::-1], y=[str(m) for m in totals.index[::-1]], orientation="h",
+                               name=LABELS[chart.metric]))
+        fig.update_layout(title={"text": currency, "font": {"size": 13}})
+        section.figures.append(_figure(fig))
+    if not section.figures:
+        section.note = "No sales stored for these days yet."
+    return section
 
 
 def _store_table(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
+    """Stores ranked by net sales within their currency (a rank across currencies means nothing)."""
     stores = reader.window("reports/daily_store_sales", as_of - DAY * (chart.days - 1), as_of)
     if stores.empty:
         return Section(chart.title, note="No sales stored for these days yet.")
-    table = stores.groupby(["store_id", "currency"]).agg(
+    table = stores.groupby(["currency", "store_id"]).agg(
         orders=("orders", "sum"), units_sold=("units_sold", "sum"), units_returned=("units_returned", "sum"),
         discounts=("discounts", "sum"), net_sales=("net_sales", "sum")).reset_index()
     table["returns_rate"] = (table["units_returned"] / table["units_sold"].where(table["units_sold"] > 0)).map(
         lambda r: "" if pd.isna(r) else f"{r:.1%}")
-    table = table.sort_values("net_sales", ascending=False).head(chart.limit)
+    order = {c: i for i, c in enumerate(currencies_in(table, spec.currency))}
+    table = table.sort_values("net_sales", ascending=False).groupby("currency", sort=False).head(chart.limit)
+    table.insert(0, "rank", table.groupby("currency").cumcount() + 1)
+    table = table.sort_values(["currency", "rank"], key=lambda c: c.map(order) if c.name == "currency" else c)
     for money in ("discounts", "net_sales"):
-        table[money] = table[money].map(lambda v: f"{v:,.2f}")
-    return Section(chart.title, table=table)
+        table[money] = [f"{currency} {v:,.2f}" for currency, v in zip(table["currency"], table[money], strict=True)]
+    return Section(chart.title, table=table[["currency", "rank", *[c for c in table.columns if c not in ("currency", "rank")]]])
 
 
 def _forecast_band(chart: Chart, spec: DashboardSpec, reader: ReportReader, as_of: dt.date) -> Section:
@@ -198,10 +229,10 @@ def _template() -> jinja2.Template:
 
 
 def render_page(spec: DashboardSpec, insights: pd.DataFrame, sections: list[Section], freshness: list[Freshness],
-                as_of: dt.date | None, refreshed: dt.datetime) -> str:
+                as_of: dt.date | None, refreshed: dt.datetime, warnings: list[str]) -> str:
     narratives = insights[insights["kind"] != "kpi"]  # in the order computed: each anomaly followed by its drivers
     return _template().render(
-        spec=spec, as_of=as_of, refreshed=refreshed.strftime("%Y-%m-%d %H:%M UTC"), freshness=freshness,
+        spec=spec, as_of=as_of, warnings=warnings, refreshed=refreshed.strftime("%Y-%m-%d %H:%M UTC"), freshness=freshness,
         tiles=kpi_tiles(insights, spec.currency), narratives=list(narratives.itertuples()), sections=sections,
         figure_ids=[[f"chart-{i}-{j}" for j in range(len(s.figures))] for i, s in enumerate(sections)],
         plotly_js=get_plotlyjs(),

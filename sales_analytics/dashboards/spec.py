@@ -93,6 +93,15 @@ class Schedule(_Strict):
             raise ValueError(f"not a 5-field cron schedule: {value!r}") from err
         return value
 
+    @property
+    def period_days(self) -> int:
+        """The longest wait between two runs, in whole days: a page is stale when its data is older."""
+        day_of_month, month, weekdays = self.cron.split()[2:5]
+        if day_of_month != "*" or month != "*":
+            return 31
+        days = sorted(_weekdays(weekdays))
+        return max((later - earlier) % 7 or 7 for earlier, later in zip(days, [*days[1:], days[0]], strict=True))
+
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
@@ -101,6 +110,21 @@ class Schedule(_Strict):
         except (ZoneInfoNotFoundError, ValueError) as err:
             raise ValueError(f"unknown IANA timezone {value!r}") from err
         return value
+
+
+WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _weekdays(field: str) -> set[int]:
+    """The days of week (0 = Sunday) a cron day-of-week field names: *, lists, ranges, steps, names."""
+    if field == "*":
+        return set(range(7))
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        span, _, step = part.partition("/")
+        ends = [WEEKDAY_NAMES.index(e[:3]) if e[:3] in WEEKDAY_NAMES else int(e) for e in span.split("-")] if span != "*" else [0, 6]
+        days |= {d % 7 for d in range(ends[0], ends[-1] + 1, int(step or 1))}
+    return days
 
 
 class Chart(_Strict):
