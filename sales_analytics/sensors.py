@@ -1,11 +1,14 @@
 """Sensors: one landing sensor per declared file source, then re-runs of exactly the days touched;
 and one for receipt scans, which asks for the OCR of each landing day with new scans.
 
-A landing sensor lists only the folders where new objects can appear: for sources that land in
-dated folders, today's and ``lookback_days`` before, so a tick costs the same after years of
-history. Its cursor maps each key in that window to the version requested and when: a new key or a
-new version of a seen key (a re-delivered, corrected file) is requested once; the window's older
-entries fall out of the cursor with their folders. Each tick requests at most
+A landing sensor lists the folders where new objects usually appear: for sources that land in
+dated folders, today's and ``lookback_days`` before. Beside that window it sweeps the older dated
+folders, ``SWEEP_FOLDERS_PER_TICK`` per tick from the oldest and round again, asking for any
+object version not ingested yet: a source's whole history is taken in bounded, resumable steps,
+and a file landed or corrected in an old folder is found within one pass (folders / per tick
+ticks), while a tick never lists all history's objects. Its cursor maps each requested key to the
+version requested and when: a new key or a new version of a seen key (a re-delivered, corrected
+file) is requested once; entries leave the cursor with their folder or once ingested. Each tick requests at most
 ``MAX_OBJECTS_PER_TICK`` objects in one run (run key: the batch), and the ingest itself skips any
 version already ingested, so an object is ingested exactly once even if a run is requested twice.
 A request whose run failed is noticed (no manifest after ``RETRY_AFTER``) and made again.
@@ -35,13 +38,14 @@ from sales_analytics.jobs import (
 from sales_analytics.ml.assets import CHAMPION_BEHIND
 from sales_analytics.ocr.assets import RECEIPT_LANDING
 from sales_analytics.partitions import day_ranges, partition_days, range_tags
-from sales_analytics.sources.spec import SourceSpec, file_sources, sql_sources
+from sales_analytics.sources.spec import DATED_FOLDER, SourceSpec, file_sources, sql_sources
 from sales_analytics.storage.lake import LakeResource
 
 # A run of this many daily exports takes seconds; smaller batches spread a backlog over the run
 # queue's slots instead of one long run.
 MAX_OBJECTS_PER_TICK = 200
 RETRY_AFTER = dt.timedelta(hours=1)
+SWEEP_FOLDERS_PER_TICK = 31  # older dated folders looked through per tick: a year of history in 12 ticks
 RECEIPT_LOOKBACK_DAYS = 3  # scans filed into a folder a few days old are still noticed
 
 
@@ -51,11 +55,24 @@ def window_prefixes(spec: SourceSpec, today: dt.date) -> list[str]:
     return [f"{spec.prefix}{today - dt.timedelta(days=back):%Y-%m-%d}/" for back in range(spec.lookback_days, -1, -1)]
 
 
+def sweep_prefixes(spec: SourceSpec, lake: LakeResource, window: list[str], swept_to: str | None) -> list[str]:
+    """The next dated folders older than the window after ``swept_to`` (oldest first), round again at the end."""
+    if not spec.dated_folders:
+        return []
+    older = [name for name in lake.folders(spec.prefix) if DATED_FOLDER.fullmatch(name) and f"{spec.prefix}{name}/" < window[0]]
+    after = [name for name in older if swept_to is None or name > swept_to] or older
+    return [f"{spec.prefix}{name}/" for name in after[:SWEEP_FOLDERS_PER_TICK]]
+
+
 def landing_tick(spec: SourceSpec, lake: LakeResource, cursor: str | None, now: dt.datetime) -> dg.SensorResult:
-    """One tick: new or changed objects in the window, as one run request (see the module docstring)."""
+    """One tick: new or changed objects in the window and the swept folders, as one run request."""
     prefixes = window_prefixes(spec, now.date())
-    # cursor: key -> [version requested, epoch seconds of the request, or None once ingested]
-    seen: dict[str, list] = {k: v for k, v in json.loads(cursor or "{}").items() if k.startswith(tuple(prefixes))}
+    state = json.loads(cursor or "{}")
+    state = state if "requested" in state else {"requested": state, "swept_to": None}  # an earlier release's cursor
+    swept = sweep_prefixes(spec, lake, prefixes, state["swept_to"])
+    # requested: key -> [version requested, epoch seconds of the request, or None once ingested]
+    seen: dict[str, list] = {k: v for k, v in state["requested"].items() if k.startswith(tuple(prefixes + swept))
+                             or (v[1] is not None and now.timestamp() - v[1] < RETRY_AFTER.total_seconds())}
     batch: dict[str, str] = {}
     for prefix in prefixes:
         for info in lake.list(prefix):
@@ -69,9 +86,16 @@ def landing_tick(spec: SourceSpec, lake: LakeResource, cursor: str | None, now: 
                     seen[info.key] = [version, None]  # confirmed ingested: never checked again
                 else:
                     batch[info.key] = info.version  # its run failed or was lost: ask again
+    for prefix in swept:
+        for info in lake.list(prefix):
+            if len(batch) >= MAX_OBJECTS_PER_TICK:
+                break
+            if seen.get(info.key, [None])[0] != info.version and not lake.exists(manifest_key(info.key, info.version)):
+                batch[info.key] = info.version
+    swept_to = swept[-1].removeprefix(spec.prefix).rstrip("/") if swept and len(batch) < MAX_OBJECTS_PER_TICK else state["swept_to"]
     stamp = now.timestamp()
     seen |= {key: [version, stamp] for key, version in batch.items()}
-    next_cursor = json.dumps(seen, sort_keys=True)
+    next_cursor = json.dumps({"requested": seen, "swept_to": swept_to}, sort_keys=True)
     if not batch:
         return dg.SensorResult(skip_reason=f"nothing new under {prefixes[-1]}", cursor=next_cursor)
     digest = hashlib.sha256(json.dumps([batch, stamp], sort_keys=True).encode()).hexdigest()[:24]

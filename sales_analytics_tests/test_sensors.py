@@ -16,6 +16,7 @@ from sales_analytics.sensors import (
     MAX_OBJECTS_PER_TICK,
     RECEIPT_LOOKBACK_DAYS,
     RETRY_AFTER,
+    SWEEP_FOLDERS_PER_TICK,
     TOUCHED_BY_TAG,
     landing_tick,
     receipts_tick,
@@ -37,7 +38,7 @@ def folder(days_back: int) -> str:
 
 
 def test_landing_sensor_sees_every_object_once_across_restarts(stack_env: dict[str, Any]) -> None:
-    layout = {0: 1200, 1: 800, 2: 500, 10: 30}  # today's folder alone pages past 1,000 keys; day 10 is out of the window
+    layout = {0: 1200, 1: 800, 2: 500, 10: 30}  # today's folder alone pages past 1,000 keys; day 10 is swept
     keys = [f"{folder(back)}f{i:05d}.csv" for back, n in layout.items() for i in range(n)]
     with initialized(stack_env["lake"]) as lake:
         with ThreadPoolExecutor(8) as pool:
@@ -51,12 +52,55 @@ def test_landing_sensor_sees_every_object_once_across_restarts(stack_env: dict[s
             assert len(requested(result)) <= MAX_OBJECTS_PER_TICK and len(result.run_requests) == 1
             seen += requested(result)
             ticks += 1
-        in_window = [k for k in keys if not k.startswith(folder(10))]
-        assert sorted(seen) == sorted(in_window) and len(seen) == len(set(seen)) == 2500
-        assert ticks == -(-2500 // MAX_OBJECTS_PER_TICK)  # every tick a full batch until the last
+        assert sorted(seen) == sorted(keys) and len(seen) == len(set(seen)) == 2530
+        assert ticks == -(-2530 // MAX_OBJECTS_PER_TICK)  # every tick a full batch until the last
         modified = f"{folder(1)}f00007.csv"
         lake.put_bytes(modified, b"a corrected delivery")
         assert requested(landing_tick(POS, lake, cursor, NOW + dt.timedelta(minutes=1))) == [modified]
+
+
+class ListingCounter:
+    """The lake a sensor tick sees, counting the folders it lists object by object."""
+
+    def __init__(self, lake: Any) -> None:
+        self.lake, self.listed = lake, []
+
+    def folders(self, prefix: str) -> list[str]:  # before ``list``, which shadows the builtin in the class body
+        return self.lake.folders(prefix)
+
+    def list(self, prefix: str) -> Any:
+        self.listed.append(prefix)
+        return self.lake.list(prefix)
+
+    def exists(self, key: str) -> bool:
+        return self.lake.exists(key)
+
+
+def test_the_sweep_takes_a_whole_history_in_bounded_ticks_and_finds_a_late_correction(stack_env: dict[str, Any]) -> None:
+    history = [folder(back) for back in range(POS.lookback_days + 1, POS.lookback_days + 1 + 70)]  # 70 old days
+    keys = [f"{prefix}export.csv" for prefix in history]
+    with initialized(stack_env["lake"]) as lake:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda key: lake.put_bytes(key, CSV.encode()), keys))
+        cursor, ticks, seen = None, 0, []
+        while ticks < 10:
+            counted = ListingCounter(lake)
+            result = landing_tick(POS, counted, cursor, NOW + dt.timedelta(minutes=ticks))
+            assert len(counted.listed) <= POS.lookback_days + 1 + SWEEP_FOLDERS_PER_TICK  # never all history
+            cursor, ticks = result.cursor, ticks + 1
+            seen += requested(result)
+            if sorted(seen) == sorted(keys):
+                break
+        assert sorted(seen) == sorted(keys) and ticks == -(-70 // SWEEP_FOLDERS_PER_TICK)  # oldest first, resumable
+        for spec, info in requested_objects(lake, keys):
+            ingest_object(lake, spec, info)
+        corrected = keys[5]  # a corrected export lands in a folder two months old
+        lake.put_bytes(corrected, CSV.replace("A1,1,", "A1,2,").encode())
+        found, later = [], NOW + RETRY_AFTER * 2
+        for tick in range(-(-70 // SWEEP_FOLDERS_PER_TICK) + 1):  # within one pass of the sweep
+            result = landing_tick(POS, lake, cursor, later + dt.timedelta(minutes=tick))
+            cursor, found = result.cursor, found + requested(result)
+        assert found == [corrected]  # and nothing ingested is asked for again
 
 
 def test_a_request_whose_run_never_ingested_is_made_again(local_env: dict[str, Any]) -> None:
@@ -71,7 +115,7 @@ def test_a_request_whose_run_never_ingested_is_made_again(local_env: dict[str, A
         for spec, info in requested_objects(lake, [key]):
             ingest_object(lake, spec, info)
         settled = landing_tick(POS, lake, again.cursor, later + RETRY_AFTER * 2)
-        assert requested(settled) == [] and json.loads(settled.cursor)[key][1] is None  # confirmed, never re-checked
+        assert requested(settled) == [] and json.loads(settled.cursor)["requested"][key][1] is None  # confirmed, never re-checked
 
 
 def test_sensor_definition_runs_against_its_lake_resource(local_env: dict[str, Any]) -> None:
