@@ -64,6 +64,17 @@ extraction_assets = [extraction_asset(spec) for spec in sql_sources()]
 order_landing = [spec for spec in landing_specs if spec.key.path[1] in {s.name for s in order_sources()}]
 
 
+def landing_counts(ingested: list[FileIngest]) -> str:
+    """Files, records, records routed to days and records quarantined, per source and landing day."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for r in ingested:
+        cell = counts.setdefault((r.source, r.landing_day), [0, 0, 0, 0])
+        for i, value in enumerate((1, r.rows, r.routed, r.quarantined)):
+            cell[i] += value
+    rows = [f"| {source} | {day} | {' | '.join(map(str, cell))} |" for (source, day), cell in sorted(counts.items())]
+    return "| source | landing day | files | records | routed | quarantined |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
+
+
 class IngestConfig(dg.Config):
     objects: list[str] = Field(default_factory=list,
                                description="landing keys to ingest (a sensor's batch); empty: everything pending")
@@ -82,7 +93,10 @@ class IngestConfig(dg.Config):
                                   "records that do not split into columns, rows without a readable order time.")),
     ],
     check_specs=[dg.AssetCheckSpec("no_schema_drift", asset=RAW_ORDER_LINES,
-                                   description="Landed files carry no columns their source spec does not know.")],
+                                   description="Landed files carry no columns their source spec does not know."),
+                 dg.AssetCheckSpec("landing_reconciles", asset=RAW_ORDER_LINES,
+                                   description="Per source and landing day: records landed = records routed to a "
+                                               "day's raw shard + records quarantined at landing.")],
 )
 def raw_order_lines(context: dg.AssetExecutionContext, config: IngestConfig, lake: LakeResource) -> Iterator:
     ingested: list[FileIngest] = []
@@ -107,6 +121,10 @@ def raw_order_lines(context: dg.AssetExecutionContext, config: IngestConfig, lak
         "files_unreadable": dg.MetadataValue.md(
             "\n".join(f"- `{r.key}`: {r.unreadable}" for r in ingested if r.unreadable) or "none"),
     })
+    yield dg.AssetCheckResult(check_name="landing_reconciles", asset_key=RAW_ORDER_LINES,
+                              passed=all(r.reconciles for r in ingested),
+                              metadata={"per_source_and_landing_day": dg.MetadataValue.md(landing_counts(ingested)),
+                                        "files_not_reconciling": dg.MetadataValue.json([r.key for r in ingested if not r.reconciles])})
     drift = {r.key: r.new_columns for r in ingested if r.new_columns}
     yield dg.AssetCheckResult(check_name="no_schema_drift", asset_key=RAW_ORDER_LINES, passed=not drift,
                               severity=dg.AssetCheckSeverity.WARN, metadata={"new_columns": dg.MetadataValue.json(drift)})
