@@ -20,9 +20,9 @@ demo: setup  ## generate sample data and materialize every asset on the embedded
 test: setup  ## the whole suite; starts (and stops) the stack servers it needs
 	$(BIN)/pytest
 
-ui: setup  ## the Dagster UI over the same data and runs as `make demo`
+ui: setup  ## the Dagster UI (`dg dev`) over the same data and runs as `make demo`
 	mkdir -p .data/dagster
-	DAGSTER_HOME=$(CURDIR)/.data/dagster $(BIN)/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$(CURDIR)/.data/dagster VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg dev
 
 serve: setup  ## the web app and API (dashboards, report data, predictions) on the active profile; keys in SALES_ANALYTICS_API_KEYS
 	$(BIN)/sales-analytics serve

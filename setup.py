@@ -15,6 +15,7 @@ setup(
     install_requires=[
         f"dagster=={DAGSTER}",
         f"dagster-webserver=={DAGSTER}",
+        f"dagster-dg-cli=={DAGSTER}",  # `dg check defs`, `dg list defs`, `dg dev`, `dg scaffold defs`
         f"dagster-aws=={DAGSTER_LIBS}",
         f"dagster-postgres=={DAGSTER_LIBS}",
         f"dagster-celery=={DAGSTER_LIBS}",  # step-level scale-out on Celery workers (RabbitMQ or Redis broker)

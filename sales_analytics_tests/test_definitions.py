@@ -1,6 +1,8 @@
 """The code location loads, and its lineage reads like the architecture."""
 
 import datetime as dt
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,27 @@ def test_dagster_cli_validates_the_workspace() -> None:
                             capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
+
+
+def _dg(*args: str) -> subprocess.CompletedProcess:
+    """``dg`` as a contributor runs it from the repository root, in the project's environment."""
+    venv = Path(sys.executable).parent.parent
+    return subprocess.run([str(venv / "bin" / "dg"), *args], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          check=False, env={**os.environ, "VIRTUAL_ENV": str(venv), "NO_COLOR": "1"})
+
+
+def test_dg_checks_the_project_and_lists_every_definition() -> None:
+    checked = _dg("check", "defs")
+    assert checked.returncode == 0 and "All definitions loaded successfully" in checked.stdout + checked.stderr, checked.stderr
+    listed = _dg("list", "defs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)
+    graph = defs.resolve_asset_graph()
+    assert {a["asset_key"] for a in found["assets"]} == {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {c["key"] for c in found["asset_checks"]} == {f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys}
+    assert {j["name"] for j in found["jobs"]} == {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")}
+    assert {s["name"] for s in found["schedules"]} == {s.name for s in defs.schedules}
+    assert {s["name"] for s in found["sensors"]} == {s.name for s in defs.sensors}
 
 
 def test_lineage_runs_landing_raw_clean_report_stores() -> None:

@@ -4,6 +4,7 @@ import datetime as dt
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -322,3 +323,31 @@ def test_a_backfill_runs_in_monthly_chunks_one_at_a_time(webserver: dict[str, An
     assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(times))  # never two at once
     with initialized(resources["lake"]) as lake:
         assert all(lake.exists(partition_object_key(DAILY_STORE_SALES_KEY, "sale_date", day)) for day in days)
+
+
+def test_dg_dev_serves_the_project_as_a_contributor_starts_it(tmp_path: Path) -> None:
+    """`make ui` runs `dg dev` from the repository root: the project's code location, every asset."""
+    (tmp_path / "dagster").mkdir()
+    (tmp_path / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    venv, port = Path(sys.executable).parent.parent, free_port()
+    env = {**os.environ, "VIRTUAL_ENV": str(venv), "SALES_ANALYTICS_HOME": str(tmp_path), "SALES_ANALYTICS_PROFILE": "local",
+           "DAGSTER_HOME": str(tmp_path / "dagster")}
+    process = subprocess.Popen([str(venv / "bin" / "dg"), "dev", "--host", "127.0.0.1", "--port", str(port)], cwd=REPO,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/graphql"
+    try:
+        deadline, nodes = time.monotonic() + 180, None
+        while time.monotonic() < deadline and nodes is None:
+            try:
+                nodes = graphql(url, "{ assetNodes { assetKey { path } } }")["assetNodes"] or None
+            except (OSError, AssertionError):  # not up yet, or the code location still loading
+                time.sleep(1)
+        assert nodes, "dg dev did not serve the project in 180s"
+        served = {"/".join(n["assetKey"]["path"]) for n in nodes}
+        assert served == {key.to_user_string() for key in build_defs(local_resources(tmp_path)).resolve_asset_graph().get_all_asset_keys()}
+        repository = graphql(url, """query($s: RepositorySelector!) { repositoryOrError(repositorySelector: $s) {
+            ... on Repository { name } } }""", {"s": LOCATION})["repositoryOrError"]
+        assert repository == {"name": "__repository__"}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
