@@ -5,6 +5,10 @@ Asset modules take these keys from here, so nothing outside the assets imports a
 find data. ``view`` opens any of these tables through the IO manager's own ``LakeReader``.
 """
 
+import warnings
+from pathlib import Path
+from typing import Any
+
 import dagster as dg
 
 from sales_analytics.schema import (
@@ -65,3 +69,11 @@ def lake_partition_column(key: dg.AssetKey) -> str | None:
 def view(lake: LakeResource, key: dg.AssetKey, columns: list[str] | None = None) -> LakeView:
     """Every stored partition (or the whole table) of a catalogued table, read as the assets read it."""
     return LakeView(LakeReader(lake), key, lake_partition_column(key), None, tuple(columns) if columns else None)
+
+
+def declaration_reference(path: Path) -> dict[str, Any]:
+    """Metadata linking an asset to the YAML file that declares it (its code reference in the UI)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # code references are a beta API
+        return {"dagster/code_references": dg.CodeReferencesMetadataValue(
+            code_references=[dg.LocalFileCodeReference(file_path=str(path.resolve()))])}

@@ -1,6 +1,7 @@
 """The Dagster code location: every asset, check, job, schedule and sensor, wired to the active profile."""
 
 import os
+import warnings
 from typing import Any
 
 import dagster as dg
@@ -86,7 +87,7 @@ def step_executor() -> dg.ExecutorDefinition:
 def build_defs(resources: dict[str, Any]) -> dg.Definitions:
     """The same graph over any set of resources (a profile's, or a test's isolated ones)."""
     return dg.Definitions(
-        assets=[
+        assets=with_code_references([
             *landing_specs,
             *extraction_assets,
             raw_order_lines,
@@ -115,7 +116,7 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
             *publish_assets(DEMAND_FORECAST, DEMAND_FORECAST_KEY, backfill_policy=None),
             *publish_assets(FORECAST_ACCURACY, FORECAST_ACCURACY_KEY, backfill_policy=None),
             *(asset for dashboard in dashboards for asset in dashboard.assets),
-        ],
+        ]),
         jobs=[ingest_job, daily_sales_job, weekly_sales_job, reference_job, train_demand_model_job, demand_forecast_job, train_sentiment_model_job,
               review_insights_job, receipts_job, *extract_jobs.values(), *(d.job for d in dashboards)],
         schedules=[daily_sales_schedule, train_demand_model_schedule, demand_forecast_schedule, train_sentiment_model_schedule,
@@ -125,6 +126,13 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
         resources=resources,
         executor=step_executor(),
     )
+
+
+def with_code_references(assets: list[Any]) -> list[Any]:
+    """Each asset linked to the Python that defines it (the UI's code references; a beta API)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.with_source_code_references(assets)
 
 
 defs = build_defs(build_resources())

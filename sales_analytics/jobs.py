@@ -24,7 +24,7 @@ def asset_job(name: str, **kwargs: Any) -> Any:  # what dg.define_asset_job retu
 
 ingest_job = asset_job(
     "ingest_landing",
-    selection=dg.AssetSelection.groups("raw"),
+    selection=dg.AssetSelection.assets(["raw", "order_lines"], ["quarantine", "landing"]),
     description="Ingest every landed object version not ingested yet into the raw zone.",
 )
 

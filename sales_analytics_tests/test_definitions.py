@@ -70,8 +70,16 @@ def test_lineage_runs_landing_raw_clean_report_stores() -> None:
                                                             key("clean/signals"), key("clean/stores")}
     assert graph.get(key("ml/forecast_accuracy")).parent_keys == {key("ml/demand_forecast"), key("curated/sales_by_series")}
     assert graph.get(key("ml/demand_model_champion")).parent_keys == {key("ml/demand_model")}
-    groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert groups == {"sources", "raw", "clean", "curated", "ml", "reports", "dashboards"}
+    groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert set(groups.values()) == {"sources", "raw", "clean", "quarantine", "curated", "ml", "reports", "publishing",
+                                    "dashboards"}
+    # Rejected rows and the SQL / DynamoDB copies each have a group of their own, apart from what they come from.
+    assert all(group == "quarantine" for key, group in groups.items() if key.startswith("quarantine/"))
+    assert all(group == "publishing" for key, group in groups.items() if key.startswith(("reports/rds/", "reports/dynamodb/")))
+    # Every asset links to what declares it: its Python, or a source's YAML spec.
+    references = {k.to_user_string(): graph.get(k).metadata.get("dagster/code_references") for k in graph.get_all_asset_keys()}
+    assert all(references.values()), [key for key, found in references.items() if not found]
+    assert references["landing/pos"].code_references[0].file_path.endswith("sources/specs/pos.yaml")
 
 
 def test_checks_guard_clean_table_and_report() -> None:

@@ -7,6 +7,7 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
+from sales_analytics.catalog import declaration_reference
 from sales_analytics.ingest.extract import database_url, extract
 from sales_analytics.ingest.raw import (
     LANDING_QUARANTINE_PREFIX,
@@ -16,7 +17,7 @@ from sales_analytics.ingest.raw import (
     pending_objects,
     requested_objects,
 )
-from sales_analytics.sources.spec import SourceSpec, file_sources, order_sources, sql_sources
+from sales_analytics.sources.spec import SPEC_DIR, SourceSpec, file_sources, order_sources, sql_sources
 from sales_analytics.storage.lake import LakeResource
 
 RAW_ORDER_LINES = dg.AssetKey(["raw", "order_lines"])
@@ -29,7 +30,7 @@ landing_specs = [
         group_name="sources",
         kinds={"s3", source.format.type},
         owners=["team:data-engineering"],
-        metadata={"prefix": source.prefix, "timezone": source.timezone},
+        metadata={"prefix": source.prefix, "timezone": source.timezone, **declaration_reference(SPEC_DIR / f"{source.name}.yaml")},
     )
     for source in file_sources()
     if source.extract is None
@@ -87,7 +88,7 @@ class IngestConfig(dg.Config):
                      description=("Every landed order line as landed (all text), with its source, file and record "
                                   f"number, sharded by business date under `{RAW_PREFIX}/`. Each landed object "
                                   "version is ingested exactly once.")),
-        dg.AssetSpec(LANDING_QUARANTINE, deps=[*order_landing, *extraction_assets], group_name="raw", kinds={"s3", "parquet"},
+        dg.AssetSpec(LANDING_QUARANTINE, deps=[*order_landing, *extraction_assets], group_name="quarantine", kinds={"s3", "parquet"},
                      owners=["team:data-engineering"],
                      description=(f"Rejected at landing, under `{LANDING_QUARANTINE_PREFIX}/`: unreadable files, "
                                   "records that do not split into columns, rows without a readable order time.")),

@@ -42,9 +42,9 @@ def _check(name: str, description: str, blocking: bool = False) -> dg.AssetCheck
     return dg.AssetCheckSpec(name, asset=CLEAN_ORDER_LINES, description=description, blocking=blocking)
 
 
-def _partitioned_out(key: dg.AssetKey, spec: TableSpec, description: str) -> dg.AssetOut:
+def _partitioned_out(key: dg.AssetKey, spec: TableSpec, description: str, group: str = "clean") -> dg.AssetOut:
     return dg.AssetOut(
-        key=key, group_name="clean", kinds={"parquet", "pyarrow"}, owners=["team:data-engineering"],
+        key=key, group_name=group, kinds={"parquet", "pyarrow"}, owners=["team:data-engineering"],
         description=description,
         metadata=table_metadata(spec),
     )
@@ -57,7 +57,7 @@ def _partitioned_out(key: dg.AssetKey, spec: TableSpec, description: str) -> dg.
             "(source, order_id, line_no): the latest version wins.")),
         "quarantine": _partitioned_out(CLEAN_QUARANTINE, QUARANTINE, (
             "Rows of the day that failed mapping or validation, with source file, record number, column, "
-            "value and reason.")),
+            "value and reason."), group="quarantine"),
     },
     deps=[RAW_ORDER_LINES],
     partitions_def=daily_partitions,
@@ -136,7 +136,7 @@ def snapshot_assets(target: str) -> dg.AssetsDefinition:
             "rows": dg.AssetOut(key=["clean", target], group_name="clean", kinds={"parquet", "pyarrow"},
                                 owners=["team:data-engineering"], description=description,
                                 metadata=table_metadata(table)),
-            "quarantine": dg.AssetOut(key=["quarantine", target], group_name="clean", kinds={"parquet"},
+            "quarantine": dg.AssetOut(key=["quarantine", target], group_name="quarantine", kinds={"parquet"},
                                       owners=["team:data-engineering"],
                                       description=f"Rejected `{target}` rows and unreadable files, with reasons."),
         },

@@ -50,6 +50,7 @@ from sales_analytics.ml.series import (
     series_panel,
 )
 from sales_analytics.partitions import daily_partitions, look_back
+from sales_analytics.reports.publish import PUBLISHING_GROUP
 from sales_analytics.schema import (
     DEMAND_FORECAST,
     FORECAST_ACCURACY,
@@ -178,7 +179,7 @@ def backtest_rows(manifest: ModelManifest) -> pa.Table:
                                 schema=MODEL_BACKTEST.arrow_schema())
 
 
-@dg.asset(key=["reports", "rds", MODEL_BACKTEST.name], deps=[DEMAND_MODEL], group_name="reports", kinds={"postgres", "sql"},
+@dg.asset(key=["reports", "rds", MODEL_BACKTEST.name], deps=[DEMAND_MODEL], group_name=PUBLISHING_GROUP, kinds={"postgres", "sql"},
           owners=["team:data-science"], description=MODEL_BACKTEST.description)
 def model_backtest_report(context: dg.AssetExecutionContext, lake: LakeResource, report_db: SqlReportStore) -> dg.MaterializeResult:
     """The latest trained version's backtest in the SQL report store, next to every earlier version's."""

@@ -11,25 +11,29 @@ import hashlib
 import io
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from sales_analytics.catalog import declaration_reference
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.ocr import evaluation
 from sales_analytics.ocr.evaluation import IMAGE_SUFFIXES, lake_extras
 from sales_analytics.ocr.reader import Reading, UnreadableImage, read_receipt
 from sales_analytics.offload import OffloadResource
 from sales_analytics.partitions import daily_partitions
+from sales_analytics.reports.publish import PUBLISHING_GROUP
 from sales_analytics.schema import RECEIPT_REVIEW_QUEUE, RECEIPTS
 from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.sql_store import SqlReportStore
 
 RECEIPT_LANDING = "landing/receipts/"
 RECEIPT_SCANS = dg.AssetSpec(["landing", "receipt_scans"], group_name="sources", kinds={"s3", "image"},
-                             owners=["team:data-engineering"], metadata={"prefix": RECEIPT_LANDING},
+                             owners=["team:data-engineering"],
+                             metadata={"prefix": RECEIPT_LANDING, **declaration_reference(Path(__file__))},
                              description=f"Scanned till receipts (JPEG, PNG, TIFF, WebP) under `{RECEIPT_LANDING}<day>/<store>/`.")
 RECEIPT_ORDERS = "landing/orders/receipts/"
 RECEIPT_EXTRACTION = dg.AssetKey(["ml", "receipt_extraction"])
@@ -120,7 +124,7 @@ def receipt_extraction(context: dg.AssetExecutionContext, lake: LakeResource) ->
 
 
 @dg.asset(key=["reports", "rds", RECEIPT_REVIEW_QUEUE.name], ins={"receipts": dg.AssetIn(RECEIPT_EXTRACTION)},
-          partitions_def=daily_partitions, group_name="reports", kinds={"postgres", "sql"}, owners=["team:data-engineering"],
+          partitions_def=daily_partitions, group_name=PUBLISHING_GROUP, kinds={"postgres", "sql"}, owners=["team:data-engineering"],
           description=RECEIPT_REVIEW_QUEUE.description)
 def receipt_review_queue(context: dg.AssetExecutionContext, receipts: pa.Table, report_db: SqlReportStore) -> dg.MaterializeResult:
     queued = receipts.filter(pc.equal(receipts["status"], "review"))

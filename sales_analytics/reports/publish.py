@@ -22,6 +22,9 @@ def _partitions(report: pa.Table, spec: TableSpec, keys: list[str]) -> list[tupl
     return [(key, parts.get(key, empty)) for key in keys]
 
 
+PUBLISHING_GROUP = "publishing"  # the SQL and DynamoDB copies, apart from the lake's reports in the lineage
+
+
 def publish_assets(spec: TableSpec, report_key: dg.AssetKey,
                    backfill_policy: dg.BackfillPolicy | None = monthly_chunks,
                    partitions_def: dg.PartitionsDefinition = daily_partitions,
@@ -33,7 +36,7 @@ def publish_assets(spec: TableSpec, report_key: dg.AssetKey,
         "partitions_def": partitions_def,
         "backfill_policy": backfill_policy,
         "automation_condition": automation_condition,
-        "group_name": "reports",
+        "group_name": PUBLISHING_GROUP,
         "owners": ["team:analytics"],
     }
 
@@ -58,7 +61,7 @@ def publish_assets(spec: TableSpec, report_key: dg.AssetKey,
 def publish_whole_assets(spec: TableSpec, report_key: dg.AssetKey) -> list[dg.AssetsDefinition]:
     """An unpartitioned report rebuilt whole (e.g. the weekly review reports): the SQL table replaced
     in one transaction, and the serving items too when the spec has a serving key."""
-    common = {"ins": {"report": dg.AssetIn(report_key)}, "group_name": "reports", "owners": ["team:analytics"]}
+    common = {"ins": {"report": dg.AssetIn(report_key)}, "group_name": PUBLISHING_GROUP, "owners": ["team:analytics"]}
 
     @dg.asset(key=["reports", "rds", spec.name], kinds={"postgres", "sql"},
               description=f"`{spec.name}` in the SQL report store (RDS PostgreSQL; SQLite locally), for BI.", **common)
