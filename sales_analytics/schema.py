@@ -137,6 +137,26 @@ ORDER_LINES = TableSpec(
 )
 
 ORDER_STATUSES = LINE_STATUSES
+
+# What a snapshot-built table stores beside its spec's columns: a reference table every version
+# with when it held (SCD type 2); reviews and signals each key's latest delivery.
+HISTORY_LINEAGE = _cols(
+    ("valid_from", "date", False, "the first day this version holds (its snapshot's day)"),
+    ("valid_to", "date", True, "the day the next version, or the key's closing, starts; null while current"),
+    ("is_current", "bool", False, "the newest version of a key still listed"),
+    ("source", "string", False, "the source whose snapshot it came from"),
+    ("source_file", "string", False, "the snapshot file"),
+)
+DELIVERY_LINEAGE = _cols(
+    ("source", "string", False, "the source that delivered it"),
+    ("source_file", "string", False, "the file it came from"),
+    ("delivered_on", "date", False, "the day of that delivery"),
+)
+
+
+def with_lineage(spec: TableSpec, lineage: tuple[Column, ...]) -> TableSpec:
+    """A table spec as stored by a snapshot-built asset: its columns, then the lineage columns."""
+    return replace(spec, columns=(*spec.columns, *lineage))
 CHANNELS = ("store", "online")
 
 STORES = TableSpec(

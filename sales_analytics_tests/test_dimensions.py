@@ -5,6 +5,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pyarrow as pa
 
 from sales_analytics.catalog import CLEAN_CALENDAR, CLEAN_SIGNALS, view
@@ -93,6 +94,10 @@ def test_reference_job_materializes_dimensions_with_their_check(local_env: dict[
                                                                                           ("2026-01-02", False, True)]
     rejected = result.output_for_node("clean_calendar", "quarantine").to_pylist()
     assert [(r["column"], r["value"]) for r in rejected] == [("is_holiday", "maybe")]
+    graph = build_defs(local_env).resolve_asset_graph()
+    for target in ("stores", "products", "customers", "calendar", "reviews", "signals"):  # the UI's schema is what is stored
+        declared = graph.get(dg.AssetKey(["clean", target])).metadata["dagster/column_schema"].columns
+        assert [c.name for c in declared] == result.output_for_node(f"clean_{target}", "rows").column_names, target
 
 
 def test_clothing_reviews_ingest_with_every_row_accounted_for(local_env: dict[str, Any]) -> None:

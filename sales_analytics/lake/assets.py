@@ -11,7 +11,7 @@ from sales_analytics.ingest.raw import read_day_shards
 from sales_analytics.lake.dimensions import build_dimension, latest_deliveries
 from sales_analytics.lake.order_lines import CleanDay, clean_days
 from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
-from sales_analytics.schema import ORDER_LINES, QUARANTINE, TableSpec
+from sales_analytics.schema import DELIVERY_LINEAGE, HISTORY_LINEAGE, ORDER_LINES, QUARANTINE, TableSpec, with_lineage
 from sales_analytics.sources.spec import REFERENCE_TARGETS, SNAPSHOT_TARGETS, TARGETS, file_sources, reference_sources
 from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.parquet_io import PARTITION_COLUMN
@@ -135,7 +135,8 @@ def snapshot_assets(target: str) -> dg.AssetsDefinition:
         outs={
             "rows": dg.AssetOut(key=["clean", target], group_name="clean", kinds={"parquet", "pyarrow"},
                                 owners=["team:data-engineering"], description=description,
-                                metadata=table_metadata(table)),
+                                metadata=table_metadata(with_lineage(table, HISTORY_LINEAGE if keeps_history
+                                                                     else DELIVERY_LINEAGE))),
             "quarantine": dg.AssetOut(key=["quarantine", target], group_name="quarantine", kinds={"parquet"},
                                       owners=["team:data-engineering"],
                                       description=f"Rejected `{target}` rows and unreadable files, with reasons."),

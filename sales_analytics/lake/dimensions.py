@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sales_analytics.lake.coerce import quarantine_rows, unsplit_records, validate
-from sales_analytics.schema import QUARANTINE, TableSpec
+from sales_analytics.schema import DELIVERY_LINEAGE, HISTORY_LINEAGE, QUARANTINE, TableSpec, with_lineage
 from sales_analytics.sources.mapping import map_rows
 from sales_analytics.sources.readers import UnreadableFile, read_source_file
 from sales_analytics.sources.spec import TARGETS, SourceSpec
@@ -27,20 +27,18 @@ from sales_analytics.storage.lake import LakeResource
 from sales_analytics.tables import same_as_neighbour, with_constants
 
 GONE = "_gone"  # marks a departure row while versions are built
-HISTORY_COLUMNS = [("valid_from", pa.date32()), ("valid_to", pa.date32()), ("is_current", pa.bool_()),
-                   ("source", pa.string()), ("source_file", pa.string())]
 
 
 @dataclass(frozen=True)
 class Dimension:
-    history: pa.Table  # the target's columns + HISTORY_COLUMNS, sorted by key and valid_from
+    history: pa.Table  # the target's columns + HISTORY_LINEAGE (or DELIVERY_LINEAGE), sorted by key and valid_from
     rejects: pa.Table  # QUARANTINE schema
     rows_in: int
     snapshots: int
 
 
 def history_schema(table: TableSpec) -> pa.Schema:
-    return pa.schema([*table.arrow_schema(), *(pa.field(n, t) for n, t in HISTORY_COLUMNS)])
+    return with_lineage(table, HISTORY_LINEAGE).arrow_schema()
 
 
 def snapshot_date(spec: SourceSpec, key: str) -> dt.date:
@@ -145,8 +143,7 @@ def latest_deliveries(lake: LakeResource, specs: tuple[SourceSpec, ...], table: 
     read = read_snapshots(lake, specs)
     rejects = pa.concat_tables([QUARANTINE.empty_table(), *read.rejects])
     lineage = ["source", "source_file", "valid_from"]
-    schema = pa.schema([*table.arrow_schema(), pa.field("source", pa.string()), pa.field("source_file", pa.string()),
-                        pa.field("delivered_on", pa.date32())])
+    schema = with_lineage(table, DELIVERY_LINEAGE).arrow_schema()
     if not read.valid:
         return Dimension(schema.empty_table(), rejects, read.rows_in, 0)
     rows = pa.concat_tables(read.valid).sort_by([(k, "ascending") for k in table.key] + [("valid_from", "descending"),
