@@ -14,8 +14,12 @@ $(VENV)/.installed: setup.py pyproject.toml scripts/install-system-deps.sh
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
+# The demo's history starts on its first generated day: the UI's day partitions begin there.
+DEMO_START := 2026-01-01
+demo ui: export SALES_ANALYTICS_HISTORY_START ?= $(DEMO_START)
+
 demo: setup  ## generate sample data and materialize every asset on the embedded `local` profile
-	$(BIN)/sales-analytics demo
+	$(BIN)/sales-analytics demo --start $(DEMO_START)
 
 test: setup  ## the whole suite; starts (and stops) the stack servers it needs
 	$(BIN)/pytest
