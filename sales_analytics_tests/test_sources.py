@@ -26,6 +26,7 @@ from sales_analytics.profiles import initialized
 from sales_analytics.sources.mapping import map_rows
 from sales_analytics.sources.readers import UnreadableFile, read_landed
 from sales_analytics.sources.spec import (
+    SOURCE_DIRS_ENV,
     SPEC_DIR,
     CsvFormat,
     SourceSpecError,
@@ -295,3 +296,66 @@ def test_the_history_start_is_the_deployments_to_set() -> None:
     env[HISTORY_START_ENV] = "December 2010"
     refused = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False, timeout=120)
     assert refused.returncode != 0 and "SALES_ANALYTICS_HISTORY_START='December 2010' is not a date" in refused.stderr
+
+
+DEPLOYMENT_SOURCE = """
+name: kiosk
+description: A deployment's own kiosk tills, declared in its folder, not in the package.
+prefix: landing/kiosk/
+dated_folders: true
+format: {type: csv, delimiter: ";"}
+timezone: Europe/Berlin
+source_columns: [bon, pos, zeit, filiale, artikel, menge, preis]
+columns:
+  order_id: {from: bon}
+  line_no: {from: pos}
+  order_ts: {from: zeit, format: "%d.%m.%Y %H:%M"}
+  store_id: {template: "K-{filiale}"}
+  channel: {value: store}
+  product_id: {from: artikel}
+  quantity: {from: menge}
+  unit_price: {from: preis, decimal: ","}
+  discount: {value: "0"}
+  currency: {value: EUR}
+changes: {negative_quantity: refund}
+"""
+DEPLOYMENT_BUILD = """
+import json, pathlib, sys
+import dagster as dg
+from sales_analytics.definitions import build_defs
+from sales_analytics.profiles import initialized, local_resources
+from sales_analytics.runner import ingest_and_build
+from sales_analytics.schema import DAILY_STORE_SALES
+env = local_resources(pathlib.Path(sys.argv[1]))
+with initialized(env["lake"]) as lake:
+    lake.put_bytes("landing/kiosk/2026-03-02/tills.csv", sys.argv[2].encode())
+defs = build_defs(env)
+summary = ingest_and_build(defs, dg.DagsterInstance.ephemeral())
+with initialized(env["report_db"]) as db:
+    rows = db.read(DAILY_STORE_SALES)
+reference = defs.resolve_asset_graph().get(dg.AssetKey(["landing", "kiosk"])).metadata["dagster/code_references"]
+print(json.dumps({"days": summary.touched_days, "sensors": [s.name for s in defs.sensors], "rows": rows,
+                  "declared_in": reference.code_references[0].file_path}, default=str))
+"""
+
+
+def test_a_source_a_deployment_declares_in_its_own_folder_is_ingested_end_to_end(tmp_path: Path) -> None:
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    (folder / "kiosk.yaml").write_text(DEPLOYMENT_SOURCE)
+    tills = "bon;pos;zeit;filiale;artikel;menge;preis\nB1;1;02.03.2026 09:15;7;P1;2;2,50\nB1;2;02.03.2026 09:15;7;P2;1;4,00\nB2;1;02.03.2026 17:40;7;P1;-1;2,50\n"
+    built = subprocess.run([sys.executable, "-c", DEPLOYMENT_BUILD, str(tmp_path / "home"), tills], capture_output=True, text=True,
+                           timeout=300, check=False, env={**os.environ, SOURCE_DIRS_ENV: str(folder)})
+    assert built.returncode == 0, built.stderr[-3000:]
+    result = json.loads(built.stdout.strip().splitlines()[-1])
+    assert result["days"] == ["2026-03-02"] and "landing_kiosk" in result["sensors"]
+    assert result["declared_in"] == str((folder / "kiosk.yaml").resolve())
+    (row,) = result["rows"]  # 2 x 2.50 + 4.00 sold, one 2.50 refunded
+    assert (row["store_id"], row["units_sold"], row["units_returned"], row["net_sales"]) == ("K-7", 2, 1, 6.5)
+
+
+def test_a_deployment_folder_that_is_not_there_is_named() -> None:
+    env = {**os.environ, SOURCE_DIRS_ENV: "/nonexistent/sources"}
+    code = "from sales_analytics.sources.spec import file_sources; file_sources()"
+    refused = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode != 0 and "SALES_ANALYTICS_SOURCES: /nonexistent/sources is not a folder" in refused.stderr

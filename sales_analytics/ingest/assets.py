@@ -17,7 +17,7 @@ from sales_analytics.ingest.raw import (
     pending_objects,
     requested_objects,
 )
-from sales_analytics.sources.spec import SPEC_DIR, SourceSpec, file_sources, order_sources, sql_sources
+from sales_analytics.sources.spec import SourceSpec, file_sources, order_sources, spec_file, sql_sources
 from sales_analytics.storage.lake import LakeResource
 
 RAW_ORDER_LINES = dg.AssetKey(["raw", "order_lines"])
@@ -30,7 +30,7 @@ landing_specs = [
         group_name="sources",
         kinds={"s3", source.format.type},
         owners=["team:data-engineering"],
-        metadata={"prefix": source.prefix, "timezone": source.timezone, **declaration_reference(SPEC_DIR / f"{source.name}.yaml")},
+        metadata={"prefix": source.prefix, "timezone": source.timezone, **declaration_reference(spec_file(source.name))},
     )
     for source in file_sources()
     if source.extract is None

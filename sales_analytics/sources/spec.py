@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import os
 import re
 from collections.abc import Iterable
 from functools import cache
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sales_analytics.schema import CALENDAR, CUSTOMERS, ORDER_LINES, PRODUCTS, REVIEWS, SIGNALS, STORES, TableSpec
 
 SPEC_DIR = Path(__file__).parent / "specs"
+SOURCE_DIRS_ENV = "SALES_ANALYTICS_SOURCES"
 TARGETS: dict[str, TableSpec] = {"order_lines": ORDER_LINES, "stores": STORES, "products": PRODUCTS, "customers": CUSTOMERS,
                                   "calendar": CALENDAR, "reviews": REVIEWS, "signals": SIGNALS}
 REFERENCE_TARGETS = ("stores", "products", "customers", "calendar")  # slowly changing: every delivery is a full snapshot
@@ -247,10 +249,30 @@ def load_specs(paths: Iterable[Path]) -> tuple[SourceSpec, ...]:
     return specs
 
 
+def spec_dirs() -> list[Path]:
+    """The packaged specs, then any folders a deployment adds (``SALES_ANALYTICS_SOURCES``, separated
+    by ``os.pathsep``): a deployment adds a source without touching the package."""
+    extra = [Path(p) for p in os.environ.get(SOURCE_DIRS_ENV, "").split(os.pathsep) if p]
+    missing = [str(p) for p in extra if not p.is_dir()]
+    if missing:
+        raise SourceSpecError(f"{SOURCE_DIRS_ENV}: {', '.join(missing)} is not a folder")
+    return [SPEC_DIR, *extra]
+
+
 @cache
+def _declared() -> tuple[tuple[Path, SourceSpec], ...]:
+    paths = sorted(path for folder in spec_dirs() for path in folder.glob("*.yaml"))
+    return tuple(zip(paths, load_specs(paths), strict=True))
+
+
 def file_sources() -> tuple[SourceSpec, ...]:
-    """The specs shipped with the package (``sources/specs/*.yaml``)."""
-    return load_specs(SPEC_DIR.glob("*.yaml"))
+    """Every declared source: the package's specs and the deployment's."""
+    return tuple(spec for _, spec in _declared())
+
+
+def spec_file(name: str) -> Path:
+    """The YAML file that declares source ``name``."""
+    return next(path for path, spec in _declared() if spec.name == name)
 
 
 def order_sources() -> tuple[SourceSpec, ...]:
