@@ -30,7 +30,7 @@ from sales_analytics.jobs import (
 from sales_analytics.ml.assets import DEMAND_MODEL, FORECAST_ACCURACY_KEY, demand_model, forecast_accuracy
 from sales_analytics.nlp.assets import SENTIMENT_MODEL
 from sales_analytics.ocr.assets import RECEIPT_EXTRACTION, RECEIPT_LANDING
-from sales_analytics.partitions import day_ranges, partition_days, range_tags, weekly_partitions
+from sales_analytics.partitions import day_ranges, partition_days, range_tags
 from sales_analytics.schema import FORECAST_ACCURACY
 from sales_analytics.storage.lake import LakeResource
 
@@ -185,21 +185,13 @@ def build_mission(defs: dg.Definitions, instance: dg.DagsterInstance, lake: Lake
 
 
 def complete_weeks(days: list[str]) -> list[str]:
-    """The weeks (their Monday) all seven of whose days are among ``days``, as the weekly automation waits for."""
-    present = set(days)
-    weeks = []
-    for key in weekly_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(*_week_bounds(min(days), max(days)))):
-        monday = dt.date.fromisoformat(key)
-        if all((monday + dt.timedelta(days=k)).isoformat() in present for k in range(7)):
-            weeks.append(key)
-    return weeks
-
-
-def _week_bounds(first: str, last: str) -> tuple[str, str]:
-    def monday(day: str) -> str:
-        date = dt.date.fromisoformat(day)
-        return (date - dt.timedelta(days=date.weekday())).isoformat()
-    return monday(first), monday(last)
+    """The weeks (their Monday) all seven of whose days are among ``days``, as the weekly automation
+    waits for. Mondays are counted from the data, not the partitions: a week that begins before the
+    history start has days outside it and is never complete."""
+    present = {dt.date.fromisoformat(day) for day in days}
+    first, last = min(present), max(present)
+    mondays = [first + dt.timedelta(days=(7 - first.weekday()) % 7 + 7 * k) for k in range((last - first).days // 7 + 1)]
+    return [monday.isoformat() for monday in mondays if all(monday + dt.timedelta(days=k) in present for k in range(7))]
 
 
 def _model_figures(result: dg.ExecuteInProcessResult, model_key: dg.AssetKey, methods: tuple[str, ...],
