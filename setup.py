@@ -10,7 +10,7 @@ setup(
     version="0.1.0",
     description="Batch processing and sales analytics on Dagster: S3 lake, ML, report stores, dashboards.",
     packages=find_packages(exclude=["sales_analytics_tests*"]),
-    package_data={"sales_analytics": ["sources/specs/*.yaml", "dashboards/specs/*.yaml", "dashboards/templates/*.j2"]},
+    package_data={"sales_analytics": ["defs/*/*/defs.yaml", "dashboards/templates/*.j2"]},
     python_requires=">=3.11",
     install_requires=[
         f"dagster=={DAGSTER}",
@@ -47,5 +47,9 @@ setup(
                 "playwright>=1.45"],  # drives Debian's chromium in the browser test (no browser download)
         "bench": ["polars>=1.0", "statsforecast>=2.0"],  # the references benchmarks compare against
     },
-    entry_points={"console_scripts": ["sales-analytics=sales_analytics.cli:main"]},
+    entry_points={
+        "console_scripts": ["sales-analytics=sales_analytics.cli:main"],
+        # Our component types, for `dg list components`, `dg scaffold defs` and the UI's docs tab.
+        "dagster_dg_cli.registry_modules": ["sales_analytics=sales_analytics.components"],
+    },
 )

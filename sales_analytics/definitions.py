@@ -2,21 +2,22 @@
 
 import os
 import warnings
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_celery import celery_executor
 
 from sales_analytics.catalog import DAILY_STORE_SALES_KEY
+from sales_analytics.components import deployment_definitions
 from sales_analytics.curated.assets import sales_by_series
-from sales_analytics.dashboards.assets import dashboards
-from sales_analytics.ingest.assets import extraction_assets, landing_specs, raw_order_lines
+from sales_analytics.ingest.assets import raw_order_lines
 from sales_analytics.jobs import (
     daily_sales_job,
     daily_sales_schedule,
     demand_forecast_job,
     demand_forecast_schedule,
-    extract_jobs,
     ingest_job,
     receipts_job,
     receipts_schedule,
@@ -54,11 +55,9 @@ from sales_analytics.reports.weekly_sales import weekly_sales, weekly_sales_publ
 from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES, DEMAND_FORECAST, FORECAST_ACCURACY
 from sales_analytics.sensors import (
     champion_drift,
-    landing_sensors,
     receipt_scans_sensor,
     run_failure_alerts,
     touched_partitions_sensor,
-    watermark_sensors,
     weekly_reports_automation,
 )
 
@@ -85,11 +84,20 @@ def step_executor() -> dg.ExecutorDefinition:
 
 
 def build_defs(resources: dict[str, Any]) -> dg.Definitions:
-    """The same graph over any set of resources (a profile's, or a test's isolated ones)."""
+    """The same graph over any set of resources (a profile's, or a test's isolated ones): the platform's
+    own assets, the sources and dashboards declared under ``defs/``, and a deployment's own."""
+    return dg.Definitions.merge(platform_defs(resources), declared_defs(), deployment_definitions())
+
+
+@cache
+def declared_defs() -> dg.Definitions:
+    """The component instances under ``sales_analytics/defs/`` (the project's sources and dashboards)."""
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+
+
+def platform_defs(resources: dict[str, Any]) -> dg.Definitions:
     return dg.Definitions(
         assets=with_code_references([
-            *landing_specs,
-            *extraction_assets,
             raw_order_lines,
             clean_order_lines,
             *reference_assets,
@@ -115,13 +123,12 @@ def build_defs(resources: dict[str, Any]) -> dg.Definitions:
             *weekly_sales_published,
             *publish_assets(DEMAND_FORECAST, DEMAND_FORECAST_KEY, backfill_policy=None),
             *publish_assets(FORECAST_ACCURACY, FORECAST_ACCURACY_KEY, backfill_policy=None),
-            *(asset for dashboard in dashboards for asset in dashboard.assets),
         ]),
         jobs=[ingest_job, daily_sales_job, weekly_sales_job, reference_job, train_demand_model_job, demand_forecast_job, train_sentiment_model_job,
-              review_insights_job, receipts_job, *extract_jobs.values(), *(d.job for d in dashboards)],
+              review_insights_job, receipts_job],
         schedules=[daily_sales_schedule, train_demand_model_schedule, demand_forecast_schedule, train_sentiment_model_schedule,
-                   review_insights_schedule, receipts_schedule, *(d.schedule for d in dashboards)],
-        sensors=[*landing_sensors, *watermark_sensors, touched_partitions_sensor, receipt_scans_sensor, weekly_reports_automation,
+                   review_insights_schedule, receipts_schedule],
+        sensors=[touched_partitions_sensor, receipt_scans_sensor, weekly_reports_automation,
                  champion_drift, run_failure_alerts],
         resources=resources,
         executor=step_executor(),

@@ -5,7 +5,7 @@ from typing import Any
 import dagster as dg
 
 from sales_analytics.alerts import NETWORK_RETRY
-from sales_analytics.sources.spec import SNAPSHOT_TARGETS, sql_sources
+from sales_analytics.sources.spec import SNAPSHOT_TARGETS, SourceSpec
 
 # Dashboards refresh on their own schedules and weekly reports by automation: the jobs that feed
 # them stop before them.
@@ -54,14 +54,12 @@ reference_job = asset_job(
     description="Rebuild stores and products (with their history) and reviews from every snapshot.",
 )
 
-extract_jobs = {
-    spec.name: asset_job(
+def extract_job(spec: SourceSpec) -> Any:
+    return asset_job(
         f"extract_{spec.name}",
         selection=dg.AssetSelection.assets(["landing", spec.name]),
         description=f"Extract the next batches of the {spec.name} database table into the landing zone.",
     )
-    for spec in sql_sources()
-}
 
 
 train_demand_model_job = asset_job(

@@ -77,19 +77,20 @@ def build_dashboards(defs: dg.Definitions, instance: dg.DagsterInstance, day: st
                      console_log_level: str = "WARNING", summary: BuildSummary | None = None) -> dict[str, str]:
     """Each declared dashboard whose reports have been built, as of ``day``; name -> what happened.
     ``summary``: where to add the runs' materializations and checks, if anywhere."""
-    from sales_analytics.dashboards.assets import AS_OF_TAG, dashboards
+    from sales_analytics.dashboards.assets import AS_OF_TAG
+    from sales_analytics.dashboards.spec import dashboard_job_name, dashboard_specs
 
     outcome = {}
     run_config = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
-    for dashboard in dashboards:
-        missing = [r for r in dashboard.spec.reports
+    for spec in dashboard_specs():
+        missing = [r for r in spec.reports
                    if instance.get_latest_materialization_event(dg.AssetKey(r.split("/"))) is None]
         if missing:
-            outcome[dashboard.spec.name] = f"skipped: {', '.join(missing)} not built yet"
+            outcome[spec.name] = f"skipped: {', '.join(missing)} not built yet"
             continue
-        job = defs.resolve_job_def(dashboard.job.name)
+        job = defs.resolve_job_def(dashboard_job_name(spec.name))
         result = job.execute_in_process(instance=instance, run_config=run_config, tags={AS_OF_TAG: day})
-        outcome[dashboard.spec.name] = "built" if result.success else "failed"
+        outcome[spec.name] = "built" if result.success else "failed"
         if summary is not None:
             collect_run(result, summary)
     return outcome

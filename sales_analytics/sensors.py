@@ -29,7 +29,6 @@ from sales_analytics.ingest.extract import database_url, latest_watermark, read_
 from sales_analytics.ingest.raw import manifest_key
 from sales_analytics.jobs import (
     daily_sales_job,
-    extract_jobs,
     ingest_job,
     receipts_job,
     reference_job,
@@ -38,7 +37,7 @@ from sales_analytics.jobs import (
 from sales_analytics.ml.assets import CHAMPION_BEHIND
 from sales_analytics.ocr.assets import RECEIPT_LANDING
 from sales_analytics.partitions import day_ranges, partition_days, range_tags
-from sales_analytics.sources.spec import DATED_FOLDER, SourceSpec, file_sources, sql_sources
+from sales_analytics.sources.spec import DATED_FOLDER, SourceSpec
 from sales_analytics.storage.lake import LakeResource
 
 # A run of this many daily exports takes seconds; smaller batches spread a backlog over the run
@@ -107,7 +106,8 @@ def landing_tick(spec: SourceSpec, lake: LakeResource, cursor: str | None, now: 
 
 
 def landing_sensor(spec: SourceSpec) -> dg.SensorDefinition:
-    @dg.sensor(name=f"landing_{spec.name}", job=ingest_job if spec.target == "order_lines" else reference_job,
+    # By the job's name: a source's definitions are built by its component, the jobs by the platform.
+    @dg.sensor(name=f"landing_{spec.name}", job_name=(ingest_job if spec.target == "order_lines" else reference_job).name,
                minimum_interval_seconds=60,
                default_status=dg.DefaultSensorStatus.RUNNING,
                description=f"Ingests new or changed objects under `{spec.prefix}` ({spec.description.strip()[:80]}…)")
@@ -117,16 +117,13 @@ def landing_sensor(spec: SourceSpec) -> dg.SensorDefinition:
     return _landing
 
 
-landing_sensors = [landing_sensor(spec) for spec in file_sources()]
-
-
-def watermark_sensor(spec: SourceSpec) -> dg.SensorDefinition:
+def watermark_sensor(spec: SourceSpec, extract_job_name: str) -> dg.SensorDefinition:
     """Asks for an extraction when the source table's watermark moved past the extracted position."""
     assert spec.extract is not None
 
     # On where the database is configured: without its URL every tick would fail.
     configured = bool(os.environ.get(spec.extract.url_env))
-    @dg.sensor(name=f"watermark_{spec.name}", job=extract_jobs[spec.name], minimum_interval_seconds=60,
+    @dg.sensor(name=f"watermark_{spec.name}", job_name=extract_job_name, minimum_interval_seconds=60,
                default_status=dg.DefaultSensorStatus.RUNNING if configured else dg.DefaultSensorStatus.STOPPED,
                description=f"Polls max({spec.extract.watermark}) of {spec.extract.table}; extracts when it moved.")
     def _watermark(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult | dg.SkipReason:
@@ -144,9 +141,6 @@ def watermark_tick(spec: SourceSpec, lake: LakeResource, engine: sa.Engine) -> d
     if latest is None or (position is not None and latest <= position[0]):
         return dg.SkipReason(f"{spec.name}: nothing changed since {position[0] if position else 'the start'}")
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"{spec.name}:{latest}")])
-
-
-watermark_sensors = [watermark_sensor(spec) for spec in sql_sources()]
 
 
 # The daily job's last asset: a day whose copy here was built after an ingest has been rebuilt since.

@@ -17,8 +17,10 @@ import dagster as dg
 import pyarrow as pa
 import sqlalchemy as sa
 import uvicorn
+import yaml
 
 from sales_analytics import stack
+from sales_analytics.declarations import INSTANCE_FILE
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.ingest.raw import FileIngest, ingest_object, read_day_shards
@@ -54,6 +56,16 @@ def start_testing_stack(settings: StackSettings, paths: stack.StackPaths) -> lis
     for service in ("seaweedfs", "dynamodb"):
         shutil.rmtree(paths.data(service), ignore_errors=True)
     return stack.start(settings, paths)
+
+
+def write_instance(folder: Path, component_type: str, attributes: str | dict[str, Any]) -> Path:
+    """A component instance laid out as `dg scaffold defs` lays it out: ``<folder>/<name>/defs.yaml``."""
+    text = attributes if isinstance(attributes, str) else yaml.safe_dump(attributes, sort_keys=False)
+    path = folder / yaml.safe_load(text)["name"] / INSTANCE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = "".join(f"  {line}" if line.strip() else line for line in text.strip("\n").splitlines(keepends=True))
+    path.write_text(f"type: {component_type}\nattributes:\n{body}\n")
+    return path
 
 
 def csv_records(path: Path, encoding: str = "utf-8") -> int:

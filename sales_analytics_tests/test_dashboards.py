@@ -16,14 +16,20 @@ import pytest
 from sales_analytics.dashboards.assets import (
     AS_OF_TAG,
     dashboard_definitions,
-    dashboards,
     freshness,
     insights_key,
     page_key,
 )
 from sales_analytics.dashboards.insights import MOVER_MIN_SWINGS, anomaly_insights, fmt, mover_insights
 from sales_analytics.dashboards.render import page_warnings, render_page
-from sales_analytics.dashboards.spec import DashboardSpecError, load_spec, page_object_key
+from sales_analytics.dashboards.spec import (
+    DashboardSpecError,
+    dashboard_specs,
+    declaration_file,
+    load_spec,
+    page_object_key,
+)
+from sales_analytics.declarations import DASHBOARD_COMPONENT, INSTANCE_FILE
 from sales_analytics.definitions import build_defs, defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.profiles import initialized
@@ -44,9 +50,10 @@ charts:
 """
 
 
-def write_spec(tmp_path: Path, text: str, name: str = "test_board") -> Path:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(text)
+def write_spec(tmp_path: Path, text: str, folder: str = "test_board") -> Path:
+    path = tmp_path / folder / INSTANCE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"type: {DASHBOARD_COMPONENT}\nattributes:\n" + "".join(f"  {line}\n" for line in text.strip().splitlines()))
     return path
 
 
@@ -63,26 +70,26 @@ def test_a_bad_declaration_names_file_and_field(tmp_path: Path, change: tuple[st
     path = write_spec(tmp_path, VALID.format(name="test_board").replace(*change))
     with pytest.raises(DashboardSpecError) as raised:
         load_spec(path)
-    assert str(raised.value).startswith("test_board.yaml: ") and message in str(raised.value)
+    assert str(raised.value).startswith("test_board/defs.yaml: attributes") and message in str(raised.value)
 
 
 def test_a_declaration_must_be_named_after_its_file(tmp_path: Path) -> None:
-    with pytest.raises(DashboardSpecError, match="name 'other' must match the file name"):
+    with pytest.raises(DashboardSpecError, match="name 'other' must match its folder's name"):
         load_spec(write_spec(tmp_path, VALID.format(name="other")))
 
 
 def test_four_dashboards_each_with_a_job_over_exactly_its_own_assets() -> None:
     """A dashboard's job builds its insights and page; the reports they read are other jobs' to build and publish."""
-    assert {d.spec.name for d in dashboards} >= {"executive_daily", "store_performance", "demand_planning", "customer_voice"}
+    assert {s.name for s in dashboard_specs()} >= {"executive_daily", "store_performance", "demand_planning", "customer_voice"}
     graph = defs.resolve_asset_graph()
-    for dashboard in dashboards:
-        name = dashboard.spec.name
+    for spec in dashboard_specs():
+        name = spec.name
         job = defs.resolve_job_def(f"dashboard_{name}")
         assert set(job.asset_layer.executable_asset_keys) == {insights_key(name), page_key(name)}, name
         assert job.partitions_def is None
-        reports = {dg.AssetKey(r.split("/")) for r in dashboard.spec.reports}
+        reports = {dg.AssetKey(r.split("/")) for r in spec.reports}
         assert graph.get(page_key(name)).parent_keys == {insights_key(name), *reports}
-        assert graph.get(insights_key(name)).parent_keys == {dg.AssetKey(r.split("/")) for r in dashboard.spec.insight_reports()}
+        assert graph.get(insights_key(name)).parent_keys == {dg.AssetKey(r.split("/")) for r in spec.insight_reports()}
 
 
 BERLIN, LONDON, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("Europe/London"), ZoneInfo("America/New_York")
@@ -100,7 +107,7 @@ BERLIN, LONDON, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("Europe/London"),
     ("customer_voice", dt.datetime(2026, 3, 9, 9, 0, tzinfo=NEW_YORK), 13, "2026-03-08"),  # first Monday of EDT
 ])
 def test_every_schedule_fires_at_its_local_time_across_dst(name: str, tick: dt.datetime, utc_hour: int, as_of: str) -> None:
-    spec = next(d.spec for d in dashboards if d.spec.name == name)
+    spec = next(s for s in dashboard_specs() if s.name == name)
     schedule = defs.resolve_schedule_def(f"dashboard_{name}_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone) == (spec.schedule.cron, spec.schedule.timezone)
     assert schedule.job_name == f"dashboard_{name}"
@@ -115,13 +122,12 @@ def test_every_schedule_fires_at_its_local_time_across_dst(name: str, tick: dt.d
 def test_a_scheduled_run_is_for_the_last_complete_utc_day_in_any_timezone(tmp_path: Path) -> None:
     """07:00 in Tokyo is 22:00 UTC the day before: that UTC day is not over, so the run is for the one before."""
     spec = load_spec(write_spec(tmp_path, VALID.format(name="test_board").replace("Europe/Berlin", "Asia/Tokyo")))
-    built = dashboard_definitions(spec)
-    test_defs = dg.Definitions(assets=[*defs.assets, *built.assets], jobs=[built.job], schedules=[built.schedule],
-                               resources=defs.resources)
+    test_defs = dg.Definitions.merge(defs, dashboard_definitions(spec))
+    schedule = test_defs.resolve_schedule_def("dashboard_test_board_schedule")
     tick = dt.datetime(2026, 3, 30, 7, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
     context = dg.build_schedule_context(scheduled_execution_time=tick, repository_def=test_defs.get_repository_def())
-    (request,) = built.schedule.evaluate_tick(context).run_requests
-    assert built.schedule.execution_timezone == "Asia/Tokyo" and request.tags[AS_OF_TAG] == "2026-03-28"
+    (request,) = schedule.evaluate_tick(context).run_requests
+    assert schedule.execution_timezone == "Asia/Tokyo" and request.tags[AS_OF_TAG] == "2026-03-28"
 
 
 # -- insights on a constructed history ---------------------------------------------------
@@ -201,7 +207,7 @@ class _Reports:
 
 
 def test_a_page_says_at_the_top_when_its_data_is_stale_or_a_currency_is_left_out() -> None:
-    spec = load_spec(Path(__file__).parents[1] / "sales_analytics/dashboards/specs/store_performance.yaml")
+    spec = load_spec(declaration_file("store_performance"))
     refreshed = dt.datetime(2026, 12, 1, 7, tzinfo=dt.UTC)
     assert spec.schedule.period_days == 2  # Monday to Saturday: the longest wait is Saturday to Monday
     fresh = freshness(spec, _Reports({r: dt.date(2026, 11, 30) for r in spec.reports}), refreshed)

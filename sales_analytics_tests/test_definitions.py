@@ -3,12 +3,14 @@
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import dagster as dg
 
+from sales_analytics.declarations import DASHBOARD_COMPONENT, SOURCE_COMPONENT
 from sales_analytics.definitions import build_defs, defs
 from sales_analytics.partitions import FIRST_DAY, partition_days
 from sales_analytics.profiles import build_resources
@@ -31,11 +33,12 @@ def test_dagster_cli_validates_the_workspace() -> None:
     assert "Validation successful" in result.stdout + result.stderr
 
 
-def _dg(*args: str) -> subprocess.CompletedProcess:
-    """``dg`` as a contributor runs it from the repository root, in the project's environment."""
+def _dg(*args: str, project: Path = REPO) -> subprocess.CompletedProcess:
+    """``dg`` as a contributor runs it from the project's root, in the project's environment (the
+    project's own package first on the path: a copy's, when the project is a copy)."""
     venv = Path(sys.executable).parent.parent
-    return subprocess.run([str(venv / "bin" / "dg"), *args], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          check=False, env={**os.environ, "VIRTUAL_ENV": str(venv), "NO_COLOR": "1"})
+    return subprocess.run([str(venv / "bin" / "dg"), *args], cwd=project, capture_output=True, text=True, timeout=300,
+                          check=False, env={**os.environ, "VIRTUAL_ENV": str(venv), "NO_COLOR": "1", "COLUMNS": "500", "PYTHONPATH": str(project)})
 
 
 def test_dg_checks_the_project_and_lists_every_definition() -> None:
@@ -50,6 +53,26 @@ def test_dg_checks_the_project_and_lists_every_definition() -> None:
     assert {j["name"] for j in found["jobs"]} == {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")}
     assert {s["name"] for s in found["schedules"]} == {s.name for s in defs.schedules}
     assert {s["name"] for s in found["sensors"]} == {s.name for s in defs.sensors}
+
+
+def test_a_contributor_adds_a_source_and_a_dashboard_by_scaffolding_them(tmp_path: Path) -> None:
+    """README's "add a source" and "add a dashboard": dg scaffold defs, fill in, dg check defs."""
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "sales_analytics", project / "sales_analytics", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", project)
+    for component, folder in ((SOURCE_COMPONENT, "sources/kiosk"), (DASHBOARD_COMPONENT, "dashboards/kiosk_board")):
+        scaffolded = _dg("scaffold", "defs", component, folder, project=project)
+        assert scaffolded.returncode == 0, scaffolded.stderr
+    listed = _dg("list", "defs", "--json", project=project)
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)
+    assert {"landing/kiosk", "dashboards/kiosk_board/insights", "dashboards/kiosk_board/page"} <= {a["asset_key"] for a in found["assets"]}
+    assert {"landing_kiosk", "dashboard_kiosk_board_schedule"} <= {s["name"] for s in found["sensors"] + found["schedules"]}
+    declared = project / "sales_analytics/defs/sources/kiosk/defs.yaml"
+    declared.write_text(declared.read_text().replace("timezone: UTC", "timezone: Mars/Olympus"))
+    checked = _dg("check", "defs", project=project)
+    assert checked.returncode != 0
+    assert f"{declared}: attributes.timezone: Value error, unknown time zone 'Mars/Olympus'" in checked.stdout + checked.stderr
 
 
 def test_lineage_runs_landing_raw_clean_report_stores() -> None:
@@ -79,7 +102,7 @@ def test_lineage_runs_landing_raw_clean_report_stores() -> None:
     # Every asset links to what declares it: its Python, or a source's YAML spec.
     references = {k.to_user_string(): graph.get(k).metadata.get("dagster/code_references") for k in graph.get_all_asset_keys()}
     assert all(references.values()), [key for key, found in references.items() if not found]
-    assert references["landing/pos"].code_references[0].file_path.endswith("sources/specs/pos.yaml")
+    assert references["landing/pos"].code_references[0].file_path.endswith("sales_analytics/defs/sources/pos/defs.yaml")
 
 
 def test_checks_guard_clean_table_and_report() -> None:

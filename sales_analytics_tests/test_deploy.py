@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from sales_analytics.dashboards.assets import dashboards
+from sales_analytics.dashboards.spec import dashboard_job_name, dashboard_specs
 from sales_analytics.definitions import defs
 from sales_analytics.profiles import StackSettings, build_resources, initialized
 
@@ -45,8 +45,8 @@ def test_run_queue_limits_match_the_tags_our_runs_carry() -> None:
     limits = {limit["key"]: limit for limit in config["concurrency"]["runs"]["tag_concurrency_limits"]}
     assert limits["source"]["value"] == limits["dashboard"]["value"] == {"applyLimitPerUniqueValue": True}
     assert config["run_retries"]["enabled"] and config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
-    for dashboard in dashboards:  # one run at a time per dashboard
-        assert defs.resolve_job_def(dashboard.job.name).tags["dashboard"] == dashboard.spec.name
+    for spec in dashboard_specs():  # one run at a time per dashboard
+        assert defs.resolve_job_def(dashboard_job_name(spec.name)).tags["dashboard"] == spec.name
     assert set(config["run_launcher"]["config"]["propagate_tags"]["allow_list"]) >= {"source", "dashboard"}
 
 

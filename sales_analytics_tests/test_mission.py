@@ -5,8 +5,7 @@ from typing import Any
 import dagster as dg
 import pyarrow.compute as pc
 
-from sales_analytics.dashboards.assets import dashboards
-from sales_analytics.dashboards.spec import page_object_key
+from sales_analytics.dashboards.spec import dashboard_specs, page_object_key
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import SalesGenerator
 from sales_analytics.ocr.assets import UNITEMISED_PRODUCT
@@ -51,7 +50,7 @@ def test_sample_receipts_are_read_and_the_spoilt_ones_queued(dashboard_world: di
     with initialized(dashboard_world["env"]["lake"]) as lake:
         clean = LakeReader(lake).stored_partitions(dg.AssetKey(["clean", "order_lines"]), "order_date")
         lines = parquet_bytes_to_table(lake.get_bytes(clean[day]))
-        pages = {d.spec.name: lake.exists(page_object_key(d.spec.name)) for d in dashboards}
+        pages = {s.name: lake.exists(page_object_key(s.name)) for s in dashboard_specs()}
     receipts = lines.filter(pc.equal(lines["product_id"], UNITEMISED_PRODUCT)).to_pylist()
     assert sorted((r["store_id"], r["unit_price"], r["currency"]) for r in receipts) == sorted(
         (s.key.split("/")[3], round(s.total, 2), s.currency) for s in readable)

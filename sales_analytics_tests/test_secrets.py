@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from sales_analytics.definitions import build_defs
-from sales_analytics.jobs import demand_forecast_job, extract_jobs
+from sales_analytics.jobs import demand_forecast_job
 from sales_analytics.profiles import ALERT_WEBHOOK_ENV, StackSettings, initialized
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.sensors import run_failure_alerts
@@ -53,7 +53,7 @@ def test_no_secret_appears_in_events_metadata_run_config_or_output(
         configured_secrets: sa.Engine, stack_env: dict[str, Any], capfd: pytest.CaptureFixture[str]) -> None:
     defs = build_defs(stack_env)
     with dg.instance_for_test() as instance:
-        assert defs.resolve_job_def(extract_jobs["pos_db"].name).execute_in_process(instance=instance).success
+        assert defs.resolve_job_def("extract_pos_db").execute_in_process(instance=instance).success
         summary = ingest_and_build(defs, instance)
         assert summary.rows.get("clean/order_lines", 0) >= 20
         failed = defs.resolve_job_def(demand_forecast_job.name).execute_in_process(  # no champion model: it fails

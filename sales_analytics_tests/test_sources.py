@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from sales_analytics.declarations import SOURCE_COMPONENT
 from sales_analytics.definitions import build_defs
 from sales_analytics.ingest.raw import read_landing_quarantine
 from sales_analytics.partitions import FIRST_DAY, HISTORY_START_ENV
@@ -27,15 +28,15 @@ from sales_analytics.sources.mapping import map_rows
 from sales_analytics.sources.readers import UnreadableFile, read_landed
 from sales_analytics.sources.spec import (
     SOURCE_DIRS_ENV,
-    SPEC_DIR,
     CsvFormat,
     SourceSpecError,
+    check_spec_set,
     file_sources,
     load_spec,
-    load_specs,
     source_named,
+    spec_file,
 )
-from sales_analytics_tests.helpers import SPECS, ingest_one, rejects, rows
+from sales_analytics_tests.helpers import SPECS, ingest_one, rejects, rows, write_instance
 
 POS_HEADER = "order_id,line_no,order_ts,store_id,channel,product_id,customer_id,quantity,unit_price,discount,currency,status,updated_at"
 GOOD = "A1,1,2026-02-03T10:00:00Z,S001,store,P1,,2,9.99,0.00,EUR,sold,2026-02-03T10:00:00Z"
@@ -48,7 +49,7 @@ def test_shipped_specs_cover_every_file_format() -> None:
 
 
 def _spec_file(tmp_path: Path, changes: dict) -> Path:
-    data = yaml.safe_load((SPEC_DIR / "marketplace.yaml").read_text())
+    data = yaml.safe_load(spec_file("marketplace").read_text())["attributes"]
     for dotted, value in changes.items():
         *path, last = dotted.split(".")
         node = data
@@ -58,9 +59,7 @@ def _spec_file(tmp_path: Path, changes: dict) -> Path:
             node.pop(last)
         else:
             node[last] = value
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_instance(tmp_path, SOURCE_COMPONENT, data)
 
 
 @pytest.mark.parametrize(("changes", "message"), [
@@ -82,15 +81,15 @@ def test_invalid_specs_fail_with_file_and_field(tmp_path: Path, changes: dict, m
 
 
 def test_spec_set_rejects_clashing_names_and_overlapping_prefixes(tmp_path: Path) -> None:
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    first = _spec_file(tmp_path / "a", {})
-    second = _spec_file(tmp_path / "b", {"name": "other", "prefix": "landing/marketplace/eu/"})
+    first = _spec_file(tmp_path, {})
+    second = _spec_file(tmp_path, {"name": "other", "prefix": "landing/marketplace/eu/"})
     with pytest.raises(SourceSpecError, match="overlap"):
-        load_specs([first, second])
+        check_spec_set([(first, load_spec(first)), (second, load_spec(second))])
+    with pytest.raises(SourceSpecError, match="source names used twice"):
+        check_spec_set([(first, load_spec(first)), (second, load_spec(first))])
     with pytest.raises(SourceSpecError, match="not valid YAML"):
-        (tmp_path / "bad.yaml").write_text("name: [unclosed")
-        load_spec(tmp_path / "bad.yaml")
+        (tmp_path / "defs.yaml").write_text("type: x\nattributes: [unclosed")
+        load_spec(tmp_path / "defs.yaml")
 
 
 # -- formats ----------------------------------------------------------------------------------
@@ -132,8 +131,7 @@ def test_jsonl_with_changes_and_business_date_in_the_source_zone(local_env: dict
 
 
 def test_a_line_naming_its_original_order_is_a_refund_and_statuses_map_to_line_kinds(tmp_path: Path) -> None:
-    spec_file = tmp_path / "returns_desk.yaml"
-    spec_file.write_text(yaml.safe_dump({
+    declared = write_instance(tmp_path, SOURCE_COMPONENT, {
         "name": "returns_desk", "description": "a till whose refunds name the receipt they give back",
         "prefix": "landing/returns_desk/", "source_columns": ["receipt", "line", "at", "sku", "qty", "price", "kind", "refund_of"],
         "format": {"type": "csv"},
@@ -143,8 +141,8 @@ def test_a_line_naming_its_original_order_is_a_refund_and_statuses_map_to_line_k
                     "currency": {"value": "EUR"},
                     "status": {"from": "kind", "map": {"SALE": "sold", "VOID": "cancelled", "STORNO": "cancellation"}}},
         "changes": {"original_order": "refund_of"},
-    }))
-    spec = load_spec(spec_file)
+    })
+    spec = load_spec(declared)
     landed = pa.table({"receipt": ["R1", "R2", "R3", "R4"], "line": ["1", "1", "1", "1"], "at": ["2026-02-03T10:00:00Z"] * 4,
                        "sku": ["P1"] * 4, "qty": ["2", "1", "3", "1"], "price": ["5.00"] * 4,
                        "kind": ["SALE", "SALE", "VOID", "STORNO"], "refund_of": ["", "R1", "", ""],
@@ -322,6 +320,7 @@ changes: {negative_quantity: refund}
 DEPLOYMENT_BUILD = """
 import json, pathlib, sys
 import dagster as dg
+from sales_analytics.declarations import SOURCE_COMPONENT
 from sales_analytics.definitions import build_defs
 from sales_analytics.profiles import initialized, local_resources
 from sales_analytics.runner import ingest_and_build
@@ -340,16 +339,14 @@ print(json.dumps({"days": summary.touched_days, "sensors": [s.name for s in defs
 
 
 def test_a_source_a_deployment_declares_in_its_own_folder_is_ingested_end_to_end(tmp_path: Path) -> None:
-    folder = tmp_path / "sources"
-    folder.mkdir()
-    (folder / "kiosk.yaml").write_text(DEPLOYMENT_SOURCE)
+    declared = write_instance(tmp_path / "sources", SOURCE_COMPONENT, DEPLOYMENT_SOURCE)
     tills = "bon;pos;zeit;filiale;artikel;menge;preis\nB1;1;02.03.2026 09:15;7;P1;2;2,50\nB1;2;02.03.2026 09:15;7;P2;1;4,00\nB2;1;02.03.2026 17:40;7;P1;-1;2,50\n"
     built = subprocess.run([sys.executable, "-c", DEPLOYMENT_BUILD, str(tmp_path / "home"), tills], capture_output=True, text=True,
-                           timeout=300, check=False, env={**os.environ, SOURCE_DIRS_ENV: str(folder)})
+                           timeout=300, check=False, env={**os.environ, SOURCE_DIRS_ENV: str(tmp_path / "sources")})
     assert built.returncode == 0, built.stderr[-3000:]
     result = json.loads(built.stdout.strip().splitlines()[-1])
     assert result["days"] == ["2026-03-02"] and "landing_kiosk" in result["sensors"]
-    assert result["declared_in"] == str((folder / "kiosk.yaml").resolve())
+    assert result["declared_in"] == str(declared.resolve())
     (row,) = result["rows"]  # 2 x 2.50 + 4.00 sold, one 2.50 refunded
     assert (row["store_id"], row["units_sold"], row["units_returned"], row["net_sales"]) == ("K-7", 2, 1, 6.5)
 

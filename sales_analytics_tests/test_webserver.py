@@ -20,6 +20,7 @@ from sklearn.dummy import DummyRegressor
 from sales_analytics.catalog import DAILY_STORE_SALES_KEY, DEMAND_MODEL_NAME
 from sales_analytics.dashboards.assets import AS_OF_TAG
 from sales_analytics.dashboards.spec import EXTRA_DIRS_ENV
+from sales_analytics.declarations import DASHBOARD_COMPONENT, SOURCE_COMPONENT
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.ml.assets import DEMAND_CHAMPION, DEMAND_MODEL
@@ -28,7 +29,7 @@ from sales_analytics.profiles import initialized, local_resources
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import DAILY_STORE_SALES, WEEKLY_SALES
 from sales_analytics.storage.parquet_io import partition_object_key
-from sales_analytics_tests.helpers import free_port
+from sales_analytics_tests.helpers import free_port, write_instance
 
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = {"repositoryLocationName": "sales_analytics", "repositoryName": "__repository__"}
@@ -57,8 +58,7 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     (home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\nconcurrency:\n  runs:\n"
                                                    "    max_concurrent_runs: 1\n")
     # A dashboard added by declaration alone, in a deployment's own folder, firing every minute.
-    (home / "dashboards").mkdir()
-    (home / "dashboards" / f"{MINUTELY}.yaml").write_text(MINUTELY_DECLARATION)
+    write_instance(home / "dashboards", DASHBOARD_COMPONENT, MINUTELY_DECLARATION)
     env = {**os.environ, "SALES_ANALYTICS_HOME": str(home), "SALES_ANALYTICS_PROFILE": "local",
            "DAGSTER_HOME": str(home / "dagster"), EXTRA_DIRS_ENV: str(home / "dashboards")}
     port = free_port()
@@ -348,6 +348,20 @@ def test_dg_dev_serves_the_project_as_a_contributor_starts_it(tmp_path: Path) ->
         repository = graphql(url, """query($s: RepositorySelector!) { repositoryOrError(repositorySelector: $s) {
             ... on Repository { name } } }""", {"s": LOCATION})["repositoryOrError"]
         assert repository == {"name": "__repository__"}
+        # The docs tab: the project's component types with the fields their YAML takes.
+        documented = graphql(url, """query($l: String!) { componentTypesForLocationOrError(locationName: $l) {
+            ... on ComponentTypes { componentTypes { name description schema } } } }""",
+                             {"l": LOCATION["repositoryLocationName"]})["componentTypesForLocationOrError"]["componentTypes"]
+        ours = {t["name"]: t for t in documented if t["name"].startswith("sales_analytics.")}
+        assert set(ours) == {SOURCE_COMPONENT, DASHBOARD_COMPONENT}
+        source_fields = _schema(ours[SOURCE_COMPONENT]["schema"])["properties"]
+        assert {"prefix", "format", "columns", "changes"} <= set(source_fields)
+        assert all(field.get("description") for field in source_fields.values())
+        assert "cron" in json.dumps(_schema(ours[DASHBOARD_COMPONENT]["schema"]))
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
+
+
+def _schema(value: str | dict) -> dict:
+    return json.loads(value) if isinstance(value, str) else value

@@ -13,7 +13,6 @@
 
 import datetime as dt
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -37,7 +36,6 @@ from sales_analytics.dashboards.spec import (
     REVIEW_SENTIMENT,
     DashboardSpec,
     dashboard_job_name,
-    dashboard_specs,
     page_object_key,
 )
 from sales_analytics.jobs import ON, asset_job
@@ -55,14 +53,6 @@ AS_OF_TAG = "dashboard/as_of"  # a scheduled run: the last complete UTC day at t
 # week a year back: about 80 daily partitions, whatever the history.
 RECENT_DAYS = ins.LOOKBACK_DAYS + ins.WEEK * (ins.BASELINE_WEEKS + 1)
 ACCURACY_DAYS = 2 * ins.WEEK
-
-
-@dataclass(frozen=True)
-class DashboardDefinitions:
-    spec: DashboardSpec
-    assets: list[dg.AssetsDefinition]
-    job: Any  # what dg.define_asset_job returns (its class is not public)
-    schedule: dg.ScheduleDefinition
 
 
 def insights_key(name: str) -> dg.AssetKey:
@@ -148,7 +138,8 @@ def _reader(reports: list[str], views: dict[str, LakeView]) -> ReportReader:
     return ReportReader({r: views[input_name(r)] for r in reports})
 
 
-def dashboard_definitions(spec: DashboardSpec) -> DashboardDefinitions:
+def dashboard_definitions(spec: DashboardSpec) -> dg.Definitions:
+    """A dashboard's insight and page assets, its job over exactly those, and its schedule."""
     common = {"group_name": "dashboards", "owners": [spec.owner], "tags": {"dashboard": spec.name}}
     read_by_insights = list(spec.insight_reports())
 
@@ -197,7 +188,7 @@ def dashboard_definitions(spec: DashboardSpec) -> DashboardDefinitions:
         description=f"Rebuild the '{spec.title}' dashboard's insights and page from its reports as they stand.",
         tags={"dashboard": spec.name},
     )
-    return DashboardDefinitions(spec, [dashboard_insights, dashboard_page], job, _schedule(spec, job))
+    return dg.Definitions(assets=[dashboard_insights, dashboard_page], jobs=[job], schedules=[_schedule(spec, job)])
 
 
 def _schedule(spec: DashboardSpec, job: Any) -> dg.ScheduleDefinition:
@@ -209,5 +200,3 @@ def _schedule(spec: DashboardSpec, job: Any) -> dg.ScheduleDefinition:
 
     return dashboard_schedule
 
-
-dashboards = [dashboard_definitions(spec) for spec in dashboard_specs()]

@@ -1,13 +1,12 @@
-"""Dashboard declarations: YAML files under ``specs/``, validated into ``DashboardSpec``.
+"""Dashboard declarations: component instances (``defs/dashboards/<name>/defs.yaml``), validated into ``DashboardSpec``.
 
 A dashboard names its owner, its schedule (cron and IANA timezone), the reports it reads, its KPI
-tiles, its insights and its charts. Adding a dashboard is adding a file: the asset factory gives
+tiles, its insights and its charts. Adding a dashboard is adding an instance (``dg scaffold defs``): the asset factory gives
 it insight and page assets, a job over exactly those and the reports, and a schedule.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from functools import cache
 from pathlib import Path
@@ -15,12 +14,11 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sales_analytics.declarations import DASHBOARD_COMPONENT, DEFS_DIR, deployment_folders, instances, read_instances
 from sales_analytics.schema import DIMENSIONS
 
-SPEC_DIR = Path(__file__).parent / "specs"
 EXTRA_DIRS_ENV = "SALES_ANALYTICS_DASHBOARDS"
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
 
@@ -81,8 +79,8 @@ class _Strict(BaseModel):
 
 
 class Schedule(_Strict):
-    cron: str
-    timezone: str = "UTC"
+    cron: str = Field(description="5-field cron schedule of refreshes")
+    timezone: str = Field(default="UTC", description="IANA timezone the cron schedule is read in")
 
     @field_validator("cron")
     @classmethod
@@ -128,10 +126,10 @@ def _weekdays(field: str) -> set[int]:
 
 
 class Chart(_Strict):
-    type: ChartType
-    title: str = Field(min_length=1, max_length=120)
-    metric: SalesMetric = "net_sales"
-    dimension: Dimension | None = None
+    type: ChartType = Field(description="the kind of chart")
+    title: str = Field(min_length=1, max_length=120, description="shown above the chart")
+    metric: SalesMetric = Field(default="net_sales", description="the measure drawn")
+    dimension: Dimension | None = Field(default=None, description="what a breakdown splits by")
     days: int = Field(default=28, ge=1, le=371, description="how far back the chart reaches")
     limit: int = Field(default=10, ge=1, le=50, description="rows or series shown")
 
@@ -143,17 +141,17 @@ class Chart(_Strict):
 
 
 class DashboardSpec(_Strict):
-    name: str
-    title: str = Field(min_length=1, max_length=120)
+    name: str = Field(description="the instance folder's name: assets under dashboards/<name>")
+    title: str = Field(min_length=1, max_length=120, description="the page's heading")
     owner: str = Field(pattern=r"^(team:[a-z0-9_-]+|[^@\s]+@[^@\s]+\.[a-z]+)$", description="team:<name> or an email")
-    description: str = ""
-    schedule: Schedule
+    description: str = Field(default="", description="what the page answers, for whom")
+    schedule: Schedule = Field(description="when the page is rebuilt")
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$", description="sales KPIs are in this currency's stores")
-    reports: tuple[str, ...] = Field(min_length=1)
-    kpis: tuple[str, ...] = ()
-    insights: tuple[InsightKind, ...] = ()
-    movers_dimensions: tuple[Dimension, ...] = ("category", "product")
-    charts: tuple[Chart, ...] = Field(min_length=1)
+    reports: tuple[str, ...] = Field(min_length=1, description=f"the reports it reads, of {list(REPORTS)}")
+    kpis: tuple[str, ...] = Field(default=(), description=f"KPI tiles, of {list(KPIS)}")
+    insights: tuple[InsightKind, ...] = Field(default=(), description="written insights above the charts")
+    movers_dimensions: tuple[Dimension, ...] = Field(default=("category", "product"), description="where movers are looked for")
+    charts: tuple[Chart, ...] = Field(min_length=1, description="the page's charts, in order")
 
     @field_validator("name")
     @classmethod
@@ -189,38 +187,50 @@ class DashboardSpec(_Strict):
 
 
 def load_spec(path: Path) -> DashboardSpec:
+    """The dashboard declared by the component instance in ``path`` (``<name>/defs.yaml``)."""
+    declared = read_instances(path, DASHBOARD_COMPONENT, DashboardSpecError)
+    if len(declared) != 1:
+        raise DashboardSpecError(f"{_where(path)}: expected one instance of {DASHBOARD_COMPONENT}, found {len(declared)}")
+    return validate_spec(declared[0], path)
+
+
+def validate_spec(attributes: object, path: Path) -> DashboardSpec:
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise DashboardSpecError(f"{path.name}: not valid YAML: {err}") from err
-    if not isinstance(raw, dict):
-        raise DashboardSpecError(f"{path.name}: expected a mapping at the top level")
-    try:
-        spec = DashboardSpec.model_validate(raw)
+        spec = DashboardSpec.model_validate(attributes)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'dashboard'}: {e['msg']}" for e in err.errors())
-        raise DashboardSpecError(f"{path.name}: {problems}") from err
-    if spec.name != path.stem:
-        raise DashboardSpecError(f"{path.name}: name {spec.name!r} must match the file name")
+        problems = "; ".join(f"{'.'.join(['attributes', *map(str, e['loc'])])}: {e['msg']}" for e in err.errors())
+        raise DashboardSpecError(f"{_where(path)}: {problems}") from None
+    if spec.name != path.parent.name:
+        raise DashboardSpecError(f"{_where(path)}: name {spec.name!r} must match its folder's name")
     return spec
 
 
+def _where(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}"
+
+
 def spec_dirs() -> list[Path]:
-    """The packaged declarations, then any folders a deployment adds (``SALES_ANALYTICS_DASHBOARDS``,
+    """The project's ``defs`` folder, then any folders a deployment adds (``SALES_ANALYTICS_DASHBOARDS``,
     separated by ``os.pathsep``): a team adds a dashboard without touching the package."""
-    extra = [Path(p) for p in os.environ.get(EXTRA_DIRS_ENV, "").split(os.pathsep) if p]
-    return [SPEC_DIR, *extra]
+    return [DEFS_DIR, *deployment_folders(EXTRA_DIRS_ENV, DashboardSpecError)]
 
 
 @cache
+def _declared() -> tuple[tuple[Path, DashboardSpec], ...]:
+    declared: dict[str, tuple[Path, DashboardSpec]] = {}
+    for path, attributes in instances(DASHBOARD_COMPONENT, spec_dirs(), DashboardSpecError):
+        spec = validate_spec(attributes, path)
+        if spec.name in declared:
+            raise DashboardSpecError(f"{path}: a dashboard named {spec.name!r} is already declared in {declared[spec.name][0]}")
+        declared[spec.name] = (path, spec)
+    return tuple(declared.values())
+
+
 def dashboard_specs() -> tuple[DashboardSpec, ...]:
-    specs: dict[str, DashboardSpec] = {}
-    for folder in spec_dirs():
-        if not folder.is_dir():
-            raise DashboardSpecError(f"{EXTRA_DIRS_ENV}: {folder} is not a folder")
-        for path in sorted(folder.glob("*.yaml")):
-            spec = load_spec(path)
-            if spec.name in specs:
-                raise DashboardSpecError(f"{path}: a dashboard named {spec.name!r} is already declared")
-            specs[spec.name] = spec
-    return tuple(specs.values())
+    """Every declared dashboard: the project's and the deployment's."""
+    return tuple(spec for _, spec in _declared())
+
+
+def declaration_file(name: str) -> Path:
+    """The ``defs.yaml`` that declares dashboard ``name``."""
+    return next(path for path, spec in _declared() if spec.name == name)

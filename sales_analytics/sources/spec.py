@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
-import os
 import re
-from collections.abc import Iterable
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sales_analytics.declarations import DEFS_DIR, SOURCE_COMPONENT, deployment_folders, instances, read_instances
 from sales_analytics.schema import CALENDAR, CUSTOMERS, ORDER_LINES, PRODUCTS, REVIEWS, SIGNALS, STORES, TableSpec
 
-SPEC_DIR = Path(__file__).parent / "specs"
 SOURCE_DIRS_ENV = "SALES_ANALYTICS_SOURCES"
 TARGETS: dict[str, TableSpec] = {"order_lines": ORDER_LINES, "stores": STORES, "products": PRODUCTS, "customers": CUSTOMERS,
                                   "calendar": CALENDAR, "reviews": REVIEWS, "signals": SIGNALS}
@@ -48,10 +45,10 @@ class _Strict(BaseModel):
 
 
 class ColumnMapping(_Strict):
-    from_: str | None = Field(default=None, alias="from")
-    value: str | None = None
-    template: str | None = None
-    expr: str | None = None
+    from_: str | None = Field(default=None, alias="from", description="the source column it is read from")
+    value: str | None = Field(default=None, description="a constant, the same on every row")
+    template: str | None = Field(default=None, description='text over source columns, e.g. "R{Store}"')
+    expr: str | None = Field(default=None, description='arithmetic over numeric source columns, e.g. "{Sales} / {Quantity}"')
     format: str | None = Field(default=None, description="strptime format for dates and timestamps")
     decimal: str = Field(default=".", description="decimal separator of numbers")
     map: dict[str, str] | None = Field(default=None, description="value mapping applied to the text")
@@ -76,26 +73,26 @@ class ColumnMapping(_Strict):
 
 
 class CsvFormat(_Strict):
-    type: Literal["csv"]
-    delimiter: str = ","
-    quote: str = '"'
-    encoding: str = "utf-8"
-    compression: Literal["auto", "gzip", "none"] = "auto"
+    type: Literal["csv"] = Field(description="delimited text")
+    delimiter: str = Field(default=",", description="the field separator")
+    quote: str = Field(default='"', description="the quote character")
+    encoding: str = Field(default="utf-8", description="text encoding; a byte-order mark overrides it")
+    compression: Literal["auto", "gzip", "none"] = Field(default="auto", description="auto: gzip when the bytes say so")
 
 
 class JsonLinesFormat(_Strict):
-    type: Literal["jsonl"]
-    encoding: str = "utf-8"
-    compression: Literal["auto", "gzip", "none"] = "auto"
+    type: Literal["jsonl"] = Field(description="one JSON object per line")
+    encoding: str = Field(default="utf-8", description="text encoding")
+    compression: Literal["auto", "gzip", "none"] = Field(default="auto", description="auto: gzip when the bytes say so")
 
 
 class ParquetFormat(_Strict):
-    type: Literal["parquet"]
+    type: Literal["parquet"] = Field(description="Apache Parquet files")
 
 
 class ExcelFormat(_Strict):
-    type: Literal["excel"]
-    sheet: str | int = 0
+    type: Literal["excel"] = Field(description="an .xlsx workbook")
+    sheet: str | int = Field(default=0, description="the sheet read, by name or position")
 
 
 FileFormat = CsvFormat | JsonLinesFormat | ParquetFormat | ExcelFormat
@@ -129,27 +126,28 @@ class SqlExtract(_Strict):
     table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$", description="[schema.]table")
     watermark: str = Field(description="column that grows whenever a row changes (e.g. updated_at)")
     tiebreak: list[str] = Field(min_length=1, description="key columns ordering rows that share a watermark")
-    batch_rows: int = Field(default=50_000, ge=1, le=1_000_000)
-    max_batches_per_run: int = Field(default=20, ge=1)
+    batch_rows: int = Field(default=50_000, ge=1, le=1_000_000, description="rows per landed Parquet batch")
+    max_batches_per_run: int = Field(default=20, ge=1, description="batches one extraction run lands at most")
 
 
 class SourceSpec(_Strict):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    description: str
-    kind: Literal["files", "sql"] = "files"
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="the source's name: its landing asset is landing/<name>")
+    description: str = Field(description="what the source is, shown in the UI")
+    kind: Literal["files", "sql"] = Field(default="files", description="files land in S3; sql: the platform extracts a table")
     extract: SqlExtract | None = Field(default=None, description="for kind sql: the table to extract")
-    target: Literal["order_lines", "stores", "products", "customers", "calendar", "reviews", "signals"] = "order_lines"
+    target: Literal["order_lines", "stores", "products", "customers", "calendar", "reviews", "signals"] = Field(
+        default="order_lines", description="the canonical table its rows go to")
     effective_from: dt.date | None = Field(
         default=None, description="reference data without dated folders: the date its one snapshot holds from")
     prefix: str = Field(description="landing-zone folder the source drops into, ending in /")
     dated_folders: bool = Field(default=False, description="objects land under <prefix><YYYY-MM-DD>/")
     lookback_days: int = Field(default=3, ge=0, le=60,
                                description="dated folders the landing sensor lists: today's and this many before")
-    format: FileFormat = Field(discriminator="type")
+    format: FileFormat = Field(discriminator="type", description="how the files are written")
     timezone: str = Field(default="UTC", description="zone of timestamps and dates given without one")
     source_columns: list[str] = Field(description="the header the source is expected to send")
-    columns: dict[str, ColumnMapping]
-    changes: Changes = Changes()
+    columns: dict[str, ColumnMapping] = Field(description="each canonical column: from, value, template or expr")
+    changes: Changes = Field(default=Changes(), description="how the source marks cancellations, refunds and corrections")
 
     @field_validator("prefix")
     @classmethod
@@ -225,44 +223,45 @@ def check_expression(expr: str) -> None:
 
 
 def load_spec(path: Path) -> SourceSpec:
+    """The source declared by the component instance in ``path`` (a ``defs.yaml``)."""
+    declared = read_instances(path, SOURCE_COMPONENT, SourceSpecError)
+    if len(declared) != 1:
+        raise SourceSpecError(f"{path}: expected one instance of {SOURCE_COMPONENT}, found {len(declared)}")
+    return validate_spec(declared[0], path)
+
+
+def validate_spec(attributes: object, path: Path) -> SourceSpec:
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SourceSpecError(f"{path}: not valid YAML: {err}") from err
-    try:
-        return SourceSpec.model_validate(data)
+        return SourceSpec.model_validate(attributes)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors())
+        problems = "; ".join(f"{'.'.join(['attributes', *map(str, e['loc'])])}: {e['msg']}" for e in err.errors())
         raise SourceSpecError(f"{path}: {problems}") from None
 
 
-def load_specs(paths: Iterable[Path]) -> tuple[SourceSpec, ...]:
-    specs = tuple(load_spec(p) for p in sorted(paths))
-    names = [s.name for s in specs]
+def check_spec_set(declared: list[tuple[Path, SourceSpec]]) -> None:
+    """Names unique, and no landing prefix inside another's (a file would belong to two sources)."""
+    names = [s.name for _, s in declared]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise SourceSpecError(f"source names used twice: {duplicates}")
-    prefixes = sorted(s.prefix for s in specs)
+    prefixes = sorted(s.prefix for _, s in declared)
     for outer, inner in pairwise(prefixes):
         if inner.startswith(outer):
             raise SourceSpecError(f"landing prefixes overlap: {outer} contains {inner}")
-    return specs
 
 
 def spec_dirs() -> list[Path]:
-    """The packaged specs, then any folders a deployment adds (``SALES_ANALYTICS_SOURCES``, separated
-    by ``os.pathsep``): a deployment adds a source without touching the package."""
-    extra = [Path(p) for p in os.environ.get(SOURCE_DIRS_ENV, "").split(os.pathsep) if p]
-    missing = [str(p) for p in extra if not p.is_dir()]
-    if missing:
-        raise SourceSpecError(f"{SOURCE_DIRS_ENV}: {', '.join(missing)} is not a folder")
-    return [SPEC_DIR, *extra]
+    """The project's ``defs`` folder, then any folders a deployment adds (``SALES_ANALYTICS_SOURCES``,
+    separated by ``os.pathsep``): a deployment adds a source without touching the package."""
+    return [DEFS_DIR, *deployment_folders(SOURCE_DIRS_ENV, SourceSpecError)]
 
 
 @cache
 def _declared() -> tuple[tuple[Path, SourceSpec], ...]:
-    paths = sorted(path for folder in spec_dirs() for path in folder.glob("*.yaml"))
-    return tuple(zip(paths, load_specs(paths), strict=True))
+    declared = [(path, validate_spec(attributes, path))
+                for path, attributes in instances(SOURCE_COMPONENT, spec_dirs(), SourceSpecError)]
+    check_spec_set(declared)
+    return tuple(declared)
 
 
 def file_sources() -> tuple[SourceSpec, ...]:
