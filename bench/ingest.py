@@ -34,8 +34,9 @@ import dagster as dg
 import polars as pl
 from measure import measured, own_peak_rss_mb
 
+from sales_analytics.catalog import RAW_ORDER_LINES
 from sales_analytics.generator import GeneratorConfig, generate
-from sales_analytics.ingest.assets import RAW_ORDER_LINES, raw_order_lines
+from sales_analytics.ingest.assets import raw_order_lines
 from sales_analytics.ingest.raw import pending_objects
 from sales_analytics.jobs import daily_sales_job, ingest_job
 from sales_analytics.partitions import day_ranges, range_tags
@@ -46,7 +47,7 @@ from sales_analytics.sources.spec import order_sources
 from sales_analytics.storage.lake import LakeResource, ObjectInfo
 
 START = dt.date(2024, 1, 1)
-LAKE_ASSETS = [dg.AssetKey(["clean", "order_lines"]), dg.AssetKey(["quarantine", "order_lines"]),
+LAKE_ASSETS = [dg.AssetKey(["clean", "order_lines"]), dg.AssetKey(["quarantine", "rejected_order_lines"]),
                dg.AssetKey(["reports", "daily_store_sales"])]
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 

@@ -7,7 +7,7 @@ find data. ``view`` opens any of these tables through the IO manager's own ``Lak
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 
@@ -38,6 +38,8 @@ CLEAN_REVIEWS = dg.AssetKey(["clean", "reviews"])
 SALES_BY_SERIES_KEY = dg.AssetKey(["curated", "sales_by_series"])
 DAILY_SALES_KEY = dg.AssetKey(["reports", "daily_sales"])
 DAILY_STORE_SALES_KEY = dg.AssetKey(["reports", "daily_store_sales"])
+RAW_ORDER_LINES = dg.AssetKey(["raw", "raw_order_lines"])
+LANDING_QUARANTINE = dg.AssetKey(["quarantine", "rejected_at_landing"])
 DEMAND_FORECAST_KEY = dg.AssetKey(["ml", "demand_forecast"])
 FORECAST_ACCURACY_KEY = dg.AssetKey(["ml", "forecast_accuracy"])
 
@@ -58,6 +60,21 @@ TABLES: dict[dg.AssetKey, TableSpec] = {
 STORED_WHOLE = frozenset(dg.AssetKey(["reports", spec.name]) for spec in (REVIEW_SENTIMENT, REVIEW_ASPECTS, NEGATIVE_REVIEW_SPIKES))
 
 DEMAND_MODEL_NAME = "demand"
+
+
+# Asset keys whose last part, the UI's label, says what the asset is: a source's landing files, a
+# table's rejected rows and a report's published copies sit beside tables of the same name.
+def landing_key(source: str) -> dg.AssetKey:
+    return dg.AssetKey(["landing", f"{source}_files"])
+
+
+def quarantine_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["quarantine", f"rejected_{table}"])
+
+
+def published_key(store: Literal["rds", "dynamodb"], table: str) -> dg.AssetKey:
+    """A report's copy in the SQL report store (``rds``) or the serving store (``dynamodb``)."""
+    return dg.AssetKey(["publishing", f"{store}_{table}"])
 SENTIMENT_MODEL_NAME = "review_sentiment"
 
 

@@ -39,6 +39,7 @@ DEMO_MODEL_CONFIG = {"history_days": 365, "horizon": 14, "backtest_windows": 2}
 def _demo(args: argparse.Namespace) -> None:
     import dagster as dg
 
+    from sales_analytics.catalog import LANDING_QUARANTINE, RAW_ORDER_LINES
     from sales_analytics.dashboards.assets import page_url
     from sales_analytics.runner import build_mission
 
@@ -62,8 +63,8 @@ def _demo(args: argparse.Namespace) -> None:
     for asset, partitions in sorted(summary.partitions.items()):
         print(f"  {asset:<40} {partitions:>4} materializations  {summary.rows.get(asset, 0):>9,} rows")
     rows, counts = summary.rows, summary.counts
-    print(f"  reconciled: {rows.get('raw/order_lines', 0):,} landed = {rows.get('clean/order_lines', 0):,} clean + "
-          f"{rows.get('quarantine/landing', 0) + counts.get('rows_rejected', 0):,} quarantined + "
+    print(f"  reconciled: {rows.get(RAW_ORDER_LINES.to_user_string(), 0):,} landed = {rows.get('clean/order_lines', 0):,} clean + "
+          f"{rows.get(LANDING_QUARANTINE.to_user_string(), 0) + counts.get('rows_rejected', 0):,} quarantined + "
           f"{counts.get('duplicates_collapsed', 0):,} duplicates collapsed")
     failed = [name for name, ok in summary.checks.items() if not ok]
     print(f"  checks: {len(summary.checks) - len(failed)} passed, {len(failed)} failed {failed or ''}")

@@ -17,6 +17,7 @@ from sales_analytics.catalog import declaration_reference
 from sales_analytics.dashboards.assets import dashboard_definitions
 from sales_analytics.dashboards.spec import DashboardSpec, DashboardSpecError, dashboard_specs, declaration_file
 from sales_analytics.declarations import DEFS_DIR, INSTANCE_FILE
+from sales_analytics.groups import with_group_defaults
 from sales_analytics.ingest.assets import extraction_asset, landing_spec
 from sales_analytics.jobs import extract_job
 from sales_analytics.sensors import landing_sensor, watermark_sensor
@@ -28,9 +29,10 @@ def source_definitions(spec: SourceSpec) -> dg.Definitions:
     extraction asset, its job and the sensor watching its watermark."""
     landing = landing_sensor(spec)
     if spec.extract is None:
-        return dg.Definitions(assets=[landing_spec(spec)], sensors=[landing])
+        return dg.Definitions(assets=with_group_defaults([landing_spec(spec)]), sensors=[landing])
     job = extract_job(spec)
-    return dg.Definitions(assets=[extraction_asset(spec)], jobs=[job], sensors=[landing, watermark_sensor(spec, job.name)])
+    return dg.Definitions(assets=with_group_defaults([extraction_asset(spec)]), jobs=[job],
+                          sensors=[landing, watermark_sensor(spec, job.name)])
 
 
 class SourceScaffolder(dg.Scaffolder):

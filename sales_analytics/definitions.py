@@ -12,6 +12,7 @@ from dagster_celery import celery_executor
 from sales_analytics.catalog import DAILY_STORE_SALES_KEY
 from sales_analytics.components import deployment_definitions
 from sales_analytics.curated.assets import sales_by_series
+from sales_analytics.groups import with_group_defaults
 from sales_analytics.ingest.assets import raw_order_lines
 from sales_analytics.jobs import (
     daily_sales_job,
@@ -97,7 +98,7 @@ def declared_defs() -> dg.Definitions:
 
 def platform_defs(resources: dict[str, Any]) -> dg.Definitions:
     return dg.Definitions(
-        assets=with_code_references([
+        assets=with_code_references(with_group_defaults([
             raw_order_lines,
             clean_order_lines,
             *reference_assets,
@@ -123,7 +124,7 @@ def platform_defs(resources: dict[str, Any]) -> dg.Definitions:
             *weekly_sales_published,
             *publish_assets(DEMAND_FORECAST, DEMAND_FORECAST_KEY, backfill_policy=None),
             *publish_assets(FORECAST_ACCURACY, FORECAST_ACCURACY_KEY, backfill_policy=None),
-        ]),
+        ])),
         jobs=[ingest_job, daily_sales_job, weekly_sales_job, reference_job, train_demand_model_job, demand_forecast_job, train_sentiment_model_job,
               review_insights_job, receipts_job],
         schedules=[daily_sales_schedule, train_demand_model_schedule, demand_forecast_schedule, train_sentiment_model_schedule,

@@ -5,6 +5,7 @@ from typing import Any
 import dagster as dg
 
 from sales_analytics.alerts import NETWORK_RETRY
+from sales_analytics.catalog import LANDING_QUARANTINE, RAW_ORDER_LINES, landing_key, published_key, quarantine_key
 from sales_analytics.sources.spec import SNAPSHOT_TARGETS, SourceSpec
 
 # Dashboards refresh on their own schedules and weekly reports by automation: the jobs that feed
@@ -24,13 +25,13 @@ def asset_job(name: str, **kwargs: Any) -> Any:  # what dg.define_asset_job retu
 
 ingest_job = asset_job(
     "ingest_landing",
-    selection=dg.AssetSelection.assets(["raw", "order_lines"], ["quarantine", "landing"]),
+    selection=dg.AssetSelection.assets(RAW_ORDER_LINES, LANDING_QUARANTINE),
     description="Ingest every landed object version not ingested yet into the raw zone.",
 )
 
 daily_sales_job = asset_job(
     "daily_sales",
-    selection=dg.AssetSelection.assets(["clean", "order_lines"], ["quarantine", "order_lines"], ["curated", "sales_by_series"])
+    selection=dg.AssetSelection.assets(["clean", "order_lines"], quarantine_key("order_lines"), ["curated", "sales_by_series"])
     | (dg.AssetSelection.assets(["reports", "daily_store_sales"], ["reports", "daily_sales"]).downstream() - REFRESHED_ON_THEIR_OWN),
     description="Clean order lines, the curated series and the daily sales reports (lake, SQL, serving) for "
                 "order-date partitions.",
@@ -50,14 +51,14 @@ weekly_sales_job = asset_job(
 
 reference_job = asset_job(
     "reference_data",
-    selection=dg.AssetSelection.assets(*[["clean", t] for t in SNAPSHOT_TARGETS], *[["quarantine", t] for t in SNAPSHOT_TARGETS]),
+    selection=dg.AssetSelection.assets(*[["clean", t] for t in SNAPSHOT_TARGETS], *[quarantine_key(t) for t in SNAPSHOT_TARGETS]),
     description="Rebuild stores and products (with their history) and reviews from every snapshot.",
 )
 
 def extract_job(spec: SourceSpec) -> Any:
     return asset_job(
         f"extract_{spec.name}",
-        selection=dg.AssetSelection.assets(["landing", spec.name]),
+        selection=dg.AssetSelection.assets(landing_key(spec.name)),
         description=f"Extract the next batches of the {spec.name} database table into the landing zone.",
     )
 
@@ -65,7 +66,7 @@ def extract_job(spec: SourceSpec) -> Any:
 train_demand_model_job = asset_job(
     "train_demand_model",
     selection=dg.AssetSelection.assets(["ml", "demand_model"], ["ml", "demand_model_champion"],
-                                       ["reports", "rds", "model_backtest"]),
+                                       published_key("rds", "model_backtest")),
     description="Train and backtest a new demand model; promote it only if its promotable check passes.",
 )
 # Weekly, Monday 05:00 UTC, after the weekend's sales are curated.
@@ -101,7 +102,7 @@ review_insights_schedule = dg.ScheduleDefinition(job=review_insights_job, cron_s
 
 receipts_job = asset_job(
     "receipts",
-    selection=dg.AssetSelection.assets(["ml", "receipt_extraction"], ["reports", "rds", "receipt_review_queue"]),
+    selection=dg.AssetSelection.assets(["ml", "receipt_extraction"], published_key("rds", "receipt_review_queue")),
     description="Read a day's scanned receipts: confident ones exported as order lines, the rest to the review queue.",
 )
 # Yesterday's scans at 02:00 UTC, before the daily sales build (03:00) picks up their order lines.

@@ -26,6 +26,7 @@ CANCELLATION_STATUSES = ("cancellation",)  # an earlier sale undone by a documen
 REVERSAL_STATUSES = ("refund", "cancellation")  # separate lines that take value away
 
 MONEY_DECIMALS = 2
+SCORE_DECIMALS = 4
 # Each measure and its one definition (the reports' column descriptions and the README's table).
 MEASURES: dict[str, str] = {
     "orders": "distinct orders with a sale line (sold or returned)",
@@ -107,6 +108,11 @@ def money(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     puts it back on the side the exact amount is on."""
     nudge = pc.multiply(pc.sign(values), pc.add(pc.multiply(pc.abs(values), 1e-12), 1e-9))
     return pc.round(pc.add(values, nudge), MONEY_DECIMALS, round_mode="half_towards_infinity")
+
+
+def rounded_score(value: float) -> float:
+    """A model score, ratio or share as a person reads it in metadata: 4 decimals, not float noise."""
+    return round(float(value), SCORE_DECIMALS)
 
 
 def net_units(lines: pa.Table) -> int:

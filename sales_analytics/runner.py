@@ -15,7 +15,8 @@ from typing import Any
 
 import dagster as dg
 
-from sales_analytics.ingest.assets import RAW_ORDER_LINES, raw_order_lines
+from sales_analytics.catalog import RAW_ORDER_LINES, published_key
+from sales_analytics.ingest.assets import raw_order_lines
 from sales_analytics.jobs import (
     daily_sales_job,
     demand_forecast_job,
@@ -121,7 +122,7 @@ def collect_run(result: dg.ExecuteInProcessResult, summary: BuildSummary) -> Non
 
 SCORED_DAYS = 10  # forecasts made this many days before the last day, scored day by day since
 # A day's scoring of past forecasts, with its SQL and serving copies: the stores stay in step.
-SCORING = [FORECAST_ACCURACY_KEY, *(dg.AssetKey(["reports", store, FORECAST_ACCURACY.name]) for store in ("rds", "dynamodb"))]
+SCORING = [FORECAST_ACCURACY_KEY, published_key("rds", FORECAST_ACCURACY.name), published_key("dynamodb", FORECAST_ACCURACY.name)]
 
 
 @dataclass

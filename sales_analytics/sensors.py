@@ -23,8 +23,8 @@ import dagster as dg
 import sqlalchemy as sa
 
 from sales_analytics.alerts import Alert, AlertNotifier, alert_for
-from sales_analytics.catalog import FORECAST_ACCURACY_KEY
-from sales_analytics.ingest.assets import RAW_ORDER_LINES, raw_order_lines
+from sales_analytics.catalog import FORECAST_ACCURACY_KEY, RAW_ORDER_LINES, published_key
+from sales_analytics.ingest.assets import raw_order_lines
 from sales_analytics.ingest.extract import database_url, latest_watermark, read_position
 from sales_analytics.ingest.raw import manifest_key
 from sales_analytics.jobs import (
@@ -144,7 +144,7 @@ def watermark_tick(spec: SourceSpec, lake: LakeResource, engine: sa.Engine) -> d
 
 
 # The daily job's last asset: a day whose copy here was built after an ingest has been rebuilt since.
-DAILY_BUILD_DONE = dg.AssetKey(["reports", "dynamodb", "daily_sales"])
+DAILY_BUILD_DONE = published_key("dynamodb", "daily_sales")
 MAX_INGESTS_PER_TICK = 100
 TOUCHED_BY_TAG = "touched_by_runs"  # the ingest runs whose rows are in the days a rebuild covers
 MAX_RUNS_IN_TAG = 10

@@ -247,7 +247,7 @@ def test_executive_page_is_built_with_insights_traceable_to_the_report(built: di
     assert "Net sales (last 7 days)" in page.metadata["preview"].value
     with initialized(built["env"]["lake"]) as lake:
         html = lake.get_bytes(page_object_key("executive_daily")).decode()
-        insights = parquet_bytes_to_table(lake.get_bytes("dashboards/executive_daily/insights/data.parquet")).to_pandas()
+        insights = parquet_bytes_to_table(lake.get_bytes(partition_object_key(insights_key("executive_daily"), None, None))).to_pandas()
         as_of = dt.date.fromisoformat(day)
         week = [(as_of - dt.timedelta(days=k)).isoformat() for k in range(7)]
         report = pd.concat([parquet_bytes_to_table(lake.get_bytes(partition_object_key(

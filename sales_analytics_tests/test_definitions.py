@@ -6,12 +6,15 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
 
+from sales_analytics.catalog import landing_key
 from sales_analytics.declarations import DASHBOARD_COMPONENT, SOURCE_COMPONENT
 from sales_analytics.definitions import build_defs, defs
+from sales_analytics.groups import DATA_ENGINEERING, DATA_SCIENCE, GROUPS, LAYER_TAG
 from sales_analytics.partitions import FIRST_DAY, partition_days
 from sales_analytics.profiles import build_resources
 from sales_analytics.sources.spec import order_sources
@@ -66,7 +69,7 @@ def test_a_contributor_adds_a_source_and_a_dashboard_by_scaffolding_them(tmp_pat
     listed = _dg("list", "defs", "--json", project=project)
     assert listed.returncode == 0, listed.stderr
     found = json.loads(listed.stdout)
-    assert {"landing/kiosk", "dashboards/kiosk_board/insights", "dashboards/kiosk_board/page"} <= {a["asset_key"] for a in found["assets"]}
+    assert {"landing/kiosk_files", "dashboards/kiosk_board_insights", "dashboards/kiosk_board_page"} <= {a["asset_key"] for a in found["assets"]}
     assert {"landing_kiosk", "dashboard_kiosk_board_schedule"} <= {s["name"] for s in found["sensors"] + found["schedules"]}
     declared = project / "sales_analytics/defs/sources/kiosk/defs.yaml"
     declared.write_text(declared.read_text().replace("timezone: UTC", "timezone: Mars/Olympus"))
@@ -78,15 +81,15 @@ def test_a_contributor_adds_a_source_and_a_dashboard_by_scaffolding_them(tmp_pat
 def test_lineage_runs_landing_raw_clean_report_stores() -> None:
     graph = defs.resolve_asset_graph()
     key = dg.AssetKey.from_user_string
-    orders = {dg.AssetKey(["landing", s.name]) for s in order_sources()}
-    assert {key("landing/pos"), key("landing/web"), key("landing/superstore"), key("landing/pos_db")} <= orders
-    assert graph.get(key("raw/order_lines")).parent_keys == orders
-    assert graph.get(key("clean/stores")).parent_keys == {key("landing/stores"), key("landing/rossmann_stores")}
-    assert graph.get(key("clean/order_lines")).parent_keys == {key("raw/order_lines")}
+    orders = {landing_key(s.name) for s in order_sources()}
+    assert {key("landing/pos_files"), key("landing/web_files"), key("landing/superstore_files"), key("landing/pos_db_files")} <= orders
+    assert graph.get(key("raw/raw_order_lines")).parent_keys == orders
+    assert graph.get(key("clean/stores")).parent_keys == {key("landing/stores_files"), key("landing/rossmann_stores_files")}
+    assert graph.get(key("clean/order_lines")).parent_keys == {key("raw/raw_order_lines")}
     assert graph.get(key("reports/daily_store_sales")).parent_keys == {key("clean/order_lines")}
-    assert graph.get(key("reports/daily_store_sales")).child_keys == {key("reports/rds/daily_store_sales"),
-                                                                      key("reports/dynamodb/daily_store_sales"),
-                                                                      key("dashboards/store_performance/page")}
+    assert graph.get(key("reports/daily_store_sales")).child_keys == {key("publishing/rds_daily_store_sales"),
+                                                                      key("publishing/dynamodb_daily_store_sales"),
+                                                                      key("dashboards/store_performance_page")}
     assert graph.get(key("curated/sales_by_series")).parent_keys == {key("clean/order_lines"), key("clean/products"),
                                                                      key("clean/stores")}
     assert graph.get(key("ml/demand_model")).parent_keys == {key("curated/sales_by_series"), key("clean/calendar"),
@@ -98,11 +101,25 @@ def test_lineage_runs_landing_raw_clean_report_stores() -> None:
                                     "dashboards"}
     # Rejected rows and the SQL / DynamoDB copies each have a group of their own, apart from what they come from.
     assert all(group == "quarantine" for key, group in groups.items() if key.startswith("quarantine/"))
-    assert all(group == "publishing" for key, group in groups.items() if key.startswith(("reports/rds/", "reports/dynamodb/")))
+    assert all(group == "publishing" for key, group in groups.items() if key.startswith("publishing/"))
     # Every asset links to what declares it: its Python, or a source's YAML spec.
     references = {k.to_user_string(): graph.get(k).metadata.get("dagster/code_references") for k in graph.get_all_asset_keys()}
     assert all(references.values()), [key for key, found in references.items() if not found]
-    assert references["landing/pos"].code_references[0].file_path.endswith("sales_analytics/defs/sources/pos/defs.yaml")
+    assert references["landing/pos_files"].code_references[0].file_path.endswith("sales_analytics/defs/sources/pos/defs.yaml")
+
+
+def test_every_label_is_unique_and_each_group_sets_its_owners_kinds_and_tag_once() -> None:
+    """The UI labels an asset by its key's last part: no two alike, in the global view too."""
+    graph = defs.resolve_asset_graph()
+    labels = Counter(k.path[-1] for k in graph.get_all_asset_keys())
+    assert [label for label, count in labels.items() if count > 1] == []
+    for asset_key in graph.get_all_asset_keys():
+        node, group = graph.get(asset_key), GROUPS[str(graph.get(asset_key).group_name)]
+        assert node.tags[LAYER_TAG] == node.group_name and group.kinds <= node.kinds and node.owners, asset_key
+    owners = {k.to_user_string(): graph.get(k).owners for k in graph.get_all_asset_keys()}
+    assert owners["clean/order_lines"] == owners["landing/pos_files"] == [DATA_ENGINEERING]  # from the group
+    assert owners["publishing/rds_model_backtest"] == [DATA_SCIENCE]  # its own, not the group's analysts
+    assert owners["dashboards/executive_daily_page"] == ["team:leadership"]  # the dashboard's declared owner
 
 
 def test_checks_guard_clean_table_and_report() -> None:
@@ -110,15 +127,15 @@ def test_checks_guard_clean_table_and_report() -> None:
     assert {("clean/order_lines", n) for n in ("matches_canonical_schema", "unique_key",
                                                "non_negative_quantity_and_price", "reconciles_with_raw")} <= checks
     assert ("reports/daily_store_sales", "units_reconcile_with_clean") in checks
-    assert ("raw/order_lines", "no_schema_drift") in checks
+    assert ("raw/raw_order_lines", "no_schema_drift") in checks
 
 
 def test_daily_job_selects_clean_and_reports_and_schedule_targets_it() -> None:
     job = defs.resolve_job_def("daily_sales")
     selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
-    assert selected == {"clean/order_lines", "quarantine/order_lines", "curated/sales_by_series", "reports/daily_store_sales",
-                        "reports/rds/daily_store_sales", "reports/dynamodb/daily_store_sales", "reports/daily_sales",
-                        "reports/rds/daily_sales", "reports/dynamodb/daily_sales"}
+    assert selected == {"clean/order_lines", "quarantine/rejected_order_lines", "curated/sales_by_series", "reports/daily_store_sales",
+                        "publishing/rds_daily_store_sales", "publishing/dynamodb_daily_store_sales", "reports/daily_sales",
+                        "publishing/rds_daily_sales", "publishing/dynamodb_daily_sales"}
     schedule = defs.resolve_schedule_def("daily_sales_schedule")
     assert schedule.cron_schedule == "0 3 * * *"
     tick = dt.datetime(2026, 3, 5, 3, 0, tzinfo=dt.UTC)
@@ -130,9 +147,9 @@ def test_daily_job_selects_clean_and_reports_and_schedule_targets_it() -> None:
 def test_ml_jobs_select_their_assets_and_schedules_fire_after_the_daily_build() -> None:
     train_job, forecast_job = defs.resolve_job_def("train_demand_model"), defs.resolve_job_def("demand_forecast")
     assert {k.to_user_string() for k in train_job.asset_layer.executable_asset_keys} == {
-        "ml/demand_model", "ml/demand_model_champion", "reports/rds/model_backtest"}
+        "ml/demand_model", "ml/demand_model_champion", "publishing/rds_model_backtest"}
     assert {k.to_user_string() for k in forecast_job.asset_layer.executable_asset_keys} == {
-        "ml/demand_forecast", "ml/forecast_accuracy", *[f"reports/{store}/{table}" for store in ("rds", "dynamodb")
+        "ml/demand_forecast", "ml/forecast_accuracy", *[f"publishing/{store}_{table}" for store in ("rds", "dynamodb")
                                                         for table in ("demand_forecast", "forecast_accuracy")]}
     daily_job = defs.resolve_job_def("daily_sales")  # the sales reports only: forecasts are published by their own job
     assert not any("forecast" in k.to_user_string() for k in daily_job.asset_layer.executable_asset_keys)
@@ -147,21 +164,21 @@ def test_ml_jobs_select_their_assets_and_schedules_fire_after_the_daily_build() 
 def test_review_nlp_lineage_jobs_and_schedules() -> None:
     graph = defs.resolve_asset_graph()
     key = dg.AssetKey.from_user_string
-    assert graph.get(key("clean/reviews")).parent_keys == {key("landing/clothing_reviews"), key("landing/web_reviews")}
+    assert graph.get(key("clean/reviews")).parent_keys == {key("landing/clothing_reviews_files"), key("landing/web_reviews_files")}
     assert graph.get(key("ml/sentiment_model")).parent_keys == {key("clean/reviews"), key("clean/products")}
     assert graph.get(key("ml/sentiment_model_champion")).parent_keys == {key("ml/sentiment_model")}
     assert graph.get(key("ml/review_scores")).parent_keys == {key("ml/sentiment_model_champion"), key("clean/reviews"),
                                                              key("clean/products")}
     reports = {"review_sentiment", "review_aspects", "negative_review_spikes"}
     for name in reports:
-        assert graph.get(key(f"reports/rds/{name}")).parent_keys == {key(f"reports/{name}")}
-    assert graph.get(key("reports/dynamodb/review_sentiment")).parent_keys == {key("reports/review_sentiment")}
+        assert graph.get(key(f"publishing/rds_{name}")).parent_keys == {key(f"reports/{name}")}
+    assert graph.get(key("publishing/dynamodb_review_sentiment")).parent_keys == {key("reports/review_sentiment")}
     train_job, insights_job = defs.resolve_job_def("train_sentiment_model"), defs.resolve_job_def("review_insights")
     assert {k.to_user_string() for k in train_job.asset_layer.executable_asset_keys} == {
         "ml/sentiment_model", "ml/sentiment_model_champion"}
     assert {k.to_user_string() for k in insights_job.asset_layer.executable_asset_keys} == {
-        "ml/review_scores", *(f"reports/{name}" for name in reports), *(f"reports/rds/{name}" for name in reports),
-        "reports/dynamodb/review_sentiment"}
+        "ml/review_scores", *(f"reports/{name}" for name in reports), *(f"publishing/rds_{name}" for name in reports),
+        "publishing/dynamodb_review_sentiment"}
     assert defs.resolve_schedule_def("train_sentiment_model_schedule").cron_schedule == "30 5 * * 1"
     assert defs.resolve_schedule_def("review_insights_schedule").cron_schedule == "0 6 * * *"
 
@@ -169,13 +186,13 @@ def test_review_nlp_lineage_jobs_and_schedules() -> None:
 def test_receipts_job_reads_yesterdays_scans_before_the_daily_build() -> None:
     job = defs.resolve_job_def("receipts")
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
-        "ml/receipt_extraction", "reports/rds/receipt_review_queue"}
+        "ml/receipt_extraction", "publishing/rds_receipt_review_queue"}
     schedule = defs.resolve_schedule_def("receipts_schedule")
     context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 3, 5, 2, 0, tzinfo=dt.UTC),
                                         repository_def=defs.get_repository_def())
     (request,) = schedule.evaluate_tick(context).run_requests
     assert schedule.cron_schedule == "0 2 * * *" and request.partition_key == "2026-03-04"
-    assert dg.AssetKey(["landing", "receipts"]) in defs.resolve_asset_graph().get(dg.AssetKey(["raw", "order_lines"])).parent_keys
+    assert dg.AssetKey(["landing", "receipts_files"]) in defs.resolve_asset_graph().get(dg.AssetKey(["raw", "raw_order_lines"])).parent_keys
 
 
 def test_only_days_that_are_partitions_are_built_today_waits_for_midnight() -> None:

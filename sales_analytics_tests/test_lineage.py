@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import dagster as dg
 
 from sales_analytics import schema
-from sales_analytics.catalog import DEMAND_MODEL_NAME, SENTIMENT_MODEL_NAME
+from sales_analytics.catalog import DEMAND_MODEL_NAME, SENTIMENT_MODEL_NAME, published_key
 from sales_analytics.definitions import build_defs
 from sales_analytics.jobs import train_demand_model_job, weekly_sales_job
 from sales_analytics.ml.assets import DEMAND_MODEL, demand_model
@@ -28,7 +28,7 @@ from sales_analytics.storage.parquet_io import PARTITION_COLUMN, LakeReader, Par
 from sales_analytics_tests.world import MODEL_CONFIG
 
 # Not run here: the POS extraction needs its database, the OCR evaluation reads in a Pipes child process.
-NOT_RUN = {dg.AssetKey(["landing", "pos_db"]), dg.AssetKey(["ml", "receipt_ocr_evaluation"])}
+NOT_RUN = {dg.AssetKey(["landing", "pos_db_files"]), dg.AssetKey(["ml", "receipt_ocr_evaluation"])}
 TRAINED = {DEMAND_MODEL, SENTIMENT_MODEL}
 TINY_MODEL = {"ops": {demand_model.op.name: {"config": {"history_days": 120, "horizon": 7, "backtest_windows": 1, "max_iter": 10}}}}
 
@@ -198,9 +198,9 @@ def _compare_copies(defs: dg.Definitions, env: dict[str, Any]) -> tuple[dict[str
     with (initialized(env["lake"]) as lake, initialized(env["report_db"]) as report_db,
           initialized(env["serving_store"]) as serving):
         for key in graph.get_all_asset_keys():
-            if key.path[:2] != ["reports", "rds"] or dg.AssetKey(["reports", "dynamodb", key.path[2]]) not in graph.get_all_asset_keys():
+            if not key.path[-1].startswith("rds_") or published_key("dynamodb", key.path[-1].removeprefix("rds_")) not in graph.get_all_asset_keys():
                 continue
-            spec = specs[key.path[2]]
+            spec = specs[key.path[-1].removeprefix("rds_")]
             (report,) = graph.get(key).parent_keys
             lake_column = graph.get(report).metadata.get(PARTITION_COLUMN)
             reader = LakeReader(lake)

@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from sales_analytics.catalog import DAILY_SALES_KEY, DAILY_STORE_SALES_KEY, SALES_BY_SERIES_KEY
-from sales_analytics.dashboards.assets import AS_OF_TAG
+from sales_analytics.dashboards.assets import AS_OF_TAG, insights_key
 from sales_analytics.definitions import build_defs
 from sales_analytics.jobs import weekly_sales_job
 from sales_analytics.profiles import initialized, local_resources
@@ -244,7 +244,7 @@ def sequence(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
                 "series": lake_rows(lake, SALES_BY_SERIES_KEY, "sale_date", days),
                 "week": parquet_bytes_to_table(lake.get_bytes(partition_object_key(
                     dg.AssetKey(["reports", "weekly_sales"]), "week_start", str(FIRST_DAY)))).to_pandas(),
-                "insights": parquet_bytes_to_table(lake.get_bytes("dashboards/executive_daily/insights/data.parquet")).to_pandas(),
+                "insights": parquet_bytes_to_table(lake.get_bytes(partition_object_key(insights_key("executive_daily"), None, None))).to_pandas(),
                 "api_total": pd.DataFrame(api),
             })
     yield states

@@ -17,7 +17,7 @@ from sales_analytics_tests.world import CONFIG
 
 # What the demo leaves out, and why: sources are landed files (not built); the POS database extraction
 # needs a database; the OCR evaluation needs labelled receipts, which sample data has none of.
-NOT_BUILT_BY_THE_DEMO = {"landing/pos_db", "ml/receipt_ocr_evaluation"}
+NOT_BUILT_BY_THE_DEMO = {"landing/pos_db_files", "ml/receipt_ocr_evaluation"}
 
 
 def test_every_asset_is_built_except_the_declared_few(dashboard_world: dict[str, Any]) -> None:
@@ -55,3 +55,12 @@ def test_sample_receipts_are_read_and_the_spoilt_ones_queued(dashboard_world: di
     assert sorted((r["store_id"], r["unit_price"], r["currency"]) for r in receipts) == sorted(
         (s.key.split("/")[3], round(s.total, 2), s.currency) for s in readable)
     assert all(pages.values()) and dashboard_world["mission"].dashboards == dict.fromkeys(pages, "built")
+
+
+def test_metadata_shows_numbers_a_person_reads(dashboard_world: dict[str, Any]) -> None:
+    """Money in cents, scores and shares in 4 decimals: no float noise in any materialization's metadata."""
+    floats = dashboard_world["metadata_floats"]
+    assert len(floats) > 50  # the models' scores, the reports' totals per currency, the review shares...
+    assert [f for f in floats if f[2] != round(f[2], 4)] == []
+    money = [f for f in floats if f[1] == "net_sales_per_currency"]
+    assert money and all(value == round(value, 2) for _, _, value in money)

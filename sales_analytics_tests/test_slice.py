@@ -10,7 +10,7 @@ import dagster as dg
 import pyarrow.compute as pc
 import pytest
 
-from sales_analytics.catalog import DAILY_STORE_SALES_KEY
+from sales_analytics.catalog import DAILY_STORE_SALES_KEY, LANDING_QUARANTINE, RAW_ORDER_LINES, quarantine_key
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.jobs import daily_sales_job
@@ -144,7 +144,7 @@ def test_daily_sales_slices_agree_with_the_independent_computation(built: dict[s
 
 def test_malformed_rows_are_counted_in_metadata_not_lost(built: dict[str, Any]) -> None:
     instance = built["instance"]
-    raw = instance.get_latest_materialization_event(dg.AssetKey(["raw", "order_lines"])).asset_materialization
+    raw = instance.get_latest_materialization_event(RAW_ORDER_LINES).asset_materialization
     landed_rows = sum(len(list(csv.DictReader(io.StringIO(v.decode())))) for v in built["files"].values())
     assert raw.metadata["dagster/row_count"].value == landed_rows
     records = instance.fetch_materializations(dg.AssetKey(["clean", "order_lines"]), limit=1000).records
@@ -153,8 +153,8 @@ def test_malformed_rows_are_counted_in_metadata_not_lost(built: dict[str, Any]) 
     rejected = sum(m["rows_rejected"].value for m in days)
     collapsed = sum(m["duplicates_collapsed"].value for m in days)
     clean = sum(m["dagster/row_count"].value for m in days)
-    landing = instance.get_latest_materialization_event(dg.AssetKey(["quarantine", "landing"])).asset_materialization
-    quarantine = instance.fetch_materializations(dg.AssetKey(["quarantine", "order_lines"]), limit=100).records
+    landing = instance.get_latest_materialization_event(LANDING_QUARANTINE).asset_materialization
+    quarantine = instance.fetch_materializations(quarantine_key("order_lines"), limit=100).records
     assert rejected > 0 and "not a whole number" in "".join(r.asset_materialization.metadata["preview"].value for r in quarantine)
     assert clean + rejected + collapsed + landing.metadata["dagster/row_count"].value == landed_rows
 

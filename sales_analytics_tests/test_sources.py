@@ -332,7 +332,7 @@ defs = build_defs(env)
 summary = ingest_and_build(defs, dg.DagsterInstance.ephemeral())
 with initialized(env["report_db"]) as db:
     rows = db.read(DAILY_STORE_SALES)
-reference = defs.resolve_asset_graph().get(dg.AssetKey(["landing", "kiosk"])).metadata["dagster/code_references"]
+reference = defs.resolve_asset_graph().get(dg.AssetKey(["landing", "kiosk_files"])).metadata["dagster/code_references"]
 print(json.dumps({"days": summary.touched_days, "sensors": [s.name for s in defs.sensors], "rows": rows,
                   "declared_in": reference.code_references[0].file_path}, default=str))
 """

@@ -18,7 +18,7 @@ import pytest
 from sklearn.dummy import DummyRegressor
 
 from sales_analytics.catalog import DAILY_STORE_SALES_KEY, DEMAND_MODEL_NAME
-from sales_analytics.dashboards.assets import AS_OF_TAG
+from sales_analytics.dashboards.assets import AS_OF_TAG, insights_key, page_key
 from sales_analytics.dashboards.spec import EXTRA_DIRS_ENV
 from sales_analytics.declarations import DASHBOARD_COMPONENT, SOURCE_COMPONENT
 from sales_analytics.definitions import build_defs
@@ -147,7 +147,7 @@ def test_ui_shows_the_lineage_with_checks_sensors_and_schedule(webserver: dict[s
     data = graphql(webserver["url"], """{ assetNodes { assetKey { path } groupName dependencyKeys { path }
         assetChecksOrError { ... on AssetChecks { checks { name } } } } }""")
     nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
-    assert [d["path"] for d in nodes["clean/order_lines"]["dependencyKeys"]] == [["raw", "order_lines"]]
+    assert [d["path"] for d in nodes["clean/order_lines"]["dependencyKeys"]] == [["raw", "raw_order_lines"]]
     assert nodes["reports/daily_store_sales"]["groupName"] == "reports"
     checks = {c["name"] for c in nodes["clean/order_lines"]["assetChecksOrError"]["checks"]}
     assert {"unique_key", "reconciles_with_raw"} <= checks
@@ -215,7 +215,7 @@ def test_the_weekly_automation_builds_a_week_in_the_daemon_once_its_days_are_in(
     with dg.DagsterInstance.from_config(str(webserver["home"] / "dagster")) as instance:
         days = ingest_and_build(build_defs(resources), instance).touched_days
     assert days[0] == monday.isoformat() and len(days) == 7
-    weekly = [["reports", "weekly_sales"], ["reports", "rds", "weekly_sales"], ["reports", "dynamodb", "weekly_sales"]]
+    weekly = [["reports", "weekly_sales"], ["publishing", "rds_weekly_sales"], ["publishing", "dynamodb_weekly_sales"]]
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         built = {tuple(path): latest_partition_run(webserver["url"], path, monday.isoformat()) for path in weekly}
@@ -265,7 +265,7 @@ def test_a_dashboard_schedule_fires_in_the_daemon_and_materializes_its_assets(we
     assert started["startSchedule"]["scheduleState"]["status"] == "RUNNING", started
     run = wait_for_scheduled_run(webserver["url"], selector["scheduleName"])
     assert run["status"] == "SUCCESS" and {"key": AS_OF_TAG, "value": yesterday.isoformat()} in run["tags"]
-    for path in (["dashboards", MINUTELY, "insights"], ["dashboards", MINUTELY, "page"]):
+    for path in (insights_key(MINUTELY).path, page_key(MINUTELY).path):
         asset = graphql(webserver["url"], """query($k: AssetKeyInput!) { assetOrError(assetKey: $k) { ... on Asset {
             assetMaterializations(limit: 1) { runId partition metadataEntries { label } } } } }""", {"k": {"path": path}})
         (materialization,) = asset["assetOrError"]["assetMaterializations"]
@@ -298,7 +298,7 @@ def test_a_backfill_runs_in_monthly_chunks_one_at_a_time(webserver: dict[str, An
     defs = build_defs(resources)
     assert defs.resolve_job_def("ingest_landing").execute_in_process(instance=dg.DagsterInstance.ephemeral()).success
     days = [(dt.date(2025, 3, 1) + dt.timedelta(days=k)).isoformat() for k in range(62)]
-    assets = [{"path": ["clean", "order_lines"]}, {"path": ["quarantine", "order_lines"]}, {"path": ["reports", "daily_store_sales"]}]
+    assets = [{"path": ["clean", "order_lines"]}, {"path": ["quarantine", "rejected_order_lines"]}, {"path": ["reports", "daily_store_sales"]}]
     launched = graphql(webserver["url"], """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
         __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
                        {"p": {"assetSelection": assets, "partitionNames": days}})["launchPartitionBackfill"]

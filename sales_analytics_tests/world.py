@@ -28,15 +28,35 @@ def open_world(folder: Path) -> dict[str, Any]:
     test process may have built it: its summary is kept beside it as JSON)."""
     summary = folder / "mission.json"
     if not summary.exists():
-        mission = build_mission_in(folder / "local")
-        summary.write_text(json.dumps(dataclasses.asdict(mission)))
+        mission, floats = build_mission_in(folder / "local")
+        summary.write_text(json.dumps({**dataclasses.asdict(mission), "metadata_floats": floats}))
     stored = json.loads(summary.read_text())
+    floats = stored.pop("metadata_floats")
     mission = MissionSummary(build=BuildSummary(**stored.pop("build")), **stored)
-    return {"env": local_resources(folder / "local"), "mission": mission, "last_day": mission.build.touched_days[-1]}
+    return {"env": local_resources(folder / "local"), "mission": mission, "last_day": mission.build.touched_days[-1],
+            "metadata_floats": floats}
 
 
-def build_mission_in(home: Path) -> MissionSummary:
-    env = local_resources(home)
+def build_mission_in(home: Path) -> tuple[MissionSummary, list[tuple[str, str, float]]]:
+    """The mission, and every number with a fraction in its materializations' metadata (as the UI shows them)."""
+    env, instance = local_resources(home), dg.DagsterInstance.ephemeral()
+    defs = build_defs(env)
     with initialized(env["lake"]) as lake:
         generate(lake, CONFIG, progress=False)
-        return build_mission(build_defs(env), dg.DagsterInstance.ephemeral(), lake, MODEL_CONFIG)
+        mission = build_mission(defs, instance, lake, MODEL_CONFIG)
+    floats = [(key.to_user_string(), name, number)
+              for key in defs.resolve_asset_graph().get_all_asset_keys()
+              for record in instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=10_000).records
+              for name, entry in record.asset_materialization.metadata.items()
+              for number in _floats(entry.value)]
+    return mission, floats
+
+
+def _floats(value: Any) -> list[float]:
+    if isinstance(value, float):
+        return [value]
+    if isinstance(value, dict):
+        return [f for item in value.values() for f in _floats(item)]
+    if isinstance(value, list):
+        return [f for item in value for f in _floats(item)]
+    return []

@@ -68,8 +68,6 @@ def dimension_input(key: dg.AssetKey, id_column: str, attributes: list[str]) -> 
     partitions_def=daily_partitions,
     backfill_policy=monthly_chunks,
     group_name="curated",
-    kinds={"parquet", "pyarrow"},
-    owners=["team:data-science"],
     description=SALES_BY_SERIES.description,
     metadata=table_metadata(SALES_BY_SERIES),
 )

@@ -38,6 +38,7 @@ from sales_analytics.dashboards.spec import (
     dashboard_job_name,
     page_object_key,
 )
+from sales_analytics.groups import with_group_defaults
 from sales_analytics.jobs import ON, asset_job
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.schema import INSIGHTS
@@ -56,11 +57,11 @@ ACCURACY_DAYS = 2 * ins.WEEK
 
 
 def insights_key(name: str) -> dg.AssetKey:
-    return dg.AssetKey(["dashboards", name, "insights"])
+    return dg.AssetKey(["dashboards", f"{name}_insights"])
 
 
 def page_key(name: str) -> dg.AssetKey:
-    return dg.AssetKey(["dashboards", name, "page"])
+    return dg.AssetKey(["dashboards", f"{name}_page"])
 
 
 def page_url(name: str) -> str:
@@ -188,7 +189,7 @@ def dashboard_definitions(spec: DashboardSpec) -> dg.Definitions:
         description=f"Rebuild the '{spec.title}' dashboard's insights and page from its reports as they stand.",
         tags={"dashboard": spec.name},
     )
-    return dg.Definitions(assets=[dashboard_insights, dashboard_page], jobs=[job], schedules=[_schedule(spec, job)])
+    return dg.Definitions(assets=with_group_defaults([dashboard_insights, dashboard_page]), jobs=[job], schedules=[_schedule(spec, job)])
 
 
 def _schedule(spec: DashboardSpec, job: Any) -> dg.ScheduleDefinition:

@@ -7,6 +7,7 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
+from sales_analytics.catalog import LANDING_QUARANTINE, RAW_ORDER_LINES, landing_key
 from sales_analytics.ingest.extract import database_url, extract
 from sales_analytics.ingest.raw import (
     LANDING_QUARANTINE_PREFIX,
@@ -19,17 +20,14 @@ from sales_analytics.ingest.raw import (
 from sales_analytics.sources.spec import SourceSpec, order_sources
 from sales_analytics.storage.lake import LakeResource
 
-RAW_ORDER_LINES = dg.AssetKey(["raw", "order_lines"])
-LANDING_QUARANTINE = dg.AssetKey(["quarantine", "landing"])
 
 def landing_spec(source: SourceSpec) -> dg.AssetSpec:
     """Files a source system writes into the landing zone: an external asset the platform watches."""
     return dg.AssetSpec(
-        ["landing", source.name],
+        landing_key(source.name),
         description=f"{source.description.strip()}\n\nLands under `{source.prefix}` as {source.format.type}.",
         group_name="sources",
-        kinds={"s3", source.format.type},
-        owners=["team:data-engineering"],
+        kinds={source.format.type},
         metadata={"prefix": source.prefix, "timezone": source.timezone},
     )
 
@@ -38,8 +36,7 @@ def extraction_asset(spec: SourceSpec) -> dg.AssetsDefinition:
     """The platform lands a SQL source itself: extraction is an asset, not an external landing."""
     assert spec.extract is not None
 
-    @dg.asset(key=["landing", spec.name], group_name="sources", kinds={"postgres", "parquet"},
-              owners=["team:data-engineering"],
+    @dg.asset(key=landing_key(spec.name), group_name="sources", kinds={"postgres", "parquet"},
               description=(f"{spec.description.strip()}\n\nExtracted from `{spec.extract.table}` by "
                            f"`{spec.extract.watermark}` into `{spec.prefix}`."))
     def _extract(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
@@ -59,7 +56,7 @@ def extraction_asset(spec: SourceSpec) -> dg.AssetsDefinition:
 
 
 # Declared sources land files that raw ingestion reads: the instances under defs/sources build these assets.
-order_landing = [dg.AssetKey(["landing", source.name]) for source in order_sources()]
+order_landing = [landing_key(source.name) for source in order_sources()]
 
 
 def landing_counts(ingested: list[FileIngest]) -> str:
@@ -80,13 +77,11 @@ class IngestConfig(dg.Config):
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(RAW_ORDER_LINES, deps=order_landing, group_name="raw", kinds={"s3", "parquet"},
-                     owners=["team:data-engineering"],
+        dg.AssetSpec(RAW_ORDER_LINES, deps=order_landing, group_name="raw",
                      description=("Every landed order line as landed (all text), with its source, file and record "
                                   f"number, sharded by business date under `{RAW_PREFIX}/`. Each landed object "
                                   "version is ingested exactly once.")),
-        dg.AssetSpec(LANDING_QUARANTINE, deps=order_landing, group_name="quarantine", kinds={"s3", "parquet"},
-                     owners=["team:data-engineering"],
+        dg.AssetSpec(LANDING_QUARANTINE, deps=order_landing, group_name="quarantine", kinds={"s3"},
                      description=(f"Rejected at landing, under `{LANDING_QUARANTINE_PREFIX}/`: unreadable files, "
                                   "records that do not split into columns, rows without a readable order time.")),
     ],

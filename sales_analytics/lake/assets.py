@@ -6,7 +6,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sales_analytics.ingest.assets import RAW_ORDER_LINES
+from sales_analytics.catalog import RAW_ORDER_LINES, landing_key, quarantine_key
 from sales_analytics.ingest.raw import read_day_shards
 from sales_analytics.lake.dimensions import build_dimension, latest_deliveries
 from sales_analytics.lake.order_lines import CleanDay, clean_days
@@ -17,7 +17,7 @@ from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.parquet_io import PARTITION_COLUMN
 
 CLEAN_ORDER_LINES = dg.AssetKey(["clean", "order_lines"])
-CLEAN_QUARANTINE = dg.AssetKey(["quarantine", "order_lines"])
+CLEAN_QUARANTINE = quarantine_key("order_lines")
 # A week of raw text at a time: big enough to vectorise, small enough that a month-long run's
 # memory is bounded by the week, not by the range.
 CLEAN_BATCH_DAYS = 7
@@ -44,7 +44,7 @@ def _check(name: str, description: str, blocking: bool = False) -> dg.AssetCheck
 
 def _partitioned_out(key: dg.AssetKey, spec: TableSpec, description: str, group: str = "clean") -> dg.AssetOut:
     return dg.AssetOut(
-        key=key, group_name=group, kinds={"parquet", "pyarrow"}, owners=["team:data-engineering"],
+        key=key, group_name=group, kinds={"pyarrow"},
         description=description,
         metadata=table_metadata(spec),
     )
@@ -133,15 +133,14 @@ def snapshot_assets(target: str) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name=f"clean_{target}",
         outs={
-            "rows": dg.AssetOut(key=["clean", target], group_name="clean", kinds={"parquet", "pyarrow"},
-                                owners=["team:data-engineering"], description=description,
+            "rows": dg.AssetOut(key=["clean", target], group_name="clean",
+                                description=description,
                                 metadata=table_metadata(with_lineage(table, HISTORY_LINEAGE if keeps_history
                                                                      else DELIVERY_LINEAGE))),
-            "quarantine": dg.AssetOut(key=["quarantine", target], group_name="quarantine", kinds={"parquet"},
-                                      owners=["team:data-engineering"],
+            "quarantine": dg.AssetOut(key=quarantine_key(target), group_name="quarantine",
                                       description=f"Rejected `{target}` rows and unreadable files, with reasons."),
         },
-        deps=[dg.AssetKey(["landing", s.name]) for s in sources],
+        deps=[landing_key(s.name) for s in sources],
         check_specs=[dg.AssetCheckSpec(check, asset=dg.AssetKey(["clean", target]), blocking=True,
                                        description="No key has more than one current row (a key a later snapshot "
                                                    "dropped has none)." if keeps_history else "Every key has one row.")],

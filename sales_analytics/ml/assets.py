@@ -20,8 +20,10 @@ from sales_analytics.catalog import (
     DEMAND_MODEL_NAME,
     FORECAST_ACCURACY_KEY,
     SALES_BY_SERIES_KEY,
+    published_key,
 )
 from sales_analytics.lake.assets import table_metadata
+from sales_analytics.metrics import rounded_score
 from sales_analytics.ml.features import FeatureConfig, dense_panel
 from sales_analytics.ml.forecasting import MAX_ITER, NotEnoughHistory, QuantileForecaster, backtest, forecast, train
 from sales_analytics.ml.history import (
@@ -93,7 +95,6 @@ KNOWN_AHEAD_INS = {"calendar": dg.AssetIn(CLEAN_CALENDAR, metadata={INPUT_COLUMN
          "stores": dg.AssetIn(CLEAN_STORES, metadata={INPUT_COLUMNS: ["store_id", "region", "currency", "is_current"]})},
     group_name="ml",
     kinds={"scikit-learn"},
-    owners=["team:data-science"],
     description=("A global HistGradientBoosting model (P10 / P50 / P90) across all store x category series, "
                  f"stored as a new version under `models/{DEMAND_MODEL_NAME}/`, with rolling-origin backtests against "
                  "seasonal naive and exponential smoothing on every training."),
@@ -128,7 +129,7 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
     context.log.info(f"demand model {manifest.version}: {reason}")
     yield dg.MaterializeResult(asset_key=DEMAND_MODEL, metadata={
         "version": manifest.version, "series": int(dense["series_id"].nunique()), "trained_until": str(until),
-        **{f"{method}/{name}": value for method, scores in tested.summary.items() for name, value in scores.items()},
+        **{f"{method}/{name}": rounded_score(value) for method, scores in tested.summary.items() for name, value in scores.items()},
         "backtest": dg.MetadataValue.md(_backtest_markdown(tested.windows)),
     })
     yield dg.AssetCheckResult(check_name="promotable", asset_key=DEMAND_MODEL, passed=ok,
@@ -150,7 +151,7 @@ def champion_asset(model_key: dg.AssetKey, champion_key: dg.AssetKey, model_name
     that version passed ``promotable``; run any other way (alone, from the CLI, in a backfill), the
     registry still refuses a version whose stored verdict did not pass."""
 
-    @dg.asset(key=champion_key, deps=[model_key], group_name="ml", kinds={"scikit-learn"}, owners=["team:data-science"],
+    @dg.asset(key=champion_key, deps=[model_key], group_name="ml", kinds={"scikit-learn"},
               description=f"The promoted {served}; runs only when `promotable` passed.")
     def _champion(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         candidate = context.instance.get_latest_materialization_event(model_key)
@@ -179,7 +180,7 @@ def backtest_rows(manifest: ModelManifest) -> pa.Table:
                                 schema=MODEL_BACKTEST.arrow_schema())
 
 
-@dg.asset(key=["reports", "rds", MODEL_BACKTEST.name], deps=[DEMAND_MODEL], group_name=PUBLISHING_GROUP, kinds={"postgres", "sql"},
+@dg.asset(key=published_key("rds", MODEL_BACKTEST.name), deps=[DEMAND_MODEL], group_name=PUBLISHING_GROUP, kinds={"postgres", "sql"},
           owners=["team:data-science"], description=MODEL_BACKTEST.description)
 def model_backtest_report(context: dg.AssetExecutionContext, lake: LakeResource, report_db: SqlReportStore) -> dg.MaterializeResult:
     """The latest trained version's backtest in the SQL report store, next to every earlier version's."""
@@ -202,7 +203,6 @@ def _backtest_markdown(windows: list[dict]) -> str:
     partitions_def=daily_partitions,
     group_name="ml",
     kinds={"scikit-learn", "parquet"},
-    owners=["team:data-science"],
     description=DEMAND_FORECAST.description,
     metadata=table_metadata(DEMAND_FORECAST),
     check_specs=[
@@ -300,7 +300,6 @@ def champion_live_accuracy(every: pd.DataFrame, champion: str | None, sales: Lak
     partitions_def=daily_partitions,
     group_name="ml",
     kinds={"parquet"},
-    owners=["team:data-science"],
     description=FORECAST_ACCURACY.description,
     metadata=table_metadata(FORECAST_ACCURACY),
     check_specs=[dg.AssetCheckSpec(
@@ -323,13 +322,13 @@ def forecast_accuracy(context: dg.AssetExecutionContext, lake: LakeResource, sal
     by_step = sums["abs_error"] / sums["actual"].clip(lower=1e-9)
     champion = ModelRegistry(lake).champion(DEMAND_MODEL_NAME)
     live = champion_live_accuracy(every, champion, sales, day)
-    live_metadata = {"champion": champion or "none", "champion_live_wape": round(live.model_wape, 4),
-                     "naive_live_wape": round(live.naive_wape, 4), "live_points": live.points, CHAMPION_BEHIND: live.behind}
+    live_metadata = {"champion": champion or "none", "champion_live_wape": rounded_score(live.model_wape),
+                     "naive_live_wape": rounded_score(live.naive_wape), "live_points": live.points, CHAMPION_BEHIND: live.behind}
     yield dg.Output(scored, metadata={
         "dagster/row_count": scored.num_rows,
-        "wape": float(frame["abs_error"].sum() / max(frame["actual"].abs().sum(), 1e-9)) if len(frame) else 0.0,
-        "coverage_p10_p90": float(frame["in_band"].mean()) if len(frame) else 0.0,
-        "wape_by_days_ahead": dg.MetadataValue.json({int(k): round(float(v), 4) for k, v in by_step.items()}),
+        "wape": rounded_score(frame["abs_error"].sum() / max(frame["actual"].abs().sum(), 1e-9)) if len(frame) else 0.0,
+        "coverage_p10_p90": rounded_score(frame["in_band"].mean()) if len(frame) else 0.0,
+        "wape_by_days_ahead": dg.MetadataValue.json({int(k): rounded_score(v) for k, v in by_step.items()}),
         **live_metadata,
     })
     yield dg.AssetCheckResult(check_name="champion_beats_seasonal_naive", passed=not live.behind,

@@ -14,6 +14,7 @@ import pyarrow as pa
 from sales_analytics.alerts import precondition_failed
 from sales_analytics.catalog import CLEAN_PRODUCTS, CLEAN_REVIEWS, SENTIMENT_MODEL_NAME
 from sales_analytics.lake.assets import table_metadata
+from sales_analytics.metrics import rounded_score
 from sales_analytics.ml.assets import champion_asset
 from sales_analytics.ml.registry import ModelRegistry
 from sales_analytics.nlp.aspects import top_terms
@@ -69,7 +70,6 @@ def load_reviews(reviews: pa.Table | None, products: pa.Table | None) -> pd.Data
     ins=REVIEW_INS,
     group_name="ml",
     kinds={"scikit-learn"},
-    owners=["team:data-science"],
     description=("Review sentiment (negative / neutral / positive) learned from star ratings: TF-IDF word and "
                  f"character n-grams into a logistic regression, stored as a new version under `models/{SENTIMENT_MODEL_NAME}/`, "
                  "evaluated on held-out reviews next to the VADER lexicon."),
@@ -98,8 +98,8 @@ def sentiment_model(context: dg.AssetExecutionContext, lake: LakeResource, revie
     context.log.info(f"sentiment model {manifest.version}: {reason}")
     yield dg.MaterializeResult(asset_key=SENTIMENT_MODEL, metadata={
         "version": manifest.version, "trained_on": len(training), "held_out": len(testing),
-        "model/accuracy": ours.accuracy, "model/macro_f1": ours.macro_f1,
-        "lexicon/accuracy": lexicon.accuracy, "lexicon/macro_f1": lexicon.macro_f1,
+        "model/accuracy": rounded_score(ours.accuracy), "model/macro_f1": rounded_score(ours.macro_f1),
+        "lexicon/accuracy": rounded_score(lexicon.accuracy), "lexicon/macro_f1": rounded_score(lexicon.macro_f1),
         "confusion": dg.MetadataValue.md(_confusion_markdown(ours, lexicon)),
     })
     yield dg.AssetCheckResult(check_name="promotable", asset_key=SENTIMENT_MODEL, passed=ok,
@@ -145,10 +145,10 @@ sentiment_model_champion = champion_asset(SENTIMENT_MODEL, SENTIMENT_CHAMPION, S
     name="review_scoring",  # the job that runs it is review_insights
     outs={
         "scores": dg.AssetOut(key=REVIEW_SCORES_KEY, group_name="ml", kinds={"scikit-learn", "parquet"},
-                              owners=["team:data-science"], description=REVIEW_SCORES.description,
+                              description=REVIEW_SCORES.description,
                               metadata=table_metadata(REVIEW_SCORES)),
-        **{spec.name: dg.AssetOut(key=["reports", spec.name], group_name="reports", kinds={"parquet"},
-                                  owners=["team:analytics"], description=spec.description, metadata=table_metadata(spec))
+        **{spec.name: dg.AssetOut(key=["reports", spec.name], group_name="reports",
+                                  description=spec.description, metadata=table_metadata(spec))
            for spec in (REVIEW_SENTIMENT, REVIEW_ASPECTS, NEGATIVE_REVIEW_SPIKES)},
     },
     deps=[SENTIMENT_CHAMPION],  # the champion's version, read from the model registry
@@ -172,7 +172,7 @@ def review_insights(context: dg.AssetExecutionContext, lake: LakeResource, revie
     spikes = negative_spikes(scores)
     yield dg.Output(_table(scores, REVIEW_SCORES), output_name="scores", metadata={
         "dagster/row_count": len(scores), "model_version": version,
-        **{f"share/{s}": float((scores["sentiment"] == s).mean()) for s in SENTIMENTS}})
+        **{f"share/{s}": rounded_score((scores["sentiment"] == s).mean()) for s in SENTIMENTS}})
     yield dg.Output(_table(weekly_sentiment(scores), REVIEW_SENTIMENT), output_name=REVIEW_SENTIMENT.name)
     yield dg.Output(_table(aspect_report(mentions, terms), REVIEW_ASPECTS), output_name=REVIEW_ASPECTS.name, metadata={
         "top_terms": dg.MetadataValue.md(_terms_markdown(terms))})

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from sales_analytics.catalog import declaration_reference
+from sales_analytics.catalog import declaration_reference, published_key
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.ocr import evaluation
 from sales_analytics.ocr.evaluation import IMAGE_SUFFIXES, lake_extras
@@ -31,8 +31,7 @@ from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.sql_store import SqlReportStore
 
 RECEIPT_LANDING = "landing/receipts/"
-RECEIPT_SCANS = dg.AssetSpec(["landing", "receipt_scans"], group_name="sources", kinds={"s3", "image"},
-                             owners=["team:data-engineering"],
+RECEIPT_SCANS = dg.AssetSpec(["landing", "receipt_scans"], group_name="sources", kinds={"image"},
                              metadata={"prefix": RECEIPT_LANDING, **declaration_reference(Path(__file__))},
                              description=f"Scanned till receipts (JPEG, PNG, TIFF, WebP) under `{RECEIPT_LANDING}<day>/<store>/`.")
 RECEIPT_ORDERS = "landing/orders/receipts/"
@@ -123,7 +122,7 @@ def receipt_extraction(context: dg.AssetExecutionContext, lake: LakeResource) ->
                                         "queued": len(queued)})
 
 
-@dg.asset(key=["reports", "rds", RECEIPT_REVIEW_QUEUE.name], ins={"receipts": dg.AssetIn(RECEIPT_EXTRACTION)},
+@dg.asset(key=published_key("rds", RECEIPT_REVIEW_QUEUE.name), ins={"receipts": dg.AssetIn(RECEIPT_EXTRACTION)},
           partitions_def=daily_partitions, group_name=PUBLISHING_GROUP, kinds={"postgres", "sql"}, owners=["team:data-engineering"],
           description=RECEIPT_REVIEW_QUEUE.description)
 def receipt_review_queue(context: dg.AssetExecutionContext, receipts: pa.Table, report_db: SqlReportStore) -> dg.MaterializeResult:

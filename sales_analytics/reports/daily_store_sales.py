@@ -38,8 +38,7 @@ def compute_daily_store_sales(lines: pa.Table) -> pa.Table:
     partitions_def=daily_partitions,
     backfill_policy=monthly_chunks,
     group_name="reports",
-    kinds={"parquet", "pyarrow"},
-    owners=["team:analytics"],
+    kinds={"pyarrow"},
     description=__doc__,
     metadata=table_metadata(DAILY_STORE_SALES),
     check_specs=[

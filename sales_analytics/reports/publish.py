@@ -8,6 +8,7 @@ so the lineage shows where a report is served from and each store can be re-publ
 import dagster as dg
 import pyarrow as pa
 
+from sales_analytics.catalog import published_key
 from sales_analytics.partitions import add_partition_metadata, daily_partitions, monthly_chunks
 from sales_analytics.schema import TableSpec
 from sales_analytics.storage.serving_store import ServingStore
@@ -37,17 +38,16 @@ def publish_assets(spec: TableSpec, report_key: dg.AssetKey,
         "backfill_policy": backfill_policy,
         "automation_condition": automation_condition,
         "group_name": PUBLISHING_GROUP,
-        "owners": ["team:analytics"],
     }
 
-    @dg.asset(key=["reports", "rds", spec.name], kinds={"postgres", "sql"},
+    @dg.asset(key=published_key("rds", spec.name), kinds={"postgres", "sql"},
               description=f"`{spec.name}` in the SQL report store (RDS PostgreSQL; SQLite locally), for BI.", **common)
     def publish_sql(context: dg.AssetExecutionContext, report: pa.Table, report_db: SqlReportStore) -> dg.MaterializeResult:
         written = {key: report_db.replace_partition(spec, key, rows) for key, rows in _partitions(report, spec, context.partition_keys)}
         add_partition_metadata(context, {key: {"dagster/row_count": n} for key, n in written.items()})
         return dg.MaterializeResult(metadata={"table": spec.name})
 
-    @dg.asset(key=["reports", "dynamodb", spec.name], kinds={"dynamodb"},
+    @dg.asset(key=published_key("dynamodb", spec.name), kinds={"dynamodb"},
               description=f"`{spec.name}` items in the serving store (DynamoDB; embedded locally), for the API.", **common)
     def publish_serving(context: dg.AssetExecutionContext, report: pa.Table, serving_store: ServingStore) -> dg.MaterializeResult:
         stats = {key: serving_store.replace_partition(spec, key, rows) for key, rows in _partitions(report, spec, context.partition_keys)}
@@ -61,14 +61,14 @@ def publish_assets(spec: TableSpec, report_key: dg.AssetKey,
 def publish_whole_assets(spec: TableSpec, report_key: dg.AssetKey) -> list[dg.AssetsDefinition]:
     """An unpartitioned report rebuilt whole (e.g. the weekly review reports): the SQL table replaced
     in one transaction, and the serving items too when the spec has a serving key."""
-    common = {"ins": {"report": dg.AssetIn(report_key)}, "group_name": PUBLISHING_GROUP, "owners": ["team:analytics"]}
+    common = {"ins": {"report": dg.AssetIn(report_key)}, "group_name": PUBLISHING_GROUP, }
 
-    @dg.asset(key=["reports", "rds", spec.name], kinds={"postgres", "sql"},
+    @dg.asset(key=published_key("rds", spec.name), kinds={"postgres", "sql"},
               description=f"`{spec.name}` in the SQL report store (RDS PostgreSQL; SQLite locally), for BI.", **common)
     def publish_sql(report: pa.Table, report_db: SqlReportStore) -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata={"dagster/row_count": report_db.replace_table(spec, report)})
 
-    @dg.asset(key=["reports", "dynamodb", spec.name], kinds={"dynamodb"},
+    @dg.asset(key=published_key("dynamodb", spec.name), kinds={"dynamodb"},
               description=f"`{spec.name}` items in the serving store (DynamoDB; embedded locally), for the API.", **common)
     def publish_serving(report: pa.Table, serving_store: ServingStore) -> dg.MaterializeResult:
         stats = serving_store.replace_all(spec, report)

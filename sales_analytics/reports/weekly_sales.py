@@ -55,8 +55,7 @@ def compute_weekly_sales(days: pa.Table, week_start: dt.date) -> pa.Table:
     partitions_def=weekly_partitions,
     automation_condition=WHEN_DAYS_CHANGE,
     group_name="reports",
-    kinds={"parquet", "pyarrow"},
-    owners=["team:analytics"],
+    kinds={"pyarrow"},
     description=__doc__,
     metadata=table_metadata(WEEKLY_SALES),
 )
