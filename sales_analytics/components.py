@@ -8,20 +8,20 @@ the folders it names in ``SALES_ANALYTICS_SOURCES`` and ``SALES_ANALYTICS_DASHBO
 
 import textwrap
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import dagster as dg
 from pydantic import BaseModel
 
 from sales_analytics.catalog import declaration_reference
 from sales_analytics.dashboards.assets import dashboard_definitions
-from sales_analytics.dashboards.spec import DashboardSpec, DashboardSpecError, dashboard_specs, declaration_file
+from sales_analytics.dashboards.spec import DashboardSpec, check_declared_in, dashboard_specs, declaration_file
 from sales_analytics.declarations import DEFS_DIR, INSTANCE_FILE
 from sales_analytics.groups import with_group_defaults
 from sales_analytics.ingest.assets import extraction_asset, landing_spec
 from sales_analytics.jobs import extract_job
 from sales_analytics.sensors import landing_sensor, watermark_sensor
-from sales_analytics.sources.spec import SourceSpec, SourceSpecError, file_sources, spec_file
+from sales_analytics.sources.spec import SourceSpec, file_sources, spec_file
 
 
 def source_definitions(spec: SourceSpec) -> dg.Definitions:
@@ -65,8 +65,33 @@ class SourceScaffolder(dg.Scaffolder):
             """)
 
 
+class DeclaredComponent(dg.Component):
+    """A component whose attributes are a declaration (a spec model), kept as ``self.spec``."""
+
+    model: ClassVar[type[BaseModel]]
+
+    def __init__(self, spec: Any) -> None:
+        self.spec = spec
+
+    @classmethod
+    def get_model_cls(cls) -> type[BaseModel]:
+        return cls.model
+
+    @classmethod
+    def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> Self:
+        declared_in = context.path / INSTANCE_FILE
+        if not isinstance(attributes, cls.model):
+            raise TypeError(f"{declared_in}: attributes: the {cls.model.__name__} is missing")
+        cls.check_declared_in(attributes, declared_in)
+        return cls(attributes)
+
+    @classmethod
+    def check_declared_in(cls, spec: Any, path: Path) -> None:
+        """Rules that need the declaring file; none by default."""
+
+
 @dg.scaffold_with(SourceScaffolder)
-class SourceComponent(dg.Component):
+class SourceComponent(DeclaredComponent):
     """A source of sales or reference data: where its files land in S3 (or the database table the
     platform extracts), their format, and how their columns map to the canonical table.
 
@@ -74,18 +99,7 @@ class SourceComponent(dg.Component):
     for a database source, the extraction asset, its job and a sensor on its watermark column.
     """
 
-    def __init__(self, spec: SourceSpec) -> None:
-        self.spec = spec
-
-    @classmethod
-    def get_model_cls(cls) -> type[BaseModel]:
-        return SourceSpec
-
-    @classmethod
-    def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> Self:
-        if not isinstance(attributes, SourceSpec):
-            raise SourceSpecError(f"{context.path / INSTANCE_FILE}: attributes: a source needs its declaration")
-        return cls(attributes)
+    model = SourceSpec
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         return source_definitions(self.spec)
@@ -114,7 +128,7 @@ class DashboardScaffolder(dg.Scaffolder):
 
 
 @dg.scaffold_with(DashboardScaffolder)
-class DashboardComponent(dg.Component):
+class DashboardComponent(DeclaredComponent):
     """A dashboard declared, not coded: its owner, schedule (cron and IANA timezone), the reports it
     reads, its KPI tiles, insights and charts, in one currency.
 
@@ -122,20 +136,11 @@ class DashboardComponent(dg.Component):
     a job over exactly those two, and its schedule. The reports it reads are built by their own jobs.
     """
 
-    def __init__(self, spec: DashboardSpec) -> None:
-        self.spec = spec
+    model = DashboardSpec
 
     @classmethod
-    def get_model_cls(cls) -> type[BaseModel]:
-        return DashboardSpec
-
-    @classmethod
-    def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> Self:
-        if not isinstance(attributes, DashboardSpec):
-            raise DashboardSpecError(f"{context.path / INSTANCE_FILE}: attributes: a dashboard needs its declaration")
-        if attributes.name != context.path.name:
-            raise DashboardSpecError(f"{context.path / INSTANCE_FILE}: name {attributes.name!r} must match its folder's name")
-        return cls(attributes)
+    def check_declared_in(cls, spec: Any, path: Path) -> None:
+        check_declared_in(spec, path)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         return dashboard_definitions(self.spec)

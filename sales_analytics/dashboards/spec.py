@@ -200,9 +200,14 @@ def validate_spec(attributes: object, path: Path) -> DashboardSpec:
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(['attributes', *map(str, e['loc'])])}: {e['msg']}" for e in err.errors())
         raise DashboardSpecError(f"{_where(path)}: {problems}") from None
+    check_declared_in(spec, path)
+    return spec
+
+
+def check_declared_in(spec: DashboardSpec, path: Path) -> None:
+    """A dashboard's name is its instance folder's: the page, assets and job are found by it."""
     if spec.name != path.parent.name:
         raise DashboardSpecError(f"{_where(path)}: name {spec.name!r} must match its folder's name")
-    return spec
 
 
 def _where(path: Path) -> str:
