@@ -152,6 +152,54 @@ def test_a_line_naming_its_original_order_is_a_refund_and_statuses_map_to_line_k
     assert mapped["quantity"].parsed.to_pylist() == [2, 1, 3, 1]
 
 
+WEEKLY_STORE_SALES = {
+    "name": "weekly_store_sales", "description": "a retailer's weekly sales per store and department, returns netted in",
+    "prefix": "landing/weekly_store_sales/", "source_columns": ["Store", "Dept", "Date", "Weekly_Sales"],
+    "format": {"type": "csv"},
+    "columns": {"order_id": {"template": "W{Store}-{Dept}-{Date}"}, "line_no": {"value": "1"},
+                "order_ts": {"from": "Date", "format": "%Y-%m-%d"}, "store_id": {"template": "S{Store}"},
+                "channel": {"value": "store"}, "product_id": {"template": "D{Dept}"}, "quantity": {"value": "1"},
+                "unit_price": {"expr": "{Weekly_Sales}"}, "discount": {"value": "0"}, "currency": {"value": "USD"}},
+    "changes": {"negative_price": "refund"},
+}
+
+
+def test_a_week_whose_returns_exceed_its_sales_is_kept_as_a_refund(tmp_path: Path) -> None:
+    spec = load_spec(write_instance(tmp_path, SOURCE_COMPONENT, WEEKLY_STORE_SALES))
+    landed = pa.table({"Store": ["1", "1"], "Dept": ["7", "8"], "Date": ["2012-02-10", "2012-02-10"],
+                       "Weekly_Sales": ["24593.16", "-863.00"], "source_file": ["w.csv"] * 2, "source_row": [1, 2]})
+    mapped = map_rows(landed, spec)
+    assert mapped["status"].parsed.to_pylist() == ["sold", "refund"]
+    assert mapped["unit_price"].parsed.to_pylist() == [24593.16, 863.0]  # a refund's value is stored positive
+
+
+@pytest.mark.parametrize(("expr", "values", "expected"), [
+    ("{a} * 100", ["24593.16", "0.29"], [2459316, 29]),  # floats alone give 2459315.9999999995 and 28.999999999999996
+    ("{a} + {b}", ["0.1", "0.2"], [0.3]),
+    ("{a} * {b} - {a}", ["1.1", "3"], [2.2]),
+])
+def test_expressions_give_the_decimal_answer(tmp_path: Path, expr: str, values: list[str], expected: list[float]) -> None:
+    column = "quantity" if expr.endswith("100") else "unit_price"
+    data = {**WEEKLY_STORE_SALES, "source_columns": ["a", "b"], "changes": {},
+            "columns": {**WEEKLY_STORE_SALES["columns"], "order_id": {"value": "X"}, "order_ts": {"value": "2026-02-03T10:00:00Z"},
+                        "store_id": {"value": "S1"}, "product_id": {"value": "P1"}, "quantity": {"value": "1"},
+                        "unit_price": {"value": "1"}, column: {"expr": expr}}}
+    spec = load_spec(write_instance(tmp_path, SOURCE_COMPONENT, data))
+    columns = {"a": values[: len(expected)], "b": values[1:] if len(values) > len(expected) else ["1"] * len(expected)}
+    landed = pa.table({**columns, "source_file": ["f.csv"] * len(expected), "source_row": list(range(len(expected)))})
+    assert map_rows(landed, spec)[column].parsed.to_pylist() == expected
+
+
+def test_an_expression_that_is_not_whole_names_why(tmp_path: Path) -> None:
+    data = {**WEEKLY_STORE_SALES, "source_columns": ["a"], "changes": {},
+            "columns": {**WEEKLY_STORE_SALES["columns"], "quantity": {"expr": "{a} * 1.5"}, "order_id": {"value": "X"},
+                        "order_ts": {"value": "2026-02-03T10:00:00Z"}, "store_id": {"value": "S1"},
+                        "product_id": {"value": "P1"}, "unit_price": {"value": "1"}}}
+    spec = load_spec(write_instance(tmp_path, SOURCE_COMPONENT, data))
+    mapped = map_rows(pa.table({"a": ["3"], "source_file": ["f.csv"], "source_row": [1]}), spec)["quantity"]
+    assert mapped.parsed.to_pylist() == [None] and mapped.why == "expression {a} * 1.5 gives no whole number"
+
+
 def test_parquet_source_with_typed_columns(local_env: dict[str, Any]) -> None:
     table = pa.table({
         "order_ref": ["X1", "X2"], "line": pa.array([1, 1], pa.int32()),

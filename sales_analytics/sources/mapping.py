@@ -213,6 +213,7 @@ def _typed(text: Arrays, kind: str, mapping: ColumnMapping, zone: str) -> tuple[
 
 
 # -- expressions ------------------------------------------------------------------------------
+SIGNIFICANT_DIGITS = 12
 _OPERATORS: dict[type, Callable] = {ast.Add: pc.add, ast.Sub: pc.subtract, ast.Mult: pc.multiply, ast.Div: pc.divide}
 
 
@@ -225,10 +226,19 @@ def _expression(landed: pa.Table, mapping: ColumnMapping) -> tuple[Arrays | None
     if any(c is None for c in columns):
         return None, None, f"expression {mapping.expr!r} uses columns missing from the file"
     values = {f"_c{i}": parse_number(c, mapping.decimal) for i, c in enumerate(columns)}
-    result = _evaluate(ast.parse(source, mode="eval").body, values)
+    result = _decimal(_evaluate(ast.parse(source, mode="eval").body, values))
     result = pc.if_else(pc.is_finite(result), result, pa.scalar(None, pa.float64()))
     shown = pc.binary_join_element_wise(*[pc.fill_null(c, "") for c in columns], "|") if len(columns) > 1 else columns[0]
     return result, shown, f"expression {mapping.expr} has no finite value"
+
+
+def _decimal(values: Arrays) -> Arrays:
+    """Float results at ``SIGNIFICANT_DIGITS``: arithmetic on decimal inputs gives the decimal answer
+    (24593.16 * 100 is 2459316, not 2459315.9999999995), far beyond any amount's precision."""
+    magnitude = pc.floor(pc.log10(pc.abs(values)))
+    scale = pc.power(10.0, pc.subtract(SIGNIFICANT_DIGITS - 1, pc.fill_null(magnitude, 0)))
+    scale = pc.if_else(pc.is_finite(scale), scale, pa.scalar(1.0))  # zero: log10 is -inf
+    return pc.divide(pc.round(pc.multiply(values, scale)), scale)
 
 
 def _evaluate(node: ast.AST, values: dict[str, Arrays]) -> Arrays:
@@ -259,6 +269,7 @@ def map_rows(landed: pa.Table, spec: SourceSpec) -> dict[str, Mapped]:
                 parsed, text = _nulls(n, pa.float64()), _nulls(n)
             if column.type == "int64":
                 parsed = pc.if_else(pc.equal(pc.round(parsed), parsed), parsed, pa.scalar(None, pa.float64())).cast(pa.int64())
+                why = f"expression {mapping.expr} gives no whole number"
             mapped[column.name] = Mapped(parsed, text, why)
             continue
         text, missing = _text(landed, mapping)
@@ -297,6 +308,10 @@ def _line_kind(landed: pa.Table, spec: SourceSpec, mapped: dict[str, Mapped]) ->
     negative = pc.fill_null(pc.less(quantity, 0), False)
     if changes.negative_quantity != "invalid":
         status = pc.if_else(pc.and_(negative, pc.equal(status, "sold")), pa.scalar(changes.negative_quantity), status)
+    price = mapped["unit_price"].parsed
+    negative_price = pc.fill_null(pc.less(price, 0), False)
+    if changes.negative_price == "refund":
+        status = pc.if_else(pc.and_(negative_price, pc.equal(status, "sold")), pa.scalar("refund"), status)
     for column, prefix in (changes.cancellation_prefix or {}).items():
         text = _source_text(landed, column)
         if text is not None:
@@ -304,6 +319,8 @@ def _line_kind(landed: pa.Table, spec: SourceSpec, mapped: dict[str, Mapped]) ->
     reversal = pc.is_in(status, value_set=pa.array(["refund", "cancellation"]))
     mapped["quantity"] = Mapped(pc.if_else(pc.and_(reversal, negative), pc.negate(quantity), quantity),
                                 mapped["quantity"].text, mapped["quantity"].why)
+    mapped["unit_price"] = Mapped(pc.if_else(pc.and_(reversal, negative_price), pc.negate(price), price),
+                                  mapped["unit_price"].text, mapped["unit_price"].why)
     return status
 
 

@@ -107,6 +107,9 @@ class Changes(_Strict):
     negative_quantity: Literal["invalid", "refund", "cancellation"] = Field(
         default="invalid", description="what a line with a negative quantity is: a refund of that many units, a "
                                        "cancellation, or invalid (quarantined)")
+    negative_price: Literal["invalid", "refund"] = Field(
+        default="invalid", description="what a line with a negative unit price is: a refund of that value (a period's "
+                                       "aggregate whose returns exceed its sales), or invalid (quarantined)")
     original_order: str | None = Field(
         default=None, description="source column naming the order a line gives back: such a line is a refund "
                                   "(or a cancellation where the prefix says so)")
