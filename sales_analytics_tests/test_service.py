@@ -186,7 +186,10 @@ def test_a_receipt_upload_is_read_into_fields_with_confidences(service: dict[str
 def test_bad_uploads_get_clear_4xx(service: dict[str, Any]) -> None:
     assert upload(service["url"], b"x" * 10, key=None)[0] == 401
     status, answer = upload(service["url"], b"%PDF-1.4 not an image", filename="receipt.pdf")
-    assert status == 415 and "not a readable image" in answer["detail"]
+    assert status == 415 and "not a recognised image format (accepted: JPEG, PNG" in answer["detail"]
+    assert "object at 0x" not in answer["detail"] and "BytesIO" not in answer["detail"]  # no internals
+    status, answer = upload(service["url"], (SROIE / "img" / "108.jpg").read_bytes()[:2000])
+    assert status == 415 and answer["detail"] == "not a readable image: its data is truncated or corrupt"
     status, answer = upload(service["url"], b"\xff\xd8" + bytes(MAX_IMAGE_BYTES))
     assert status == 413 and "byte limit" in answer["detail"]
     status, _ = call(service["url"], "/v1/receipts/extract", {"image": "not a file"})

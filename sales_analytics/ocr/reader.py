@@ -47,8 +47,13 @@ def open_image(data: bytes) -> Image.Image:
             raise UnreadableImage(f"image of {size[0]}x{size[1]} pixels is over the {MAX_PIXELS:,}-pixel limit")
         image = Image.open(io.BytesIO(data))
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as err:
-        raise UnreadableImage(f"not a readable image: {err}") from err
+    except UnidentifiedImageError as err:  # its message names an in-memory object, not the cause: never shown
+        raise UnreadableImage(f"not a readable image: not a recognised image format (accepted: "
+                              f"{', '.join(sorted(ACCEPTED_FORMATS))})") from err
+    except Image.DecompressionBombError as err:
+        raise UnreadableImage(f"not a readable image: over the {MAX_PIXELS:,}-pixel limit") from err
+    except (OSError, SyntaxError) as err:
+        raise UnreadableImage("not a readable image: its data is truncated or corrupt") from err
     return image
 
 
