@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from sales_analytics.dashboards.assets import AS_OF_TAG
+from sales_analytics.dashboards.render import PLOTLY_PATH
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.jobs import weekly_sales_job
@@ -175,6 +176,12 @@ def test_people_sign_in_and_open_a_dashboard(served: dict[str, Any]) -> None:
     page = session.get(served["url"] + "/dashboards/executive_daily")
     assert page.status_code == 200 and "<title>Executive daily summary</title>" in page.text
     assert "default-src 'none'" in page.headers["Content-Security-Policy"] and page.headers["ETag"]
+    # Plotly is a static file the browser keeps (its path names its version), not 4.8 MB inlined per page.
+    assert f'<script src="{PLOTLY_PATH}"></script>' in page.text and len(page.content) < 500_000
+    library = requests.get(served["url"] + PLOTLY_PATH)
+    assert library.status_code == 200 and library.headers["Content-Type"].startswith("text/javascript")
+    assert "immutable" in library.headers["Cache-Control"] and len(library.content) > 3_000_000
+    assert requests.get(served["url"] + PLOTLY_PATH, headers={"If-None-Match": library.headers["ETag"]}).status_code == 304
     not_built = session.get(served["url"] + "/dashboards/customer_voice")  # declared, not built here
     assert not_built.status_code == 404 and not_built.headers["Content-Type"].startswith("text/html")
     assert "not been built yet" in not_built.text and "<code>dashboard_customer_voice</code>" in not_built.text

@@ -13,13 +13,17 @@ from functools import cache
 
 import jinja2
 import pandas as pd
+import plotly
 import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
 
 from sales_analytics.dashboards.data import ReportReader
 from sales_analytics.dashboards.insights import LABELS, PERIOD_WORDS, accuracy_daily, daily_values, fmt, fmt_change
 from sales_analytics.dashboards.spec import Chart, DashboardSpec
 from sales_analytics.schema import ALL_MEMBERS
+
+# Plotly's 4.8 MB library is one static file of the web app, versioned so a browser keeps it for a year,
+# not inlined in every page.
+PLOTLY_PATH = f"/static/plotly-{plotly.__version__}.min.js"
 
 DAY = dt.timedelta(days=1)
 
@@ -235,7 +239,7 @@ def render_page(spec: DashboardSpec, insights: pd.DataFrame, sections: list[Sect
         spec=spec, as_of=as_of, warnings=warnings, refreshed=refreshed.strftime("%Y-%m-%d %H:%M UTC"), freshness=freshness,
         tiles=kpi_tiles(insights, spec.currency), narratives=list(narratives.itertuples()), sections=sections,
         figure_ids=[[f"chart-{i}-{j}" for j in range(len(s.figures))] for i, s in enumerate(sections)],
-        plotly_js=get_plotlyjs(),
+        plotly_src=PLOTLY_PATH,
     )
 
 

@@ -1,22 +1,27 @@
 """Dashboards in the browser: a sign-in with an API key, the list of dashboards, each page as
-rendered into the lake by its asset, and the list as JSON (``/v1/dashboards``) for programs.
+rendered into the lake by its asset (Plotly, which every page uses, served once as a static file a
+browser keeps), and the list as JSON (``/v1/dashboards``) for programs.
 A dashboard's insights are report data: ``/v1/dashboards/{name}/insights`` in ``report_api``."""
 
 import html
+from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from plotly.offline import get_plotlyjs
 
+from sales_analytics.dashboards.render import PLOTLY_PATH
 from sales_analytics.dashboards.spec import DashboardSpec, dashboard_job_name, dashboard_specs, page_object_key
 from sales_analytics.service.auth import KEY_COOKIE, KeyCheck
 from sales_analytics.service.caching import cached_json, cached_response
 from sales_analytics.storage.lake import LakeResource
 
 PAGE_MAX_AGE = 300
-# Pages carry their own inline scripts and styles and fetch nothing.
+STATIC_MAX_AGE = 365 * 24 * 3600
+# Pages carry their own inline scripts and styles and fetch nothing but the web app's Plotly.
 PAGE_SECURITY = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
+    "Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; "
                                "font-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -50,6 +55,12 @@ def dashboards_router(lake: LakeResource, keys: KeyCheck) -> APIRouter:
                        f"This dashboard has not been built yet. The job <code>{html.escape(job)}</code> builds it "
                        f"({html.escape(spec.schedule.cron)} {html.escape(spec.schedule.timezone)}); run it from the "
                        f"Dagster UI, or wait for its schedule.", status=404)
+
+    @router.get(PLOTLY_PATH, include_in_schema=False)
+    def plotly_library(request: Request) -> Response:
+        response = cached_response(request, _plotly_js(), "text/javascript; charset=utf-8", STATIC_MAX_AGE)
+        response.headers["Cache-Control"] = f"public, max-age={STATIC_MAX_AGE}, immutable"  # its path names its version
+        return response
 
     @router.get("/login", include_in_schema=False)
     def login_form() -> HTMLResponse:
@@ -105,3 +116,8 @@ def _describe(spec: DashboardSpec, lake: LakeResource) -> dict[str, Any]:
     return {"name": spec.name, "title": spec.title, "owner": spec.owner, "description": spec.description,
             "schedule": {"cron": spec.schedule.cron, "timezone": spec.schedule.timezone}, "reports": list(spec.reports),
             "url": f"/dashboards/{spec.name}", "built": lake.exists(page_object_key(spec.name))}
+
+
+@cache
+def _plotly_js() -> bytes:
+    return get_plotlyjs().encode()
