@@ -14,6 +14,7 @@ import pytest
 import requests
 from fastapi.routing import APIRoute
 
+from sales_analytics.dashboards.render import PLOTLY_PATH
 from sales_analytics.profiles import initialized, local_resources
 from sales_analytics.service.app import API_KEY_HEADER, create_app
 from sales_analytics.service.auth import KeyCheck
@@ -21,7 +22,8 @@ from sales_analytics_tests.helpers import serving
 
 pytestmark = pytest.mark.security
 KEY, OTHER_KEY = "security-test-key-0123", "security-test-key-4567"
-OPEN_ROUTES = {"/healthz", "/login", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# Open by design: health, sign-in, the API docs, and the public charting library every page loads.
+OPEN_ROUTES = {"/healthz", "/login", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", PLOTLY_PATH}
 PATH_SAMPLES = {"period": "daily", "table": "daily_store_sales", "name": "executive_daily"}
 
 
