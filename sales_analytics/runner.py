@@ -50,16 +50,17 @@ class BuildSummary:
 
 def ingest_and_build(defs: dg.Definitions, instance: dg.DagsterInstance, console_log_level: str = "WARNING",
                      daily_assets: list[dg.AssetKey] | None = None, objects: list[str] | None = None,
-                     summary: BuildSummary | None = None) -> BuildSummary:
+                     summary: BuildSummary | None = None, reference: bool = True) -> BuildSummary:
     """Reference data, then ingest, then the touched days (``daily_assets`` of the daily job; given,
     only those are built and reference data is skipped). ``objects``: ingest just these landing
     keys, as a landing sensor's run does; by default everything pending.
 
     Every event is still recorded in the instance; ``console_log_level`` only quiets the terminal.
-    ``summary``: a summary of earlier runs to add these runs to."""
+    ``summary``: a summary of earlier runs to add these runs to; ``reference``: False when the caller
+    has just rebuilt reference data."""
     summary = summary if summary is not None else BuildSummary()
     run_config = {"loggers": {"console": {"config": {"log_level": console_log_level}}}}
-    if daily_assets is None:  # the dimensions first: facts of the day join the store as it was
+    if daily_assets is None and reference:  # the dimensions first: facts of the day join the store as it was
         collect_run(defs.resolve_job_def(reference_job.name).execute_in_process(instance=instance, run_config=run_config), summary)
     ingest_config = {"ops": {raw_order_lines.op.name: {"config": {"objects": objects}}}} if objects else {}
     ingest = defs.resolve_job_def(ingest_job.name).execute_in_process(instance=instance, run_config={**run_config, **ingest_config})
@@ -139,8 +140,8 @@ class MissionSummary:
 
 def build_mission(defs: dg.Definitions, instance: dg.DagsterInstance, lake: LakeResource,
                   model_config: dict[str, Any] | None = None, console_log_level: str = "WARNING") -> MissionSummary:
-    """Everything the platform does with what has landed, in the order its schedules would: receipts
-    (their accepted lines are then ingested like any export), reference data, ingestion and the days,
+    """Everything the platform does with what has landed, in the order its schedules would: reference
+    data, receipts (in their store's currency; accepted lines are then ingested like any export), ingestion and the days,
     the complete weeks, the demand model with its backtest and promotion, forecasts from the last
     ``SCORED_DAYS`` origins scored as each day's actuals arrive, the sentiment model and review
     insights, and every dashboard. Stops at the first failed run, naming it."""
@@ -157,12 +158,13 @@ def build_mission(defs: dg.Definitions, instance: dg.DagsterInstance, lake: Lake
         return result
 
     summary = MissionSummary(BuildSummary())
+    run(reference_job.name)
     for day in sorted({info.key.removeprefix(RECEIPT_LANDING).split("/")[0] for info in lake.list(RECEIPT_LANDING)}):
         scanned = [e.materialization for e in run(receipts_job.name, partition_key=day).get_asset_materialization_events()
                    if e.asset_key == RECEIPT_EXTRACTION]
         for counted in ("accepted", "review"):
             summary.receipts[counted] = summary.receipts.get(counted, 0) + sum(int(m.metadata[counted].value) for m in scanned)
-    built = ingest_and_build(defs, instance, console_log_level, summary=summary.build)
+    built = ingest_and_build(defs, instance, console_log_level, summary=summary.build, reference=False)
     if not built.touched_days:
         return summary
     last = dt.date.fromisoformat(built.touched_days[-1])

@@ -476,7 +476,7 @@ RECEIPTS = TableSpec(
         ("vendor", "string", True),
         ("receipt_date", "date", True),
         ("total", "float64", True),
-        ("currency", "string", True),
+        ("currency", "string", True, "the store's currency that day (clean/stores); the receipt's text only confirms it"),
         ("vendor_confidence", "float64", False, "0..1; 0 when not found"),
         ("date_confidence", "float64", False),
         ("total_confidence", "float64", False),

@@ -17,10 +17,9 @@ from sales_analytics.ocr.assets import (
     UNITEMISED_PRODUCT,
     receipt_extraction,
     receipt_ocr_evaluation,
-    receipt_review_queue,
 )
 from sales_analytics.ocr.evaluation import LABELLED_RECEIPTS, field_matches
-from sales_analytics.ocr.fields import Fragment, extract_fields, rows_of
+from sales_analytics.ocr.fields import Fragment, ReceiptFields, Row, Verdict, extract_fields, rows_of, verdict
 from sales_analytics.profiles import initialized
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import RECEIPT_REVIEW_QUEUE
@@ -50,6 +49,17 @@ def test_fields_from_perfectly_read_text_match_the_ground_truth() -> None:
         matches = field_matches({"vendor": fields.vendor, "date": fields.date, "total": fields.total}, json.loads(truth_file.read_text()))
         wrong.update({f"{truth_file.stem}/{f}": ok for f, ok in matches.items() if not ok})
     assert not wrong
+
+
+def test_one_acceptance_rule_takes_the_currency_from_configuration_and_lets_the_text_only_confirm_it() -> None:
+    def read(*lines: str) -> ReceiptFields:
+        return extract_fields([Row(line, 0.95) for line in lines])
+    malaysian = read("LIM SENG THO HARDWARE TRADING", "03/02/2018", "TOTAL RM 7.00", "THANK YOU $ :)")
+    assert verdict(malaysian, "MYR") == Verdict("MYR", [])  # a stray "$" neither sets nor contradicts it
+    assert verdict(malaysian, "EUR").doubts == ["it states MYR, not the configured EUR"]
+    assert verdict(malaysian, None).doubts == ["no currency configured for it (the store's, or the request's)"]
+    unmarked = read("KIOSK AM MARKT GMBH", "03.02.2018", "SUMME TOTAL 7,00 €")
+    assert verdict(unmarked, "EUR") == Verdict("EUR", []) and verdict(unmarked, "GBP").accepted  # a symbol says nothing
 
 
 def test_rows_join_a_label_and_its_amount_printed_apart() -> None:
@@ -89,27 +99,36 @@ def png(image: Image.Image) -> bytes:
 def test_receipts_are_accepted_into_the_facts_or_queued_with_a_reason(local_env: dict[str, Any]) -> None:
     folder = f"landing/receipts/{DAY.isoformat()}"
     with initialized(local_env["lake"]) as lake:
-        receipt = (SROIE / "img" / "108.jpg").read_bytes()  # LIM SENG THO HARDWARE TRADING, 03/02/2018, 7.00
+        lake.put_bytes(f"landing/reference/stores/{DAY.isoformat()}/stores.csv",
+                       b"store_id,name,region,city,format,currency,opened\nS001,Kajang,south,Kajang,express,MYR,2020-01-01\n"
+                       b"S002,Kajang 2,south,Kajang,express,MYR,2020-01-01\nS003,Berlin,north,Berlin,express,EUR,2020-01-01\n")
+        receipt = (SROIE / "img" / "108.jpg").read_bytes()  # LIM SENG THO HARDWARE TRADING, 03/02/2018, RM 7.00
         lake.put_bytes(f"{folder}/S001/108.jpg", receipt)
         lake.put_bytes(f"{folder}/S001/rescan-108.jpg", receipt)  # the same scan twice: one receipt (the first key)
         lake.put_bytes(f"{folder}/S001/blank.png", png(Image.new("L", (800, 1200), 255)))
         lake.put_bytes(f"{folder}/S002/torn.jpg", receipt[:2000])
         lake.put_bytes(f"{folder}/S002/notes.txt", b"not a receipt")
-    instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([receipt_extraction, receipt_review_queue], resources=local_env, instance=instance,
-                            partition_key=DAY.isoformat())
+        lake.put_bytes(f"{folder}/S003/108-in-berlin.jpg", receipt + b"\0")  # a ringgit receipt filed under a euro store
+        lake.put_bytes(f"{folder}/S004/108-unknown-store.jpg", receipt + b"\0\0")  # no store S004 in clean/stores
+    instance, defs = dg.DagsterInstance.ephemeral(), build_defs(local_env)
+    assert defs.resolve_job_def("reference_data").execute_in_process(instance=instance).success
+    result = defs.resolve_job_def("receipts").execute_in_process(instance=instance, partition_key=DAY.isoformat())
     rows = {r["image_key"].rsplit("/", 1)[-1]: r for r in result.output_for_node(receipt_extraction.op.name).to_pylist()}
-    assert set(rows) == {"108.jpg", "blank.png", "torn.jpg", "notes.txt"}
+    assert set(rows) == {"108.jpg", "blank.png", "torn.jpg", "notes.txt", "108-in-berlin.jpg", "108-unknown-store.jpg"}
     accepted = rows["108.jpg"]
     assert accepted["status"] == "accepted" and accepted["total"] == 7.00 and accepted["receipt_date"] == dt.date(2018, 2, 3)
+    assert accepted["currency"] == "MYR"  # the store's, which the printed RM confirms
     assert "not found" in rows["blank.png"]["reason"] and rows["blank.png"]["status"] == "review"
     assert rows["torn.jpg"]["reason"].startswith("image not read") and rows["notes.txt"]["reason"].startswith("image not read")
+    assert (rows["108-in-berlin.jpg"]["status"], rows["108-in-berlin.jpg"]["currency"]) == ("review", "EUR")
+    assert rows["108-in-berlin.jpg"]["reason"] == "it states MYR, not the configured EUR"
+    assert rows["108-unknown-store.jpg"]["reason"] == "no currency configured for it (the store's, or the request's)"
     with initialized(local_env["report_db"]) as db:
         queued = {r["image_key"].rsplit("/", 1)[-1]: r["reason"] for r in db.read(RECEIPT_REVIEW_QUEUE, DAY.isoformat())}
-    assert set(queued) == {"blank.png", "torn.jpg", "notes.txt"}
+    assert set(queued) == {"blank.png", "torn.jpg", "notes.txt", "108-in-berlin.jpg", "108-unknown-store.jpg"}
 
     export = f"{RECEIPT_ORDERS}{DAY.isoformat()}/receipts_{DAY:%Y%m%d}.csv"
-    summary = ingest_and_build(build_defs(local_env), instance, objects=[export])
+    summary = ingest_and_build(defs, instance, objects=[export])
     assert summary.touched_days == ["2018-02-03"]
     with initialized(local_env["lake"]) as lake:
         clean = LakeReader(lake).stored_partitions(dg.AssetKey(["clean", "order_lines"]), "order_date")

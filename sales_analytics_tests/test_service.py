@@ -168,19 +168,27 @@ def test_review_scoring_refuses_bad_bodies_and_missing_keys(service: dict[str, A
         assert status == 422 and "Traceback" not in json.dumps(answer)
 
 
-def upload(url: str, data: bytes, filename: str = "receipt.jpg", key: str | None = KEY) -> tuple[int, Any]:
+def upload(url: str, data: bytes, filename: str = "receipt.jpg", key: str | None = KEY, query: str = "") -> tuple[int, Any]:
     """A multipart/form-data POST of one file field ``image``, as a browser or curl -F sends it."""
     boundary = "----sales-analytics-test"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{filename}\"\r\n"
             f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    return call(url, "/v1/receipts/extract", key=key, raw=body, content_type=f"multipart/form-data; boundary={boundary}")
+    return call(url, f"/v1/receipts/extract{query}", key=key, raw=body, content_type=f"multipart/form-data; boundary={boundary}")
 
 
 def test_a_receipt_upload_is_read_into_fields_with_confidences(service: dict[str, Any]) -> None:
-    status, answer = upload(service["url"], (SROIE / "img" / "108.jpg").read_bytes())
+    receipt = (SROIE / "img" / "108.jpg").read_bytes()
+    status, answer = upload(service["url"], receipt, query="?currency=MYR")  # the store's currency
     assert status == 200
     assert answer["total"]["value"] == "7.00" and answer["date"]["value"] == "2018-02-03" and answer["currency"] == "MYR"
-    assert answer["confident"] is True and all(0 < answer[f]["confidence"] <= 1 for f in ("vendor", "date", "total"))
+    assert answer["confident"] is True and answer["doubts"] == []
+    assert all(0 < answer[f]["confidence"] <= 1 for f in ("vendor", "date", "total"))
+    # The asset's rule: the text confirms a configured currency, it never supplies or overrides one.
+    _, unconfigured = upload(service["url"], receipt)
+    assert (unconfigured["currency"], unconfigured["confident"]) == (None, False)
+    _, contradicted = upload(service["url"], receipt, query="?currency=EUR")
+    assert contradicted["confident"] is False and contradicted["doubts"] == ["it states MYR, not the configured EUR"]
+    assert upload(service["url"], receipt, query="?currency=euro")[0] == 422
 
 
 def test_bad_uploads_get_clear_4xx(service: dict[str, Any]) -> None:

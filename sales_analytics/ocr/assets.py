@@ -18,10 +18,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from sales_analytics.catalog import declaration_reference, published_key
+from sales_analytics.catalog import CLEAN_STORES, declaration_reference, published_key
+from sales_analytics.curated.assets import dimension_history, dimension_input
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.ocr import evaluation
 from sales_analytics.ocr.evaluation import IMAGE_SUFFIXES, lake_extras
+from sales_analytics.ocr.fields import verdict
 from sales_analytics.ocr.reader import Reading, UnreadableImage, read_receipt
 from sales_analytics.offload import OffloadResource
 from sales_analytics.partitions import daily_partitions
@@ -40,8 +42,9 @@ STORE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 UNITEMISED_PRODUCT = "RECEIPT-UNITEMISED"  # a receipt's total, until line items are read
 
 
-def receipt_row(day: dt.date, key: str, data: bytes) -> dict:
-    """One RECEIPTS row: what OCR read, and whether it is sure enough to become an order line."""
+def receipt_row(day: dt.date, key: str, data: bytes, store_currencies: dict[str, str]) -> dict:
+    """One RECEIPTS row: what OCR read, and whether it is sure enough to become an order line. The
+    currency is the store's (``store_currencies``), never what the text seems to say."""
     store = key.removeprefix(f"{RECEIPT_LANDING}{day.isoformat()}/").split("/")[0]
     row = {"landed_on": day, "receipt_id": hashlib.sha256(data).hexdigest()[:16], "image_key": key,
            "store_id": store if STORE_ID.match(store) else None}
@@ -51,19 +54,22 @@ def receipt_row(day: dt.date, key: str, data: bytes) -> dict:
         reading = read_receipt(data)
     except UnreadableImage as err:
         return row | _unread(str(err))
-    fields = reading.fields
-    doubts = fields.unsure()
-    if fields.currency is None:
-        doubts.append("no currency on the receipt")
-    if row["store_id"] is None:
-        doubts.append(f"folder {store!r} is not a store id")
-    return row | _read(reading) | {"status": "review" if doubts else "accepted", "reason": "; ".join(doubts) or None}
+    judged = verdict(reading.fields, store_currencies.get(store))
+    doubts = judged.doubts if row["store_id"] else [*judged.doubts, f"folder {store!r} is not a store id"]
+    return row | _read(reading, judged.currency) | {"status": "review" if doubts else "accepted", "reason": "; ".join(doubts) or None}
 
 
-def _read(reading: Reading) -> dict:
+def store_currencies(stores: pa.Table | None, day: dt.date) -> dict[str, str]:
+    """Each store's currency on ``day``: its version valid then (clean/stores keeps every version)."""
+    history = dimension_history(stores, "store_id", ["currency"])
+    valid = history.filter(pc.less_equal(history["valid_from"], pa.scalar(day, pa.date32()))).sort_by("valid_from")
+    return dict(zip(valid["store_id"].to_pylist(), valid["currency"].to_pylist(), strict=True))  # the latest wins
+
+
+def _read(reading: Reading, currency: str | None) -> dict:
     fields = reading.fields
     return {"vendor": fields.vendor.value, "receipt_date": dt.date.fromisoformat(fields.date.value) if fields.date.found else None,
-            "total": float(fields.total.value) if fields.total.found else None, "currency": fields.currency,
+            "total": float(fields.total.value) if fields.total.found else None, "currency": currency,
             "vendor_confidence": fields.vendor.confidence, "date_confidence": fields.date.confidence,
             "total_confidence": fields.total.confidence, "ocr_confidence": reading.mean_confidence, "text": reading.text}
 
@@ -90,6 +96,7 @@ def order_lines_csv(accepted: list[dict]) -> bytes:
 @dg.asset(
     key=RECEIPT_EXTRACTION,
     deps=[RECEIPT_SCANS],
+    ins={"stores": dimension_input(CLEAN_STORES, "store_id", ["currency"])},
     partitions_def=daily_partitions,
     group_name="ml",
     kinds={"tesseract", "parquet"},
@@ -100,12 +107,14 @@ def order_lines_csv(accepted: list[dict]) -> bytes:
                                    description="Every scan landed that day is accepted or queued for review with a "
                                                "reason (a scan uploaded twice counts once).")],
 )
-def receipt_extraction(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+def receipt_extraction(context: dg.AssetExecutionContext, lake: LakeResource,
+                       stores: pa.Table | None) -> Iterator[dg.Output | dg.AssetCheckResult]:
     day = dt.date.fromisoformat(context.partition_key)
     keys = sorted(o.key for o in lake.list(f"{RECEIPT_LANDING}{day.isoformat()}/"))
+    currencies = store_currencies(stores, day)
     rows, seen = [], set()
     for key in keys:
-        row = receipt_row(day, key, lake.get_bytes(key))
+        row = receipt_row(day, key, lake.get_bytes(key), currencies)
         if row["receipt_id"] not in seen:  # the same scan uploaded twice is one receipt
             seen.add(row["receipt_id"])
             rows.append(row)

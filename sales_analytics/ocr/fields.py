@@ -22,7 +22,10 @@ BUSINESS_WORDS = re.compile(r"\b(ENTERPRISE|TRADING|HARDWARE|COMPANY|CO\.|RESTAU
                             r"STORE|MART|PHARMACY|FARMASI|KITCHEN|BAKERY|CAFE|PETROL|SUPERMARKET)(?!\w)", re.IGNORECASE)
 NOT_A_VENDOR = re.compile(r"INVOICE|RECEIPT|WELCOME|THANK|\bBILL\b|\bCASH\b|\bREG\b", re.IGNORECASE)
 MONEY = re.compile(r"(?<![\d.])(?:RM|\$|€|£)?\s?(\d{1,6}(?:,\d{3})*[.,]\d{2})(?![\d])")
-CURRENCY_CODE = re.compile(r"\b(EUR|GBP|USD|MYR|CHF)\b")  # a printed ISO code says more than a symbol OCR may misread
+# Printed ISO codes, and the ringgit's RM: what a receipt states its currency to be. Symbols ($ £ €) say
+# nothing here: OCR makes them of stray marks, and "$" is a dozen currencies.
+CURRENCY_CODE = re.compile(r"\b(EUR|GBP|USD|MYR|CHF|SGD|AUD|CAD|NZD|HKD|JPY|CNY|INR|IDR|THB|PHP|PLN|SEK|NOK|DKK|CZK)\b")
+RINGGIT = re.compile(r"\bRM\b|\bRM\d|RM\s")
 MONTHS = {m: i + 1 for i, m in enumerate(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"])}
 DATE_PATTERNS = [
     (re.compile(r"\b(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\b"), "ymd"),
@@ -74,13 +77,35 @@ class ReceiptFields:
     vendor: Field
     date: Field  # ISO yyyy-mm-dd
     total: Field  # decimal with two places, e.g. "9.00"
-    currency: str | None
+    stated_currencies: frozenset[str]  # what the text states (ISO codes, RM); it confirms, never decides
 
     def unsure(self) -> list[str]:
         """What a person should check: each field missing or read with less than ``ACCEPT_CONFIDENCE``."""
         return [f"{name} {'not found' if not f.found else f'confidence {f.confidence:.2f}'}"
                 for name, f in (("vendor", self.vendor), ("date", self.date), ("total", self.total))
                 if f.confidence < ACCEPT_CONFIDENCE]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    currency: str | None  # the configured one: the store's, or the request's
+    doubts: list[str]  # why a person should look; none: accepted
+
+    @property
+    def accepted(self) -> bool:
+        return not self.doubts
+
+
+def verdict(fields: ReceiptFields, configured_currency: str | None) -> Verdict:
+    """The one acceptance rule, for the asset and the endpoint: every field sure, a currency from
+    configuration, and nothing printed on the receipt that contradicts it."""
+    doubts = fields.unsure()
+    stated = fields.stated_currencies
+    if configured_currency is None:
+        doubts.append("no currency configured for it (the store's, or the request's)")
+    elif stated and configured_currency not in stated:
+        doubts.append(f"it states {', '.join(sorted(stated))}, not the configured {configured_currency}")
+    return Verdict(configured_currency, doubts)
 
 
 def rows_of(fragments: list[Fragment]) -> list[Row]:
@@ -99,10 +124,8 @@ def rows_of(fragments: list[Fragment]) -> list[Row]:
 
 def extract_fields(rows: list[Row]) -> ReceiptFields:
     text = "\n".join(r.text for r in rows)
-    code = CURRENCY_CODE.search(text)
-    currency = code.group(1) if code else "MYR" if re.search(r"\bRM\b|\bRM\d|RM\s", text) else \
-        "USD" if "$" in text else "EUR" if "€" in text else "GBP" if "£" in text else None
-    return ReceiptFields(_vendor(rows), _date(rows), _total(rows), currency)
+    stated = {*CURRENCY_CODE.findall(text), *(["MYR"] if RINGGIT.search(text) else [])}
+    return ReceiptFields(_vendor(rows), _date(rows), _total(rows), frozenset(stated))
 
 
 def _vendor(rows: list[Row]) -> Field:

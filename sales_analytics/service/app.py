@@ -15,14 +15,14 @@ import uuid
 from typing import Annotated
 
 import pandas as pd
-from fastapi import Depends, FastAPI, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from sales_analytics.nlp.scoring import score_texts
-from sales_analytics.ocr.fields import ACCEPT_CONFIDENCE
+from sales_analytics.ocr.fields import ACCEPT_CONFIDENCE, verdict
 from sales_analytics.ocr.reader import MAX_IMAGE_BYTES, UnreadableImage, read_receipt
 from sales_analytics.service.auth import API_KEY_HEADER, DEFAULT_RATE_PER_KEY, KeyCheck
 from sales_analytics.service.forecasts import ChampionForecasts, NoChampion
@@ -96,8 +96,10 @@ class ReceiptExtraction(BaseModel):
     vendor: ExtractedField
     date: ExtractedField = Field(description="ISO yyyy-mm-dd")
     total: ExtractedField = Field(description="decimal with two places")
-    currency: str | None
-    confident: bool = Field(description=f"every field found with confidence >= {ACCEPT_CONFIDENCE}")
+    currency: str | None = Field(description="the currency the request configured (the store's); the text only confirms it")
+    confident: bool = Field(description=f"every field found with confidence >= {ACCEPT_CONFIDENCE}, a configured currency "
+                                        "and none printed that contradicts it: the rule the receipts asset accepts by")
+    doubts: list[str] = Field(description="why a person should check it; empty when confident")
 
 
 def create_app(lake: LakeResource, api_keys: list[str], recheck_seconds: float = 5.0,
@@ -182,7 +184,8 @@ def create_app(lake: LakeResource, api_keys: list[str], recheck_seconds: float =
 
     @app.post("/v1/receipts/extract", response_model=ReceiptExtraction, dependencies=[Depends(authenticated)],
               responses={413: {"description": "image over the size limit"}, 415: {"description": "not an accepted image"}})
-    def extract_receipt(image: UploadFile) -> ReceiptExtraction:
+    def extract_receipt(image: UploadFile, currency: Annotated[str | None, Query(
+            pattern=r"^[A-Z]{3}$", description="ISO 4217 code of the store the receipt is from")] = None) -> ReceiptExtraction:
         data = image.file.read(MAX_IMAGE_BYTES + 1)
         if len(data) > MAX_IMAGE_BYTES:
             raise HTTPException(status_code=413, detail=f"image over the {MAX_IMAGE_BYTES:,}-byte limit")
@@ -192,6 +195,7 @@ def create_app(lake: LakeResource, api_keys: list[str], recheck_seconds: float =
             raise HTTPException(status_code=415, detail=str(err)) from err
         found = {name: ExtractedField(value=f.value, confidence=round(f.confidence, 3))
                  for name, f in (("vendor", fields.vendor), ("date", fields.date), ("total", fields.total))}
-        return ReceiptExtraction(**found, currency=fields.currency, confident=not fields.unsure())
+        judged = verdict(fields, currency)
+        return ReceiptExtraction(**found, currency=judged.currency, confident=judged.accepted, doubts=judged.doubts)
 
     return app
