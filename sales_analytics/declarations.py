@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 DEFS_DIR = Path(__file__).parent / "defs"
 INSTANCE_FILE = "defs.yaml"
@@ -45,3 +46,8 @@ def read_instances(path: Path, component_type: str, error: type[Exception]) -> l
         if not isinstance(document, dict) or "type" not in document:
             raise error(f"{path}: expected `type:` and `attributes:` (a component instance)")
     return [d.get("attributes") for d in documents if d["type"] == component_type]
+
+
+def attribute_problems(err: ValidationError) -> str:
+    """Each problem with the field it is in, as the YAML names it (``attributes.columns.order_id``)."""
+    return "; ".join(f"{'.'.join(['attributes', *map(str, e['loc'])])}: {e['msg']}" for e in err.errors())

@@ -16,7 +16,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import dagster as dg
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sales_analytics.declarations import DASHBOARD_COMPONENT, DEFS_DIR, deployment_folders, instances, read_instances
+from sales_analytics.declarations import (
+    DASHBOARD_COMPONENT,
+    DEFS_DIR,
+    attribute_problems,
+    deployment_folders,
+    instances,
+    read_instances,
+)
 from sales_analytics.schema import DIMENSIONS
 
 EXTRA_DIRS_ENV = "SALES_ANALYTICS_DASHBOARDS"
@@ -198,7 +205,7 @@ def validate_spec(attributes: object, path: Path) -> DashboardSpec:
     try:
         spec = DashboardSpec.model_validate(attributes)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(['attributes', *map(str, e['loc'])])}: {e['msg']}" for e in err.errors())
+        problems = attribute_problems(err)
         raise DashboardSpecError(f"{_where(path)}: {problems}") from None
     check_declared_in(spec, path)
     return spec

@@ -19,7 +19,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sales_analytics.declarations import DEFS_DIR, SOURCE_COMPONENT, deployment_folders, instances, read_instances
+from sales_analytics.declarations import (
+    DEFS_DIR,
+    SOURCE_COMPONENT,
+    attribute_problems,
+    deployment_folders,
+    instances,
+    read_instances,
+)
 from sales_analytics.schema import CALENDAR, CUSTOMERS, ORDER_LINES, PRODUCTS, REVIEWS, SIGNALS, STORES, TableSpec
 
 SOURCE_DIRS_ENV = "SALES_ANALYTICS_SOURCES"
@@ -237,7 +244,7 @@ def validate_spec(attributes: object, path: Path) -> SourceSpec:
     try:
         return SourceSpec.model_validate(attributes)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(['attributes', *map(str, e['loc'])])}: {e['msg']}" for e in err.errors())
+        problems = attribute_problems(err)
         raise SourceSpecError(f"{path}: {problems}") from None
 
 
