@@ -34,10 +34,11 @@ setup(
         "vaderSentiment>=3.3",  # the lexicon baseline review sentiment must beat (its lexicon ships inside)
         "Pillow>=10",
         "pytesseract>=0.3.10",  # receipt OCR through the tesseract binary (installed by scripts/install-system-deps.sh)
+        "rapidocr-onnxruntime>=1.4.4,<2",  # receipt OCR, the default engine: PaddleOCR's models in ONNX, inside the wheel
         "fastapi>=0.110",
         "uvicorn>=0.30",
         "python-multipart>=0.0.9",  # receipt uploads to the service
-        "plotly>=6",  # dashboard charts; its JavaScript is inlined, so pages need no network
+        "plotly>=6",  # dashboard charts; its JavaScript is served by the web app itself, so pages need no network
         "Jinja2>=3.1",  # dashboard pages, autoescaped
     ],
     extras_require={

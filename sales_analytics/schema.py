@@ -480,7 +480,7 @@ RECEIPTS = TableSpec(
         ("vendor_confidence", "float64", False, "0..1; 0 when not found"),
         ("date_confidence", "float64", False),
         ("total_confidence", "float64", False),
-        ("ocr_confidence", "float64", False, "Tesseract's mean word confidence"),
+        ("ocr_confidence", "float64", False, "the OCR engine's mean confidence in what it read"),
         ("status", "string", False, "accepted (became an order line) or review"),
         ("reason", "string", True, "why it needs review"),
         ("text", "string", True, "the text as read"),

@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 from sales_analytics.dashboards.spec import dashboard_specs, page_object_key
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import SalesGenerator
-from sales_analytics.ocr.assets import UNITEMISED_PRODUCT
+from sales_analytics.ocr.assets import ITEM_PRODUCT_PREFIX
 from sales_analytics.profiles import initialized
 from sales_analytics.runner import SCORED_DAYS
 from sales_analytics.schema import FORECAST_ACCURACY
@@ -51,8 +51,13 @@ def test_sample_receipts_are_read_and_the_spoilt_ones_queued(dashboard_world: di
         clean = LakeReader(lake).stored_partitions(dg.AssetKey(["clean", "order_lines"]), "order_date")
         lines = parquet_bytes_to_table(lake.get_bytes(clean[day]))
         pages = {s.name: lake.exists(page_object_key(s.name)) for s in dashboard_specs()}
-    receipts = lines.filter(pc.equal(lines["product_id"], UNITEMISED_PRODUCT)).to_pylist()
-    assert sorted((r["store_id"], r["unit_price"], r["currency"]) for r in receipts) == sorted(
+    receipts = lines.filter(pc.equal(lines["source"], "receipts")).to_pylist()
+    assert all(r["product_id"].startswith(ITEM_PRODUCT_PREFIX) for r in receipts)  # every printed item read
+    per_receipt: dict[tuple[str, str, str], float] = {}
+    for r in receipts:
+        receipt = (r["order_id"], r["store_id"], r["currency"])
+        per_receipt[receipt] = per_receipt.get(receipt, 0) + r["quantity"] * r["unit_price"]
+    assert sorted((store, round(amount, 2), currency) for (_, store, currency), amount in per_receipt.items()) == sorted(
         (s.key.split("/")[3], round(s.total, 2), s.currency) for s in readable)
     assert all(pages.values()) and dashboard_world["mission"].dashboards == dict.fromkeys(pages, "built")
 

@@ -1,4 +1,5 @@
-"""Reading a scanned receipt: check the upload is an image we accept, clean it up, OCR it with Tesseract.
+"""Reading a scanned receipt: check the upload is an image we accept, clean it up, OCR it with the
+configured engine (``ocr.engines``), extract its fields.
 
 Preprocessing is a list of steps; the default is what measurably helped on the SROIE receipts
 (``bench/ocr.py`` measures each). Decoding is bounded: at most
@@ -13,13 +14,13 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from sales_analytics.ocr.fields import Fragment, ReceiptFields, extract_fields, rows_of
+from sales_analytics.ocr.engines import OcrEngine, configured_engine
+from sales_analytics.ocr.fields import ReceiptFields, extract_fields, rows_of
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # a 600 dpi A4 scan is ~35M pixels; beyond that, a decompression bomb
 ACCEPTED_FORMATS = {"JPEG", "PNG", "TIFF", "WEBP"}
 MIN_WIDTH = 1000  # narrower scans are upscaled: Tesseract reads characters best at ~30 px high
-TESSERACT_CONFIG = "--psm 4"  # one column of text of varying sizes: a receipt
 
 
 class UnreadableImage(ValueError):
@@ -30,7 +31,7 @@ class UnreadableImage(ValueError):
 class Reading:
     fields: ReceiptFields
     text: str  # the rows as read, for the review queue and for audit
-    mean_confidence: float  # Tesseract's mean word confidence (0..1); 0 when it read nothing
+    mean_confidence: float  # the engine's mean confidence in what it read (0..1); 0 when it read nothing
 
 
 def open_image(data: bytes) -> Image.Image:
@@ -84,8 +85,8 @@ PREPROCESSING_STEPS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "autocontrast": lambda image: ImageOps.autocontrast(image, cutoff=1),
     "threshold": _threshold,
 }
-# None measurably helped on the SROIE receipts (bench/ocr.py): upscaling gained vendors and dates but
-# lost totals, thresholding lost more totals. The steps stay, measured, for scans of other quality.
+# None measurably helped on the SROIE receipts with Tesseract (bench/ocr.py --preprocessing): upscaling gained
+# vendors and dates but lost totals, thresholding lost more totals. The steps stay for scans of other quality.
 PREPROCESSING: tuple[str, ...] = ()
 
 
@@ -95,19 +96,8 @@ def preprocess(image: Image.Image, steps: tuple[str, ...] = PREPROCESSING) -> Im
     return image
 
 
-def ocr_fragments(image: Image.Image) -> list[Fragment]:
-    """Tesseract's words with their boxes and confidences (0..1)."""
-    import pytesseract
-
-    words = pytesseract.image_to_data(image, config=TESSERACT_CONFIG, output_type=pytesseract.Output.DICT)
-    return [Fragment(text.strip(), left, top, left + width, top + height, max(float(conf), 0.0) / 100)
-            for text, left, top, width, height, conf in zip(words["text"], words["left"], words["top"], words["width"],
-                                                              words["height"], words["conf"], strict=True)
-            if text.strip() and float(conf) >= 0]
-
-
-def read_receipt(data: bytes, steps: tuple[str, ...] = PREPROCESSING) -> Reading:
-    fragments = ocr_fragments(preprocess(open_image(data), steps))
+def read_receipt(data: bytes, steps: tuple[str, ...] = PREPROCESSING, engine: OcrEngine | None = None) -> Reading:
+    fragments = (engine or configured_engine()).fragments(preprocess(open_image(data), steps))
     rows = rows_of(fragments)
     mean = sum(f.confidence for f in fragments) / len(fragments) if fragments else 0.0
     return Reading(extract_fields(rows), "\n".join(r.text for r in rows), mean)
