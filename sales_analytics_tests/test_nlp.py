@@ -1,16 +1,24 @@
 """Review NLP: sentiment beats the lexicon on real reviews; aspects, weekly reports and spikes hand-checked."""
 
+import csv
 import datetime as dt
+import zlib
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import f1_score
 
-from sales_analytics.nlp.aspects import aspect_mentions, top_terms
+from sales_analytics.nlp.aspects import aspect_mentions, mine_aspects, top_terms
 from sales_analytics.nlp.insights import MIN_SPIKE_REVIEWS, negative_spikes, weekly_sentiment
+from sales_analytics.nlp.scoring import score_texts
 from sales_analytics.nlp.sentiment import (
+    SentimentModel,
     evaluate,
     is_held_out,
     lexicon_sentiment,
+    mark_negation,
     review_texts,
     sentiment_of_rating,
     train_sentiment,
@@ -19,25 +27,59 @@ from sales_analytics.schema import ALL_PRODUCTS
 from sales_analytics_tests.helpers import REAL_DATA
 
 REVIEWS = REAL_DATA / "womens_clothing_reviews" / "womens_clothing_ecommerce_reviews.csv"
+AMAZON_SNIPPETS = REAL_DATA / "vader_review_snippets" / "amazonReviewSnippets_GroundTruth.txt"
 
 
-def test_sentiment_beats_the_lexicon_on_held_out_clothing_reviews() -> None:
+@dataclass(frozen=True)
+class Trained:
+    model: SentimentModel
+    texts: pd.Series  # the held-out clothing reviews
+    labels: pd.Series
+
+
+@pytest.fixture(scope="module")
+def trained_on_clothing() -> Trained:
     raw = pd.read_csv(REVIEWS)
     reviews = pd.DataFrame({"review_id": [f"CR-{c}-{i + 1}" for i, c in enumerate(raw["Clothing ID"])],
                             "title": raw["Title"], "text": raw["Review Text"], "rating": raw["Rating"]})
     texts, labels = review_texts(reviews), sentiment_of_rating(reviews["rating"])
     held, usable = is_held_out(reviews["review_id"]), texts != ""
-    model = train_sentiment(texts[usable & ~held], labels[usable & ~held])
-    test_texts, test_labels = texts[usable & held], labels[usable & held]
-    ours = evaluate(test_labels, pd.Series(model.predict(test_texts), index=test_texts.index))
+    return Trained(train_sentiment(texts[usable & ~held], labels[usable & ~held]), texts[usable & held], labels[usable & held])
+
+
+def test_sentiment_beats_the_lexicon_on_held_out_clothing_reviews(trained_on_clothing: Trained) -> None:
+    model, test_texts, test_labels = trained_on_clothing.model, trained_on_clothing.texts, trained_on_clothing.labels
+    ours = evaluate(test_labels, model.predict(test_texts))
     lexicon = evaluate(test_labels, lexicon_sentiment(test_texts))
     # Measured on the 1,941 held-out reviews of the 10,000 in the fixture: macro-F1 0.63 vs VADER's 0.43,
-    # accuracy 0.82 vs 0.79, negative F1 0.59, neutral F1 0.37 vs 0.05 (on all 23,486: 0.66 vs 0.43).
+    # accuracy 0.83 vs 0.79, negative F1 0.58, neutral F1 0.37 vs 0.05; cut-offs P(neutral) > 0.75, band 0.1.
     assert ours.reviews == lexicon.reviews > 1800
-    assert ours.macro_f1 > lexicon.macro_f1 + 0.15
+    assert ours.macro_f1 > lexicon.macro_f1 + 0.12
     assert ours.accuracy > lexicon.accuracy
-    assert ours.f1["negative"] > 0.5 and ours.f1["neutral"] > lexicon.f1["neutral"] + 0.2
+    assert ours.f1["negative"] > 0.5 and ours.f1["neutral"] > lexicon.f1["neutral"] + 0.15
     assert sum(map(sum, ours.confusion)) == ours.reviews
+    assert model.neutral_band < 0.3 and model.neutral_threshold > 0.5
+
+
+def test_sentiment_travels_to_another_catalogue(trained_on_clothing: Trained) -> None:
+    """Trained on clothing reviews, scored on electronics review sentences (Amazon, rated by people):
+    clear ones only (mean rating at least 1 away from 0, of -4..4), the half never used to choose anything.
+    Measured on that half: macro-F1 0.73 (13% called neutral, each a miss); VADER 0.71; the previous
+    three-class model 0.65; a plain TF-IDF + logistic regression on the same clothing reviews 0.64.
+    On the development half: 0.73 and VADER 0.71."""
+    snippets = pd.read_csv(AMAZON_SNIPPETS, sep="\t", header=None, names=["id", "rating", "text"], quoting=csv.QUOTE_NONE)
+    clear = snippets[(snippets["rating"].abs() >= 1) & snippets["id"].map(lambda i: zlib.crc32(i.encode()) % 2 == 1)]
+    truth = pd.Series(np.where(clear["rating"] > 0, "positive", "negative"), index=clear.index)
+    predicted = trained_on_clothing.model.predict(clear["text"])
+    ours = f1_score(truth, predicted, labels=["negative", "positive"], average="macro")
+    lexicon = f1_score(truth, lexicon_sentiment(clear["text"]), labels=["negative", "positive"], average="macro")
+    assert len(clear) > 1100
+    assert ours > 0.7 and ours > lexicon
+
+
+def test_negation_is_marked_up_to_the_next_punctuation() -> None:
+    assert mark_negation("Not comfortable, but cute. I don't love the color!") == (
+        "not neg_comfortable , but cute . i don't neg_love neg_the neg_color !")
 
 
 def test_the_held_out_split_is_stable_and_about_a_fifth() -> None:
@@ -53,18 +95,38 @@ def test_ratings_map_to_sentiments_and_titles_join_texts() -> None:
     assert texts.tolist() == ["Great. fits well", "ok", ""]
 
 
-def test_aspects_are_found_by_sentence() -> None:
-    texts = pd.Series({"a": "Lovely colour. But it runs small and the fabric is itchy!", "b": "Arrived late.", "c": "Nice."})
+def test_aspects_are_found_by_clause() -> None:
+    texts = pd.Series({"a": "Lovely colour, but it runs small. The fabric is itchy!", "b": "Arrived late.", "c": "Nice."})
     found = aspect_mentions(texts)
-    assert set(map(tuple, found[["review", "aspect"]].to_numpy())) == {("a", "color"), ("a", "size"), ("a", "fabric"),
-                                                                         ("b", "delivery")}
-    assert found.loc[found["aspect"] == "size", "sentence"].item() == "But it runs small and the fabric is itchy!"
+    assert set(map(tuple, found[["review", "aspect", "clause"]].to_numpy())) == {
+        ("a", "color", "Lovely colour"), ("a", "size", "it runs small."), ("a", "fabric", "The fabric is itchy!"),
+        ("b", "delivery", "Arrived late.")}
+
+
+def test_two_aspects_of_one_sentence_get_their_own_sentiment(trained_on_clothing: Trained) -> None:
+    scored = score_texts(trained_on_clothing.model, pd.Series({"r": "The colour is gorgeous, but the fabric is itchy and cheap."}))
+    sentiments = dict(zip(scored.mentions["aspect"], scored.mentions["sentiment"], strict=True))
+    assert sentiments == {"color": "positive", "fabric": "negative", "quality": "negative"}
+
+
+def test_aspects_are_mined_from_another_catalogues_own_reviews() -> None:
+    """Electronics review sentences: the clothing seeds they do not talk about stay out, their own words come in.
+    Before: 15% of such reviews got an aspect, "size" most often. Measured: 52% get one."""
+    snippets = pd.read_csv(AMAZON_SNIPPETS, sep="\t", header=None, names=["id", "rating", "text"], quoting=csv.QUOTE_NONE)
+    aspects = mine_aspects(snippets["text"])
+    assert {"battery", "sound", "software", "price", "quality"} <= set(aspects)
+    assert not {"fit", "fabric", "color", "comfort", "delivery"} & set(aspects)
+    assert aspects["battery"] == ("battery",) and aspects["feature"] == ("feature", "features")  # one aspect per word and plural
+    mentions = aspect_mentions(snippets["text"], aspects)
+    assert mentions["review"].nunique() > 0.45 * len(snippets)
+    top = mentions["aspect"].value_counts().index[:8]
+    assert "size" not in top and "player" in top
 
 
 def test_top_terms_mark_what_makes_an_aspect_negative() -> None:
     mentions = pd.DataFrame({
         "aspect": ["size"] * 8,
-        "sentence": ["runs small, returned it", "runs small sadly", "size chart wrong, runs small", "size chart is wrong",
+        "clause": ["runs small, returned it", "runs small sadly", "size chart wrong, runs small", "size chart is wrong",
                      "true to size, love it", "size is perfect, love it", "perfect size", "size was true to the chart"],
         "sentiment": ["negative"] * 4 + ["positive"] * 4})
     terms = top_terms(mentions)["size"]

@@ -17,12 +17,14 @@ from sales_analytics.lake.assets import table_metadata
 from sales_analytics.metrics import rounded_score
 from sales_analytics.ml.assets import champion_asset
 from sales_analytics.ml.registry import ModelRegistry
-from sales_analytics.nlp.aspects import top_terms
+from sales_analytics.nlp.aspects import mine_aspects, top_terms
 from sales_analytics.nlp.insights import aspect_report, negative_spikes, weekly_sentiment
 from sales_analytics.nlp.scoring import score_texts
 from sales_analytics.nlp.sentiment import (
     SENTIMENTS,
     Evaluation,
+    IncompatibleModel,
+    SentimentModel,
     evaluate,
     is_held_out,
     lexicon_sentiment,
@@ -70,9 +72,10 @@ def load_reviews(reviews: pa.Table | None, products: pa.Table | None) -> pd.Data
     ins=REVIEW_INS,
     group_name="ml",
     kinds={"scikit-learn"},
-    description=("Review sentiment (negative / neutral / positive) learned from star ratings: TF-IDF word and "
-                 f"character n-grams into a logistic regression, stored as a new version under `models/{SENTIMENT_MODEL_NAME}/`, "
-                 "evaluated on held-out reviews next to the VADER lexicon."),
+    description=("Review sentiment (negative / neutral / positive) learned from star ratings: a polarity (1-2 vs 4-5 "
+                 "stars) and a neutrality (3 stars vs the rest), each TF-IDF words with negation marked, character "
+                 "n-grams and VADER's lexicon scores into a logistic regression, stored as a new version under "
+                 f"`models/{SENTIMENT_MODEL_NAME}/`, evaluated on held-out reviews next to the VADER lexicon."),
     check_specs=[dg.AssetCheckSpec("promotable", asset=SENTIMENT_MODEL, blocking=True,
                                    description="Beats the lexicon's macro-F1 and is not worse than the champion's beyond 0.02.")],
 )
@@ -86,18 +89,20 @@ def sentiment_model(context: dg.AssetExecutionContext, lake: LakeResource, revie
     if counts.min() < MIN_TRAINING_REVIEWS:
         raise precondition_failed(f"too few rated reviews to learn sentiment from: {counts.to_dict()} (need {MIN_TRAINING_REVIEWS} of each)")
     model = train_sentiment(training["text"], training["label"])
-    ours = evaluate(testing["label"], pd.Series(model.predict(testing["text"]), index=testing.index))
+    ours = evaluate(testing["label"], model.predict(testing["text"]))
     lexicon = evaluate(testing["label"], lexicon_sentiment(testing["text"]))
     registry = ModelRegistry(lake)
     champion = _champion_on(registry, testing)
     written = [str(d) for d in (reviews["week_start"].min(), reviews["week_start"].max())]
-    manifest = registry.save(SENTIMENT_MODEL_NAME, model, ["title", "text"], written[1], written,
-                             {"model": ours.as_metrics(), "lexicon": lexicon.as_metrics(), "trained_on": len(training)})
+    manifest = registry.save(SENTIMENT_MODEL_NAME, model.stored(), ["title", "text"], written[1], written,
+                             {"model": ours.as_metrics(), "lexicon": lexicon.as_metrics(), "trained_on": len(training),
+                              "neutral_band": model.neutral_band, "neutral_threshold": model.neutral_threshold})
     ok, reason = sentiment_verdict(ours, lexicon, champion)
     registry.record_verdict(SENTIMENT_MODEL_NAME, manifest.version, ok, reason)
     context.log.info(f"sentiment model {manifest.version}: {reason}")
     yield dg.MaterializeResult(asset_key=SENTIMENT_MODEL, metadata={
         "version": manifest.version, "trained_on": len(training), "held_out": len(testing),
+        "neutral_band": rounded_score(model.neutral_band), "neutral_threshold": rounded_score(model.neutral_threshold),
         "model/accuracy": rounded_score(ours.accuracy), "model/macro_f1": rounded_score(ours.macro_f1),
         "lexicon/accuracy": rounded_score(lexicon.accuracy), "lexicon/macro_f1": rounded_score(lexicon.macro_f1),
         "confusion": dg.MetadataValue.md(_confusion_markdown(ours, lexicon)),
@@ -107,12 +112,16 @@ def sentiment_model(context: dg.AssetExecutionContext, lake: LakeResource, revie
 
 
 def _champion_on(registry: ModelRegistry, testing: pd.DataFrame) -> tuple[str, Evaluation] | None:
-    """The champion's evaluation on today's held-out reviews (held out of its training too: same hash)."""
+    """The champion's evaluation on today's held-out reviews (held out of its training too: same hash); none
+    when there is no champion, or one of an earlier form that cannot be scored (the candidate then faces the lexicon)."""
     version = registry.champion(SENTIMENT_MODEL_NAME)
     if version is None:
         return None
-    model, _ = registry.load(SENTIMENT_MODEL_NAME, version)
-    return version, evaluate(testing["label"], pd.Series(model.predict(testing["text"]), index=testing.index))
+    try:
+        model = SentimentModel.from_stored(registry.load(SENTIMENT_MODEL_NAME, version)[0])
+    except IncompatibleModel:
+        return None
+    return version, evaluate(testing["label"], model.predict(testing["text"]))
 
 
 def sentiment_verdict(ours: Evaluation, lexicon: Evaluation, champion: tuple[str, Evaluation] | None) -> tuple[bool, str]:
@@ -163,19 +172,24 @@ def review_insights(context: dg.AssetExecutionContext, lake: LakeResource, revie
     version = registry.champion(SENTIMENT_MODEL_NAME)
     if version is None:
         raise precondition_failed("no promoted sentiment model yet: materialize ml/sentiment_model (its promotable check must pass)")
-    model, _ = registry.load(SENTIMENT_MODEL_NAME, version)
+    try:
+        model = SentimentModel.from_stored(registry.load(SENTIMENT_MODEL_NAME, version)[0])
+    except IncompatibleModel as err:
+        raise precondition_failed(f"champion {version}: {err}") from err
     reviews = load_reviews(reviews, products)
-    scored = score_texts(model, reviews["text"])
-    scores = reviews.join(scored.texts).assign(model_version=version)
-    mentions = scored.mentions.join(reviews[["week_start", "category"]], on="review")
-    terms = top_terms(mentions)
+    aspects = {category: mine_aspects(group["text"]) for category, group in reviews.groupby("category")}
+    scored = [score_texts(model, group["text"], aspects[category]) for category, group in reviews.groupby("category")]
+    scores = reviews.join(pd.concat([s.texts for s in scored])).assign(model_version=version)
+    mentions = pd.concat([s.mentions for s in scored]).join(reviews[["week_start", "category"]], on="review")
+    terms = top_terms(mentions, {aspect: terms for found in aspects.values() for aspect, terms in found.items()})
     spikes = negative_spikes(scores)
     yield dg.Output(_table(scores, REVIEW_SCORES), output_name="scores", metadata={
         "dagster/row_count": len(scores), "model_version": version,
         **{f"share/{s}": rounded_score((scores["sentiment"] == s).mean()) for s in SENTIMENTS}})
     yield dg.Output(_table(weekly_sentiment(scores), REVIEW_SENTIMENT), output_name=REVIEW_SENTIMENT.name)
     yield dg.Output(_table(aspect_report(mentions, terms), REVIEW_ASPECTS), output_name=REVIEW_ASPECTS.name, metadata={
-        "top_terms": dg.MetadataValue.md(_terms_markdown(terms))})
+        "top_terms": dg.MetadataValue.md(_terms_markdown(terms)),
+        "aspects_per_category": dg.MetadataValue.md("\n".join(f"- {c}: {', '.join(a)}" for c, a in sorted(aspects.items())))})
     yield dg.Output(_table(spikes, NEGATIVE_REVIEW_SPIKES), output_name=NEGATIVE_REVIEW_SPIKES.name, metadata={
         "dagster/row_count": len(spikes), "spikes": dg.MetadataValue.md("\n".join(f"- {n}" for n in spikes["narrative"]) or "None.")})
     unscored = set(reviews["review_id"]) - set(scores.loc[scores["sentiment"].isin(SENTIMENTS), "review_id"])

@@ -42,8 +42,8 @@ def _most_common(lists: pd.Series) -> str | None:
 
 
 def aspect_report(mentions: pd.DataFrame, terms: dict[str, dict[str, list[str]]]) -> pd.DataFrame:
-    """REVIEW_ASPECTS rows. ``mentions``: one row per sentence and aspect, with ``week_start``,
-    ``category`` and the sentence's ``sentiment``; ``terms`` from ``aspects.top_terms``."""
+    """REVIEW_ASPECTS rows. ``mentions``: one row per clause and aspect, with ``week_start``,
+    ``category`` and the clause's ``sentiment``; ``terms`` from ``aspects.top_terms``."""
     if mentions.empty:
         return pd.DataFrame(columns=["week_start", "category", "aspect", "mentions", "negative_share", "positive_share",
                                      "top_negative_terms", "top_positive_terms"])

@@ -5,28 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-from sklearn.pipeline import Pipeline
 
 from sales_analytics.nlp.aspects import aspect_mentions
-from sales_analytics.nlp.sentiment import SENTIMENTS, predict_proba
+from sales_analytics.nlp.sentiment import SENTIMENTS, SentimentModel
 
 
 @dataclass(frozen=True)
 class Scored:
     texts: pd.DataFrame  # per text (same index): sentiment, p_negative, p_neutral, p_positive, aspects, negative_aspects
-    mentions: pd.DataFrame  # per (text, sentence, aspect): review (the text's index label), sentence, aspect, sentiment
+    mentions: pd.DataFrame  # per (text, clause, aspect): review (the text's index label), sentence, clause, aspect, sentiment
 
 
-def score_texts(model: Pipeline, texts: pd.Series) -> Scored:
-    """An empty text scores neutral with no aspects: it is counted, not guessed at."""
-    proba = predict_proba(model, texts)
+def score_texts(model: SentimentModel, texts: pd.Series, aspects: dict[str, tuple[str, ...]] | None = None) -> Scored:
+    """Each text, and each aspect (``aspects``, default the seeds) by the clauses that name it. An empty text
+    scores neutral (even odds, surely neutral) with no aspects: it is counted, not guessed at."""
+    proba = model.probabilities(texts)
     empty = texts.fillna("").str.strip() == ""
     if empty.any():
-        proba.loc[empty] = [0.0, 1.0, 0.0]
-    scored = proba.add_prefix("p_").assign(sentiment=proba.idxmax(axis=1))
-    mentions = aspect_mentions(texts[~empty])
+        proba.loc[empty] = [0.5, 1.0, 0.5]
+    scored = proba.add_prefix("p_").assign(sentiment=model.sentiments(proba))
+    mentions = aspect_mentions(texts[~empty], aspects)
     if not mentions.empty:
-        mentions["sentiment"] = pd.Series(model.predict(mentions["sentence"]), index=mentions.index)
+        mentions["sentiment"] = model.predict_polarity(mentions["clause"])
     else:
         mentions["sentiment"] = pd.Series(dtype=str)
     scored["aspects"] = _joined(mentions, texts.index)

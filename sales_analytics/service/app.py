@@ -77,7 +77,8 @@ class ReviewScoreRequest(BaseModel):
 
 class ReviewScore(BaseModel):
     sentiment: str
-    probabilities: dict[str, float]
+    probabilities: dict[str, float] = Field(
+        description="negative and positive: the polarity's (they sum to 1); neutral: the neutrality's own")
     aspects: list[str] = Field(description="aspects the text's sentences mention")
     negative_aspects: list[str] = Field(description="aspects mentioned in a negative sentence")
 

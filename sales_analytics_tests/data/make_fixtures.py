@@ -15,6 +15,7 @@ import csv
 import hashlib
 import json
 import shutil
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,12 +93,28 @@ def sroie_receipts(source: Path, target: Path) -> dict[str, str]:
                     f"{', '.join(SROIE_MORE_IMAGES)}"}
 
 
+def vader_review_snippets(source: Path, target: Path) -> dict[str, str]:
+    """Amazon product review sentences with human sentiment ratings, from the vaderSentiment package's source
+    distribution on PyPI: its folder holds ``vaderSentiment-3.3.2.tar.gz`` (``pip download --no-binary :all:
+    --no-deps vaderSentiment==3.3.2``) and a METADATA.json. Another catalogue (electronics) for the sentiment's
+    cross-domain test; kept whole."""
+    with tarfile.open(source / "vaderSentiment-3.3.2.tar.gz") as package:
+        license_text = package.extractfile("vaderSentiment-3.3.2/LICENSE.txt").read()  # type: ignore[union-attr]
+        inner = package.extractfile("vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz")
+        with tarfile.open(fileobj=inner) as resources:
+            snippets = resources.extractfile("hutto_ICWSM_2014/amazonReviewSnippets_GroundTruth.txt").read()  # type: ignore[union-attr]
+    (target / "amazonReviewSnippets_GroundTruth.txt").write_bytes(snippets)
+    (target / "LICENSE.vaderSentiment-MIT.txt").write_bytes(license_text)
+    return {"amazonReviewSnippets_GroundTruth.txt": "all 3,708 sentences: id, mean rating (-4 to 4), text (tab-separated)"}
+
+
 FIXTURES: dict[str, Callable[[Path, Path], dict[str, str]]] = {
     "superstore": superstore,
     "rossmann_subset": rossmann,
     "completejourney": completejourney,
     "womens_clothing_reviews": clothing_reviews,
     "sroie_receipts": sroie_receipts,
+    "vader_review_snippets": vader_review_snippets,
 }
 
 
