@@ -374,7 +374,7 @@ MODEL_BACKTEST = TableSpec(
     columns=_cols(
         ("model_version", "string", False),
         ("window_origin", "string", False, "the last day of data a window's model saw; 'all' for every window pooled"),
-        ("method", "string", False, "model, seasonal_naive or exponential_smoothing"),
+        ("method", "string", False, "model, seasonal_naive, seasonal_naive_yearly or exponential_smoothing"),
         ("wape", "float64", False, "weighted absolute percentage error of P50"),
         ("mase", "float64", True, "mean absolute error over the in-sample seasonal-naive error"),
         ("bias", "float64", False, "(forecast - actual) / actual, summed"),

@@ -5,7 +5,16 @@ import pandas as pd
 import pytest
 
 from sales_analytics.ml.features import FeatureConfig, dense_panel
-from sales_analytics.ml.forecasting import backtest, forecast, score, seasonal_naive, train
+from sales_analytics.ml.forecasting import (
+    backtest,
+    default_baselines,
+    forecast,
+    score,
+    seasonal_naive,
+    seasonal_naive_yearly,
+    strongest_naive,
+    train,
+)
 from sales_analytics.ml.series import Covariates
 from sales_analytics_tests.helpers import REAL_DATA
 
@@ -106,3 +115,17 @@ def test_a_signal_known_ahead_that_drives_demand_is_learned() -> None:
     blind = backtest(panel, config, windows=2, max_iter=80, baselines={})
     informed = backtest(panel, config, windows=2, max_iter=80, covariates=Covariates(calendar=known), baselines={})
     assert informed.summary["model"]["wape"] < 0.6 * blind.summary["model"]["wape"]
+
+
+def test_the_yearly_seasonal_naive_repeats_the_same_weekday_a_year_back_once_there_is_a_year() -> None:
+    dates = pd.date_range("2025-01-01", periods=400, freq="D")
+    dense = dense_panel(pd.DataFrame({"series_id": "S", "date": dates, "y": np.arange(400.0)}))
+    origin = dates[380]
+    yearly = seasonal_naive_yearly(dense, origin, 7)
+    assert yearly["date"].tolist() == list(pd.date_range(origin + pd.Timedelta(days=1), periods=7))
+    assert yearly["p50"].tolist() == [381.0 - 364 + k for k in range(7)] and yearly["step"].tolist() == list(range(1, 8))
+    assert yearly["date"].dt.dayofweek.tolist() == (yearly["date"] - pd.Timedelta(days=364)).dt.dayofweek.tolist()
+    assert "seasonal_naive_yearly" in default_baselines(dense, dates[364])
+    assert "seasonal_naive_yearly" not in default_baselines(dense, dates[363])  # the first window lacks a year behind it
+    summary = {"seasonal_naive": {"wape": 0.3}, "seasonal_naive_yearly": {"wape": 0.2}, "exponential_smoothing": {"wape": 0.1}}
+    assert strongest_naive(summary) == ("seasonal_naive_yearly", 0.2)  # the bar is the stronger naive, not smoothing

@@ -68,7 +68,7 @@ def test_only_complete_versions_with_a_passing_verdict_are_promotable(local_env:
     (0.13, {"wape": 0.12}, False),  # worse than the champion beyond tolerance
 ])
 def test_promotion_needs_to_beat_naive_and_hold_against_the_champion(wape: float, champion: dict | None, promoted: bool) -> None:
-    ok, reason = promotion_verdict({"wape": wape}, baseline_wape=0.30, compared=Comparison({"wape": wape}, champion, "test"))
+    ok, reason = promotion_verdict({"wape": wape}, naive=("seasonal_naive", 0.30), compared=Comparison({"wape": wape}, champion, "test"))
     assert ok is promoted and reason
 
 
@@ -97,9 +97,20 @@ def test_the_champion_is_judged_on_windows_it_never_saw_not_on_its_stored_score(
         assert "out of sample for both" in compared.basis
         assert compared.candidate["points"] == compared.champion["points"] == 3 * 28  # the same series-days
         assert compared.champion["wape"] > compared.candidate["wape"]
-        assert promotion_verdict(tested.summary["model"], baseline_wape=1.0, compared=compared)[0]
+        assert promotion_verdict(tested.summary["model"], naive=("seasonal_naive", 1.0), compared=compared)[0]
+
+        # A champion trained on every day, the windows included, still forecasts the same windows (in sample for it).
+        seen_all = train(dense, last, config, max_iter=60)
+        stored = registry.save("demand", seen_all.models, seen_all.features, seen_all.trained_until,
+                               ["2026-01-01", seen_all.trained_until], claimed)
+        registry.record_verdict("demand", stored.version, True, "planted")
+        registry.promote("demand", stored.version)
+        in_sample = compare_with_champion(registry, "demand", tested, dense, Covariates(), "units", "store_category")
+        assert "the same 2 window(s)" in in_sample.basis and "which the champion saw in training" in in_sample.basis
+        assert in_sample.candidate["points"] == in_sample.champion["points"] == 3 * 28
+        assert in_sample.champion["wape"] > 0.001  # scored on these days, not its stored claim of 0.0001
 
         # A champion of another level cannot forecast these series: only its stored backtest is left.
         other = compare_with_champion(registry, "demand", tested, dense, Covariates(), "units", "region_category")
         assert "own backtest" in other.basis and other.champion == claimed["model"]
-        assert not promotion_verdict(tested.summary["model"], baseline_wape=1.0, compared=other)[0]
+        assert not promotion_verdict(tested.summary["model"], naive=("seasonal_naive", 1.0), compared=other)[0]

@@ -22,6 +22,7 @@ from sales_analytics.ml.registry import ModelManifest
 from sales_analytics.ml.series import Covariates
 
 QUANTILES = (0.1, 0.5, 0.9)
+YEAR = 364  # days: 52 weeks, so the same weekday a year back
 MIN_HISTORY_DAYS = 8 * SEASON  # an origin needs this much history to be a training example
 
 
@@ -123,6 +124,18 @@ def seasonal_naive(dense: pd.DataFrame, origin: pd.Timestamp, horizon: int) -> p
     return pd.concat(rows, ignore_index=True)
 
 
+def seasonal_naive_yearly(dense: pd.DataFrame, origin: pd.Timestamp, horizon: int) -> pd.DataFrame:
+    """Each day forecast as the same weekday 52 weeks (``YEAR`` days) earlier: the yearly season of daily sales."""
+    targets = pd.date_range(origin + pd.Timedelta(days=1), periods=horizon, freq="D")
+    year_ago = dense[dense["date"].isin(targets - pd.Timedelta(days=YEAR))]
+    dates = year_ago["date"] + pd.Timedelta(days=YEAR)
+    return pd.DataFrame({"series_id": year_ago["series_id"].to_numpy(), "date": dates.to_numpy(),
+                         "step": (dates - origin).dt.days.to_numpy(), "p50": year_ago["y"].to_numpy()})
+
+
+SEASONAL_NAIVES = ("seasonal_naive", "seasonal_naive_yearly")  # the bars a model must clear: the stronger one
+
+
 def exponential_smoothing(dense: pd.DataFrame, origin: pd.Timestamp, horizon: int) -> pd.DataFrame:
     """Holt-Winters per series (additive weekly season, damped trend); seasonal naive where it cannot fit."""
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
@@ -187,15 +200,28 @@ class Backtest:
     mean_scale: float = 0.0  # the MASE denominator the summary used
 
 
+def default_baselines(dense: pd.DataFrame, first_origin: pd.Timestamp) -> dict[str, Baseline]:
+    """Seasonal naive a week back, a year back where every window has a year of history before it, and
+    exponential smoothing."""
+    yearly = {"seasonal_naive_yearly": seasonal_naive_yearly} if (first_origin - dense["date"].min()).days >= YEAR else {}
+    return {"seasonal_naive": seasonal_naive, **yearly, "exponential_smoothing": exponential_smoothing}
+
+
+def strongest_naive(summary: dict[str, dict[str, float]]) -> tuple[str, float]:
+    """(name, WAPE) of the seasonal naive with the lowest WAPE in a backtest's summary."""
+    return min(((name, summary[name]["wape"]) for name in SEASONAL_NAIVES if name in summary), key=lambda found: found[1])
+
+
 def backtest(dense: pd.DataFrame, config: FeatureConfig, windows: int = 3, max_iter: int = MAX_ITER,
              covariates: Covariates | None = None, baselines: dict[str, Baseline] | None = None) -> Backtest:
     """Rolling origins: the last ``windows`` horizons, each forecast by a model trained only on data
-    before it, next to the baselines (seasonal naive and exponential smoothing by default) on the same points."""
-    baselines = {"seasonal_naive": seasonal_naive, "exponential_smoothing": exponential_smoothing} if baselines is None else baselines
+    before it, next to the baselines (``default_baselines`` unless given) on the same points."""
+    last = dense["date"].max()
+    if baselines is None:
+        baselines = default_baselines(dense, last - pd.Timedelta(days=config.horizon * windows))
     methods: dict[str, Baseline] = {
         "model": lambda d, origin, _: forecast(train(d, origin, config, max_iter, covariates), d, origin, covariates),
         **baselines}
-    last = dense["date"].max()
     result = Backtest(seconds=dict.fromkeys(methods, 0.0))
     pooled: dict[str, list[pd.DataFrame]] = {name: [] for name in methods}
     actuals, scales = [], []
