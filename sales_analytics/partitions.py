@@ -40,6 +40,8 @@ weekly_partitions = dg.WeeklyPartitionsDefinition(
 
 # Backfills run in chunks of a month per run: memory stays bounded by the chunk, not by history.
 MAX_DAYS_PER_RUN = 31
+MAX_GAP_DAYS = 7  # a week: weekly data's days share runs
+MAX_SPAN_DAYS = 92  # a quarter: the most days one run rebuilds, given days or not
 monthly_chunks = dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_DAYS_PER_RUN)
 
 # Dagster's tags for one run over a partition range (as a single-run backfill sets them).
@@ -48,14 +50,18 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def day_ranges(days: list[str], max_len: int = MAX_DAYS_PER_RUN) -> list[tuple[str, str]]:
-    """Contiguous runs of the given days, each at most ``max_len`` long."""
-    ranges: list[tuple[dt.date, dt.date]] = []
+    """The given days in as few runs as memory allows: days at most ``MAX_GAP_DAYS`` apart share a range, so a
+    weekly source's weeks are not a run each (the days between are rebuilt too, unchanged). A range holds at
+    most ``max_len`` of the given days and spans at most ``MAX_SPAN_DAYS``: dense daily data still runs a month
+    at a time, sparse data up to a quarter."""
+    ranges: list[tuple[dt.date, dt.date, int]] = []  # first, last, days given within
     for day in sorted({dt.date.fromisoformat(d) for d in days}):
-        if ranges and (day - ranges[-1][1]).days == 1 and (day - ranges[-1][0]).days < max_len:
-            ranges[-1] = (ranges[-1][0], day)
+        if ranges and (day - ranges[-1][1]).days <= MAX_GAP_DAYS and ranges[-1][2] < max_len \
+                and (day - ranges[-1][0]).days < MAX_SPAN_DAYS:
+            ranges[-1] = (ranges[-1][0], day, ranges[-1][2] + 1)
         else:
-            ranges.append((day, day))
-    return [(first.isoformat(), last.isoformat()) for first, last in ranges]
+            ranges.append((day, day, 1))
+    return [(first.isoformat(), last.isoformat()) for first, last, _ in ranges]
 
 
 def partition_days(days: Iterable[str], now: dt.datetime | None = None) -> list[str]:

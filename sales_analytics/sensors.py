@@ -166,7 +166,7 @@ def touched_partitions_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
     last = ingests[-1].storage_id
     if not touched_by:
         return dg.SensorResult(skip_reason=f"the days of {len(ingests)} ingest(s) were all rebuilt since", cursor=str(last))
-    # One run per contiguous range of days (at most a month), not one per day; its tags say which
+    # One run per range of days (day_ranges: a month of daily data, a quarter of weekly), not one per day; its tags say which
     # ingest runs touched those days, so the UI shows why a day was rebuilt.
     requests = []
     for first, final in day_ranges(list(touched_by)):

@@ -10,7 +10,7 @@ import dagster as dg
 from sales_analytics.definitions import build_defs
 from sales_analytics.ingest.raw import ingest_object, requested_objects
 from sales_analytics.ocr.assets import RECEIPT_LANDING
-from sales_analytics.partitions import RANGE_END_TAG, RANGE_START_TAG
+from sales_analytics.partitions import MAX_DAYS_PER_RUN, MAX_SPAN_DAYS, RANGE_END_TAG, RANGE_START_TAG, day_ranges
 from sales_analytics.profiles import initialized
 from sales_analytics.sensors import (
     MAX_OBJECTS_PER_TICK,
@@ -151,6 +151,19 @@ def test_ingest_triggers_runs_for_exactly_the_touched_days(local_env: dict[str, 
         assert built == {"2026-01-15", "2026-02-03", "2026-02-04"}
         again = defs.resolve_sensor_def("touched_partitions_sensor").evaluate_tick(context)  # from the same cursor
         assert not again.run_requests and "rebuilt since" in again.skip_message  # the days were built after the ingest
+
+
+def test_a_weekly_sources_weeks_share_runs_and_daily_data_still_runs_a_month_at_a_time() -> None:
+    start = dt.date(2010, 2, 5)  # the Walmart layout: 143 Fridays
+    fridays = [(start + dt.timedelta(weeks=w)).isoformat() for w in range(143)]
+    weekly = day_ranges(fridays)
+    assert len(weekly) == 11  # was 143: a run per week
+    assert all((dt.date.fromisoformat(last) - dt.date.fromisoformat(first)).days < MAX_SPAN_DAYS for first, last in weekly)
+    assert [d for first, last in weekly for d in fridays if first <= d <= last] == fridays  # each week in exactly one
+    days = [(start + dt.timedelta(days=n)).isoformat() for n in range(100)]
+    assert [(dt.date.fromisoformat(last) - dt.date.fromisoformat(first)).days + 1 for first, last in day_ranges(days)] == [
+        MAX_DAYS_PER_RUN, MAX_DAYS_PER_RUN, MAX_DAYS_PER_RUN, 100 - 3 * MAX_DAYS_PER_RUN]
+    assert day_ranges(["2026-01-01", "2026-01-09"]) == [("2026-01-01", "2026-01-01"), ("2026-01-09", "2026-01-09")]  # 8 apart
 
 
 def test_every_ingest_between_two_ticks_is_seen_and_days_rebuilt_since_are_not_asked_again(local_env: dict[str, Any]) -> None:
