@@ -10,8 +10,13 @@ rolling-origin windows (3 x 28 days) we measure:
 
 It prints time and WAPE ratios against AutoETS, and each size's peak RSS.
 
+The weekly case (``--weekly``, series count; 0 skips it): generated weekly series dated by their Friday
+(``generated_weekly_panel``: a yearly season, holiday weeks known ahead, weeks of returns), four years of
+them, modelled by week (``weekly("FRI")``), on 4 windows of 13 weeks against seasonal naive a year back
+and AutoETS with a 52-week season.
+
     .venv/bin/pip install -e '.[bench]'
-    .venv/bin/python bench/forecast.py [--sizes 1000 10000] [--json out.json]
+    .venv/bin/python bench/forecast.py [--sizes 1000 10000] [--weekly 1000] [--json out.json]
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import datetime as dt
 import json
 import math
 import time
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -30,11 +36,12 @@ from measure import measure
 
 from sales_analytics.curated.assets import compute_sales_by_series
 from sales_analytics.generator import GeneratorConfig, SalesGenerator
-from sales_analytics.ml.features import FeatureConfig, dense_panel
+from sales_analytics.ml.features import FeatureConfig, Grain, dense_panel, weekly
 from sales_analytics.ml.forecasting import backtest, seasonal_naive
-from sales_analytics.ml.series import Covariates, calendar_frame, series_panel
+from sales_analytics.ml.series import Covariates, calendar_frame, generated_weekly_panel, series_panel
 
 DAYS, HORIZON, WINDOWS = 730, 28, 3
+WEEKS, WEEKLY_HORIZON, WEEKLY_WINDOWS = 208, 13, 4
 ONLINE_STORES = 4  # the generator adds one online store per region
 
 
@@ -65,12 +72,13 @@ def typed_lines(lines: pa.Table, day: dt.date) -> pa.Table:
                      "discount": pc.cast(lines["discount"], pa.float64())})
 
 
-def auto_ets(dense: pd.DataFrame, origin: pd.Timestamp, horizon: int) -> pd.DataFrame:
+def auto_ets(dense: pd.DataFrame, origin: pd.Timestamp, horizon: int, grain: Grain | None = None) -> pd.DataFrame:
     from statsforecast import StatsForecast
     from statsforecast.models import AutoETS
 
+    season, freq = (grain.season, grain.freq) if grain else (7, "D")
     history = dense.loc[dense["date"] <= origin, ["series_id", "date", "y"]].rename(columns={"series_id": "unique_id", "date": "ds"})
-    model = StatsForecast(models=[AutoETS(season_length=7)], freq="D", n_jobs=-1)
+    model = StatsForecast(models=[AutoETS(season_length=season)], freq=freq, n_jobs=-1)
     predicted = model.forecast(df=history, h=horizon)
     return pd.DataFrame({"series_id": predicted["unique_id"].to_numpy(), "date": predicted["ds"].to_numpy(),
                          "p50": np.clip(predicted["AutoETS"].to_numpy(), 0.0, None)})
@@ -95,9 +103,22 @@ def run_size(series: int) -> dict:
             "model": tested.summary["model"]}
 
 
+def run_weekly(series: int) -> dict:
+    panel, covariates = generated_weekly_panel(series, WEEKS)
+    grain = weekly("FRI")
+    dense = dense_panel(panel, grain)
+    warm_up_auto_ets()
+    tested = backtest(dense, FeatureConfig(horizon=WEEKLY_HORIZON, grain=grain, origin_stride=4), windows=WEEKLY_WINDOWS,
+                      covariates=covariates, baselines={"seasonal_naive": partial(seasonal_naive, grain=grain),
+                                                        "auto_ets": partial(auto_ets, grain=grain)})
+    return {"series": int(dense["series_id"].nunique()), "weeks": WEEKS, "seconds": tested.seconds,
+            "wape": {m: s["wape"] for m, s in tested.summary.items()}, "model": tested.summary["model"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000])
+    parser.add_argument("--weekly", type=int, default=1000, help="weekly series (0: no weekly case)")
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args()
     results = []
@@ -106,6 +127,11 @@ def main() -> None:
         result = {**measured.result, "peak_rss_mb": measured.peak_rss_mb}
         results.append(result)
         print_size(result)
+    if args.weekly:
+        measured = measure(run_weekly, args.weekly)
+        result = {**measured.result, "peak_rss_mb": measured.peak_rss_mb}
+        results.append(result)
+        print_weekly(result)
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=2)
@@ -122,6 +148,17 @@ def print_size(result: dict) -> None:
     model = result["model"]
     print(f"ours vs seasonal naive: WAPE {1 - wape['model'] / wape['seasonal_naive']:.1%} better; "
           f"P10-P90 coverage {model['coverage_p10_p90']:.2f}, bias {model['bias']:+.3f}, MASE {model['mase']:.3f}")
+
+
+def print_weekly(result: dict) -> None:
+    seconds, wape, model = result["seconds"], result["wape"], result["model"]
+    print(f"\n{result['series']:,} weekly series x {result['weeks']} weeks, {WEEKLY_WINDOWS} windows of {WEEKLY_HORIZON} weeks; "
+          f"peak RSS {result['peak_rss_mb']:,.0f} MB")
+    print(f"{'method':<16}{'seconds':>10}{'x AutoETS':>11}{'WAPE':>9}{'x AutoETS':>11}")
+    for method in ("model", "seasonal_naive", "auto_ets"):
+        print(f"{method:<16}{seconds[method]:>10.1f}{seconds[method] / seconds['auto_ets']:>11.2f}"
+              f"{wape[method]:>9.4f}{wape[method] / wape['auto_ets']:>11.3f}")
+    print(f"P10-P90 coverage on the real weeks {model['coverage_p10_p90']:.2f}, bias {model['bias']:+.3f}")
 
 
 if __name__ == "__main__":

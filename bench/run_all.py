@@ -63,7 +63,8 @@ def _forecasting(data: list[dict]) -> list[dict]:
     for size in data:
         seconds, wape = size["seconds"], size["wape"]
         for method, label in (("auto_ets", "baseline: AutoETS"), ("seasonal_naive", "seasonal naive"), ("model", "ours")):
-            rows.append(_row("forecasting", f"{size['series']:,} series: {label}",
+            kind = "weekly series" if "weeks" in size else "daily series"
+            rows.append(_row("forecasting", f"{size['series']:,} {kind}: {label}",
                              f"{seconds[method]:.1f} s, WAPE {wape[method]:.3f}", seconds[method] / seconds["auto_ets"],
                              size["peak_rss_mb"] if method == "model" else None))
     return rows
@@ -95,7 +96,7 @@ def _growth(data: dict) -> list[dict]:
 SUITES = [
     Suite("ingestion", "ingest.py", [], ["--rows", "200000", "--days", "60"], _ingestion),
     Suite("lake → reports", "bench_slice.py", [], ["--days", "14", "--stores", "4"], _lake_to_reports),
-    Suite("forecasting", "forecast.py", ["--sizes", "1000"], ["--sizes", "200"], _forecasting),
+    Suite("forecasting", "forecast.py", ["--sizes", "1000", "--weekly", "300"], ["--sizes", "200", "--weekly", "60"], _forecasting),
     Suite("dashboards", "dashboards.py", ["--days", "120,960"], ["--days", "30,60", "--products", "40"], _dashboards),
     Suite("API", "api.py", ["--rate", "100", "--seconds", "30"], ["--days", "20", "--stores", "2", "--seconds", "3"], _api),
     Suite("cost growth", "growth.py", [], ["--days", "120", "130", "140", "--stores", "2", "3", "4"], _growth),

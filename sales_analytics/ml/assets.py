@@ -129,7 +129,7 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
     model = train(dense, pd.Timestamp(until), features, max_iter=config.max_iter, covariates=covariates)
     registry = ModelRegistry(lake)
     metrics = {**tested.summary, "windows": tested.windows, "target": config.target, "horizon": config.horizon,
-               "level": config.level}
+               "level": config.level, "max_iter": config.max_iter}
     manifest = registry.save(DEMAND_MODEL_NAME, model.models, model.features, model.trained_until,
                              [str(dense["date"].min().date()), str(until)], metrics)
     compared = compare_with_champion(registry, DEMAND_MODEL_NAME, tested, dense, covariates, config.target, config.level)

@@ -1,14 +1,17 @@
-"""Forecast features: what is known at a forecast origin about each (series, target day).
+"""Forecast features: what is known at a forecast origin about each (series, target period).
 
-Input is a daily panel ``series_id, date, y`` plus optional per-series columns known ahead of time
+Series are modelled at their grain (``Grain``): daily sales by day (lags in days, a week's and a year's
+season), weekly sales by week (lags in weeks, the 52-week season, holiday weeks), never weekly totals
+spread over padded days. Input is a panel ``series_id, date, y`` plus optional per-series columns known ahead of time
 (promotion plans, opening days, holidays), and ``Covariates``: each series' static attributes and
 a calendar of days known ahead for all (holidays, promotion weeks, signals such as the weather
 forecast). One row of features per series, origin and horizon
 step ``k`` (1..horizon): a *direct* multi-step model that takes the step as a feature, so one
 global model serves every horizon without feeding its own errors back.
 
-Targets are scaled by each series' recent level (mean of the 28 days up to the origin), so one
-model learns shapes shared across stores of very different size; predictions are scaled back.
+Targets are scaled by each series' recent level (mean of the ``level`` periods up to the origin: 28
+days, 13 weeks), so one model learns shapes shared across stores of very different size; predictions are
+scaled back.
 """
 
 from __future__ import annotations
@@ -21,15 +24,42 @@ import pandas as pd
 
 from sales_analytics.ml.series import Covariates
 
-SEASON = 7
-LEVEL_DAYS = 28
-KNOWN_AHEAD = ("open", "promo", "holiday", "school_holiday")  # exogenous columns used at the target day
+KNOWN_AHEAD = ("open", "promo", "holiday", "school_holiday")  # exogenous columns used at the target period
+
+
+@dataclass(frozen=True)
+class Grain:
+    """The period a series is modelled in; every count below is in periods of it."""
+    name: str  # "day" or "week"
+    freq: str  # pandas frequency of its dates: "D", or "W-FRI" for weeks ending (dated) on Fridays
+    days: int  # in a period
+    season: int  # the repeating cycle the seasonal lag and seasonal naive use: a week of days, a year of weeks
+    year: int  # periods in a year, for last year's value: 364 days (the same weekday), 52 weeks
+    short: int  # the recent means (features "mean_7" and "mean_28", named for days): 7 and 28 days, 4 and 13 weeks
+    level: int
+    min_history: int  # before an origin, for it to be a training example: 8 weeks of days, half a year of weeks
+
+    def span(self, periods: int | np.ndarray) -> pd.Timedelta | pd.TimedeltaIndex:
+        """``periods`` periods as time."""
+        return pd.to_timedelta(np.asarray(periods) * self.days, unit="D")
+
+
+DAY = Grain("day", "D", days=1, season=7, year=364, short=7, level=28, min_history=56)
+WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+
+
+def weekly(anchor: str = "SUN") -> Grain:
+    """Weeks dated by the day they end on (``anchor``): a source's week, as it reports it."""
+    if anchor not in WEEKDAYS:
+        raise ValueError(f"unknown week anchor {anchor!r}: one of {', '.join(WEEKDAYS)}")
+    return Grain("week", f"W-{anchor}", days=7, season=52, year=52, short=4, level=13, min_history=26)
 
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    horizon: int = 28
-    origin_stride: int = 14  # training origins two weeks apart: half the rows of weekly, same accuracy on Rossmann
+    horizon: int = 28  # periods of the grain
+    grain: Grain = DAY
+    origin_stride: int = 14  # periods; days: training origins two weeks apart: half the rows of weekly, same accuracy on Rossmann
     same_weekday_weeks: int = 4  # mean of the same weekday over this many weeks
     max_training_rows: int = 1_500_000  # beyond this, each training origin sees a random share of the series
 
@@ -41,22 +71,42 @@ def feature_columns(panel: pd.DataFrame, covariates: Covariates | None = None) -
             *(covariates.feature_names() if covariates else [])]
 
 
-def dense_panel(panel: pd.DataFrame) -> pd.DataFrame:
-    """Every series on every day of its span (missing days are zero sales), sorted, exogenous kept;
-    a day delivered twice counts once (the later row)."""
+def dense_panel(panel: pd.DataFrame, grain: Grain = DAY) -> pd.DataFrame:
+    """Every series in every period of its span (a missing period is zero sales), sorted, exogenous kept;
+    a row delivered twice counts once (the later one). For weeks, the days of a week are summed into it,
+    dated by its anchor (exogenous columns: their mean over the week's rows)."""
     panel = (panel.assign(date=pd.to_datetime(panel["date"])).drop_duplicates(["series_id", "date"], keep="last")
              .sort_values(["series_id", "date"]))
+    if grain.name == "week":
+        panel = _weeks(panel, grain)
     spans = panel.groupby("series_id")["date"].agg(["min", "max"])
-    lengths = ((spans["max"] - spans["min"]).dt.days + 1).to_numpy()
+    lengths = ((spans["max"] - spans["min"]) // grain.span(1) + 1).to_numpy()
     starts = np.cumsum(lengths) - lengths
-    day_in_span = np.arange(lengths.sum()) - np.repeat(starts, lengths)
+    period_in_span = np.arange(lengths.sum()) - np.repeat(starts, lengths)
     index = pd.MultiIndex.from_arrays(
         [np.repeat(spans.index.to_numpy(), lengths),
-         np.repeat(spans["min"].to_numpy(), lengths) + day_in_span.astype("timedelta64[D]")],
+         np.repeat(spans["min"].to_numpy(), lengths) + grain.span(period_in_span).to_numpy()],
         names=["series_id", "date"])
     dense = panel.set_index(["series_id", "date"]).reindex(index)
     dense["y"] = dense["y"].fillna(0.0)
     return dense.reset_index()
+
+
+def _weeks(panel: pd.DataFrame, grain: Grain) -> pd.DataFrame:
+    week_end = panel["date"].dt.to_period(grain.freq).dt.end_time.dt.normalize()
+    exogenous = [c for c in panel.columns if c not in ("series_id", "date", "y")]
+    return (panel.assign(date=week_end).groupby(["series_id", "date"], as_index=False, sort=True)
+            .agg({"y": "sum", **dict.fromkeys(exogenous, "mean")}))
+
+
+def calendar_at(calendar: pd.DataFrame, grain: Grain) -> pd.DataFrame:
+    """A daily calendar (holidays, promotion weeks, signals) at the grain: a week has a holiday when one of its
+    days has; signals are the week's mean."""
+    if grain.name == "day" or calendar.empty:
+        return calendar
+    flags = [c for c in calendar.columns if set(pd.unique(calendar[c].dropna())) <= {0, 1}]
+    weeks = calendar.groupby(calendar.index.to_period(grain.freq).end_time.normalize())
+    return weeks.mean().assign(**{c: weeks[c].max() for c in flags})
 
 
 def build_features(dense: pd.DataFrame, origins: list[pd.Timestamp], config: FeatureConfig,
@@ -64,13 +114,14 @@ def build_features(dense: pd.DataFrame, origins: list[pd.Timestamp], config: Fea
     """Feature rows for each origin, series and step; ``y`` (the actual, where known) and ``level``.
     With ``sample`` < 1 each origin keeps that share of the series (a fixed draw per origin)."""
     wide = dense.pivot(index="date", columns="series_id", values="y").sort_index()
-    wide = wide.reindex(pd.date_range(wide.index.min(), wide.index.max(), freq="D"))
+    wide = wide.reindex(pd.date_range(wide.index.min(), wide.index.max(), freq=config.grain.freq))
     exog = {c: dense.pivot(index="date", columns="series_id", values=c).reindex(index=wide.index, columns=wide.columns).to_numpy(float)
             for c in KNOWN_AHEAD if c in dense.columns}
     values = wide.to_numpy(float)
     covariates = covariates or Covariates()
     static = covariates.static_codes().reindex(wide.columns)
-    frames = [_at_origin(values, exog, wide.index, wide.columns, wide.index.get_loc(origin), config, static, covariates.calendar,
+    calendar = calendar_at(covariates.calendar, config.grain)
+    frames = [_at_origin(values, exog, wide.index, wide.columns, wide.index.get_loc(origin), config, static, calendar,
                          sample) for origin in origins if origin in wide.index]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -78,8 +129,9 @@ def build_features(dense: pd.DataFrame, origins: list[pd.Timestamp], config: Fea
 
 def _at_origin(values: np.ndarray, exog: dict[str, np.ndarray], dates: pd.DatetimeIndex, series: pd.Index, origin: int,
                config: FeatureConfig, static: pd.DataFrame, calendar: pd.DataFrame, sample: float) -> pd.DataFrame:
-    """All steps at one origin as (step x series) arrays: only days up to ``origin`` inform features."""
-    if origin + 1 < SEASON:
+    """All steps at one origin as (step x series) arrays: only periods up to ``origin`` inform features."""
+    grain = config.grain
+    if origin + 1 < min(grain.season, grain.level):
         return pd.DataFrame()
     known = values[:origin + 1]
     alive = ~np.all(np.isnan(known), axis=0)  # series that existed by the origin
@@ -88,18 +140,19 @@ def _at_origin(values: np.ndarray, exog: dict[str, np.ndarray], dates: pd.Dateti
     # Within a series' span missing days are zeros (dense_panel); NaN means it did not exist yet, and
     # a new store's level is the mean of the days it has, not diluted by days before it opened.
     known = known[:, alive]
-    level = _recent_mean(known, LEVEL_DAYS)
+    level = _recent_mean(known, grain.level)
     level = np.where(level > 0, level, np.maximum(_recent_mean(known, len(known)), 0))
     level = np.where(level > 0, level, 1.0)
-    mean_7, mean_28 = _recent_mean(known, 7) / level, _recent_mean(known, 28) / level
-    previous_28 = _recent_mean(known[:-28], 28) / level if len(known) >= 56 else mean_28
+    mean_short, mean_long = _recent_mean(known, grain.short) / level, _recent_mean(known, grain.level) / level
+    previous_long = _recent_mean(known[:-grain.level], grain.level) / level if len(known) >= 2 * grain.level else mean_long
     steps = np.arange(1, config.horizon + 1)
     targets = origin + steps
-    seasonal_index = targets - SEASON * -(-steps // SEASON)  # the same weekday in the last known week
+    seasonal_index = targets - grain.season * -(-steps // grain.season)  # the same point in the last known season
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # no such weekday yet in a new series' history
-        same_weekday = np.nanmean([_rows(known, seasonal_index - SEASON * w) for w in range(config.same_weekday_weeks)], axis=0)
-    target_dates = dates[origin] + pd.to_timedelta(steps, unit="D")
+        warnings.simplefilter("ignore", RuntimeWarning)  # no such point yet in a new series' history
+        same_weekday = np.nanmean([_rows(known, seasonal_index - grain.season * w) for w in range(config.same_weekday_weeks)],
+                                  axis=0)
+    target_dates = dates[origin] + grain.span(steps)
     shape = (len(steps), int(alive.sum()))
     columns = {
         "series_id": np.broadcast_to(series[alive].to_numpy(), shape),
@@ -113,11 +166,11 @@ def _at_origin(values: np.ndarray, exog: dict[str, np.ndarray], dates: pd.Dateti
         "is_payday": np.broadcast_to(np.asarray((target_dates.day == 1) | (target_dates.day == 15)
                                                 | target_dates.is_month_end, int)[:, None], shape),
         "seasonal_lag": _rows(known, seasonal_index) / level,
-        "last_year": _rows(known, targets - 364) / level,
+        "last_year": _rows(known, targets - grain.year) / level,
         "same_weekday_mean": same_weekday / level,
-        "mean_7": np.broadcast_to(mean_7, shape), "mean_28": np.broadcast_to(mean_28, shape),
+        "mean_7": np.broadcast_to(mean_short, shape), "mean_28": np.broadcast_to(mean_long, shape),
         "last_value": np.broadcast_to(known[-1] / level, shape),
-        "trend": np.broadcast_to(mean_28 - previous_28, shape),
+        "trend": np.broadcast_to(mean_long - previous_long, shape),
         "level": np.broadcast_to(level, shape),
         "y": _rows(values[:, alive], targets),
         **{name: _rows(table[:, alive], targets) for name, table in exog.items()},
@@ -128,13 +181,13 @@ def _at_origin(values: np.ndarray, exog: dict[str, np.ndarray], dates: pd.Dateti
     return pd.DataFrame({name: np.asarray(column).ravel() for name, column in columns.items()})
 
 
-def _recent_mean(known: np.ndarray, days: int) -> np.ndarray:
-    """Mean of the last ``days`` days each series existed in; NaN for one that did not exist then."""
+def _recent_mean(known: np.ndarray, periods: int) -> np.ndarray:
+    """Mean of the last ``periods`` periods each series existed in; NaN for one that did not exist then."""
     if not len(known):
         return np.full(known.shape[1], np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: series not born yet
-        return np.nanmean(known[-days:], axis=0)
+        return np.nanmean(known[-periods:], axis=0)
 
 
 def _rows(table: np.ndarray, index: np.ndarray) -> np.ndarray:

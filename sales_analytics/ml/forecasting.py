@@ -12,18 +12,18 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from sales_analytics.ml.features import SEASON, FeatureConfig, build_features, feature_columns
+from sales_analytics.ml.features import DAY, FeatureConfig, Grain, build_features, feature_columns, weekly
 from sales_analytics.ml.registry import ModelManifest
 from sales_analytics.ml.series import Covariates
 
 QUANTILES = (0.1, 0.5, 0.9)
 YEAR = 364  # days: 52 weeks, so the same weekday a year back
-MIN_HISTORY_DAYS = 8 * SEASON  # an origin needs this much history to be a training example
 
 
 class NotEnoughHistory(ValueError):
@@ -45,7 +45,8 @@ class QuantileForecaster:
     @classmethod
     def stored(cls, models: dict[float, HistGradientBoostingRegressor], manifest: ModelManifest) -> QuantileForecaster:
         """A forecaster from the registry's quantile models and their manifest."""
-        return cls(manifest.features, models, FeatureConfig(horizon=int(manifest.metrics["horizon"])),
+        grain = weekly(manifest.metrics["week_anchor"]) if manifest.metrics.get("grain") == "week" else DAY
+        return cls(manifest.features, models, FeatureConfig(horizon=int(manifest.metrics["horizon"]), grain=grain),
                    manifest.trained_until)
 
     def predict(self, rows: pd.DataFrame) -> pd.DataFrame:
@@ -62,13 +63,15 @@ class QuantileForecaster:
 
 
 def training_origins(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureConfig) -> list[pd.Timestamp]:
-    """Weekly origins whose whole horizon ends by ``until`` and that have enough history before them."""
-    first = dense["date"].min() + pd.Timedelta(days=MIN_HISTORY_DAYS)
-    last = until - pd.Timedelta(days=config.horizon)
+    """Origins ``origin_stride`` periods apart whose whole horizon ends by ``until`` and that have enough
+    history before them."""
+    grain = config.grain
+    first = dense["date"].min() + grain.span(grain.min_history)
+    last = until - grain.span(config.horizon)
     origins = []
     while last >= first:
         origins.append(last)
-        last -= pd.Timedelta(days=config.origin_stride)
+        last -= grain.span(config.origin_stride)
     return sorted(origins)
 
 
@@ -81,7 +84,8 @@ def train(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureConfig, max_i
     rows = build_features(history, origins, config, covariates,
                           sample=min(1.0, config.max_training_rows / max(full_size, 1))) if origins else pd.DataFrame()
     if rows.empty or rows["y"].isna().all():
-        raise NotEnoughHistory(f"not enough history before {until.date()} to train (need {MIN_HISTORY_DAYS} days + the horizon)")
+        raise NotEnoughHistory(f"not enough history before {until.date()} to train (need {config.grain.min_history} "
+                               f"{config.grain.name}s + the horizon)")
     rows = rows[rows["y"].notna()]
     # A feature with no value at all (last year's sales, in a first year) teaches nothing, and
     # scikit-learn cannot bin it: leave it out of this model.
@@ -99,28 +103,29 @@ def train(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureConfig, max_i
 
 def forecast(model: QuantileForecaster, dense: pd.DataFrame, origin: pd.Timestamp,
              covariates: Covariates | None = None) -> pd.DataFrame:
-    """P10 / P50 / P90 for the ``horizon`` days after ``origin``, from data up to it."""
+    """P10 / P50 / P90 for the ``horizon`` periods after ``origin``, from data up to it."""
     return model.predict(build_features(dense[dense["date"] <= origin].pipe(_with_future_exog, dense, origin, model.config),
                                         [origin], model.config, covariates))
 
 
 def _with_future_exog(history: pd.DataFrame, dense: pd.DataFrame, origin: pd.Timestamp, config: FeatureConfig) -> pd.DataFrame:
     """Exogenous plans (promotions, opening days) are known ahead: keep them, hide the sales."""
-    ahead = dense[(dense["date"] > origin) & (dense["date"] <= origin + pd.Timedelta(days=config.horizon))]
+    ahead = dense[(dense["date"] > origin) & (dense["date"] <= origin + config.grain.span(config.horizon))]
     return pd.concat([history, ahead.assign(y=np.nan)], ignore_index=True)
 
 
 # -- baselines ---------------------------------------------------------------------------------
-def seasonal_naive(dense: pd.DataFrame, origin: pd.Timestamp, horizon: int) -> pd.DataFrame:
-    """Each day forecast as the same weekday in the last known week."""
-    last_week = dense[(dense["date"] > origin - pd.Timedelta(days=SEASON)) & (dense["date"] <= origin)]
+def seasonal_naive(dense: pd.DataFrame, origin: pd.Timestamp, horizon: int, grain: Grain = DAY) -> pd.DataFrame:
+    """Each period forecast as the same point of the last known season: the same weekday of the last week
+    for days, the same week of the last year for weeks."""
+    last_season = dense[(dense["date"] > origin - grain.span(grain.season)) & (dense["date"] <= origin)]
     rows = []
     for step in range(1, horizon + 1):
-        target = origin + pd.Timedelta(days=step)
-        source = target - pd.Timedelta(days=SEASON * -(-step // SEASON))
-        day = last_week[last_week["date"] == source]
-        rows.append(pd.DataFrame({"series_id": day["series_id"].to_numpy(), "date": target, "step": step,
-                                  "p50": day["y"].to_numpy()}))
+        target = origin + grain.span(step)
+        source = target - grain.span(grain.season * -(-step // grain.season))
+        period = last_season[last_season["date"] == source]
+        rows.append(pd.DataFrame({"series_id": period["series_id"].to_numpy(), "date": target, "step": step,
+                                  "p50": period["y"].to_numpy()}))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -136,21 +141,22 @@ def seasonal_naive_yearly(dense: pd.DataFrame, origin: pd.Timestamp, horizon: in
 SEASONAL_NAIVES = ("seasonal_naive", "seasonal_naive_yearly")  # the bars a model must clear: the stronger one
 
 
-def exponential_smoothing(dense: pd.DataFrame, origin: pd.Timestamp, horizon: int) -> pd.DataFrame:
-    """Holt-Winters per series (additive weekly season, damped trend); seasonal naive where it cannot fit."""
+def exponential_smoothing(dense: pd.DataFrame, origin: pd.Timestamp, horizon: int, grain: Grain = DAY) -> pd.DataFrame:
+    """Holt-Winters per series (additive season of the grain, damped trend), on the last year and a bit
+    (two years for weeks: a yearly season needs two); seasonal naive where it cannot fit."""
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
     history = dense[dense["date"] <= origin]
-    naive = seasonal_naive(dense, origin, horizon)
+    naive = seasonal_naive(dense, origin, horizon, grain)
     frames = []
     for series_id, rows in history.groupby("series_id"):
-        y = rows.set_index("date")["y"].asfreq("D").fillna(0.0).tail(365)
-        dates = pd.date_range(origin + pd.Timedelta(days=1), periods=horizon, freq="D")
+        y = rows.set_index("date")["y"].asfreq(grain.freq).fillna(0.0).tail(max(365, 2 * grain.season + 2))
+        dates = pd.date_range(origin + grain.span(1), periods=horizon, freq=grain.freq)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 fitted = ExponentialSmoothing(y.to_numpy(), trend="add", damped_trend=True, seasonal="add",
-                                              seasonal_periods=SEASON, initialization_method="estimated").fit()
+                                              seasonal_periods=grain.season, initialization_method="estimated").fit()
             values = np.clip(fitted.forecast(horizon), 0.0, None)
         except (ValueError, np.linalg.LinAlgError):
             values = naive[naive["series_id"] == series_id].sort_values("step")["p50"].to_numpy()
@@ -180,10 +186,11 @@ def _pinball(y: np.ndarray, q_pred: np.ndarray, q: float) -> float:
     return float(np.maximum(q * diff, (q - 1) * diff).sum())
 
 
-def seasonal_naive_scale(dense: pd.DataFrame, until: pd.Timestamp) -> float:
-    """Mean absolute week-over-week change in the training data: the denominator of MASE."""
+def seasonal_naive_scale(dense: pd.DataFrame, until: pd.Timestamp, grain: Grain = DAY) -> float:
+    """Mean absolute change over a season in the training data (week over week for days, year over year for
+    weeks): the denominator of MASE."""
     history = dense[dense["date"] <= until].sort_values(["series_id", "date"])
-    change = history.groupby("series_id")["y"].diff(SEASON).abs()
+    change = history.groupby("series_id")["y"].diff(grain.season).abs()
     return float(change.mean()) if change.notna().any() else 0.0
 
 
@@ -200,9 +207,12 @@ class Backtest:
     mean_scale: float = 0.0  # the MASE denominator the summary used
 
 
-def default_baselines(dense: pd.DataFrame, first_origin: pd.Timestamp) -> dict[str, Baseline]:
-    """Seasonal naive a week back, a year back where every window has a year of history before it, and
-    exponential smoothing."""
+def default_baselines(dense: pd.DataFrame, first_origin: pd.Timestamp, grain: Grain = DAY) -> dict[str, Baseline]:
+    """At the grain's own seasons: for days, seasonal naive a week back and a year back (where every window has
+    a year of history before it); for weeks, a year back; and exponential smoothing."""
+    if grain.name == "week":
+        return {"seasonal_naive": partial(seasonal_naive, grain=grain),
+                "exponential_smoothing": partial(exponential_smoothing, grain=grain)}
     yearly = {"seasonal_naive_yearly": seasonal_naive_yearly} if (first_origin - dense["date"].min()).days >= YEAR else {}
     return {"seasonal_naive": seasonal_naive, **yearly, "exponential_smoothing": exponential_smoothing}
 
@@ -216,9 +226,9 @@ def backtest(dense: pd.DataFrame, config: FeatureConfig, windows: int = 3, max_i
              covariates: Covariates | None = None, baselines: dict[str, Baseline] | None = None) -> Backtest:
     """Rolling origins: the last ``windows`` horizons, each forecast by a model trained only on data
     before it, next to the baselines (``default_baselines`` unless given) on the same points."""
-    last = dense["date"].max()
+    last, grain = dense["date"].max(), config.grain
     if baselines is None:
-        baselines = default_baselines(dense, last - pd.Timedelta(days=config.horizon * windows))
+        baselines = default_baselines(dense, last - grain.span(config.horizon * windows), grain)
     methods: dict[str, Baseline] = {
         "model": lambda d, origin, _: forecast(train(d, origin, config, max_iter, covariates), d, origin, covariates),
         **baselines}
@@ -226,9 +236,9 @@ def backtest(dense: pd.DataFrame, config: FeatureConfig, windows: int = 3, max_i
     pooled: dict[str, list[pd.DataFrame]] = {name: [] for name in methods}
     actuals, scales = [], []
     for w in range(windows, 0, -1):
-        origin = last - pd.Timedelta(days=config.horizon * w)
-        actual = dense[(dense["date"] > origin) & (dense["date"] <= origin + pd.Timedelta(days=config.horizon))]
-        scale = seasonal_naive_scale(dense, origin)
+        origin = last - grain.span(config.horizon * w)
+        actual = dense[(dense["date"] > origin) & (dense["date"] <= origin + grain.span(config.horizon))]
+        scale = seasonal_naive_scale(dense, origin, grain)
         scores = {}
         for name, method in methods.items():
             started = time.perf_counter()

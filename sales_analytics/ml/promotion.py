@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sales_analytics.ml.forecasting import Backtest, QuantileForecaster, forecast, score
+from sales_analytics.ml.forecasting import MAX_ITER, Backtest, QuantileForecaster, forecast, score, train
 from sales_analytics.ml.registry import ModelRegistry
 from sales_analytics.ml.series import Covariates
 
@@ -21,11 +21,11 @@ class Comparison:
 
 def compare_with_champion(registry: ModelRegistry, name: str, tested: Backtest, dense: pd.DataFrame,
                           covariates: Covariates, target: str, level: str) -> Comparison:
-    """Both on the same windows, scored on the points both forecast: the candidate's backtest windows that
-    start on or after the day the champion's training data ended (out of sample for both), else all of the
-    candidate's windows, forecast there by the frozen champion although it saw those days in training: its
-    score is then in sample, a stricter bar for the candidate, and the basis says so. Only a champion of
-    another target or level, which cannot forecast these series, is judged by its own stored backtest."""
+    """Both on the candidate's windows, scored on the points both forecast, out of sample for both: the
+    frozen champion where the windows start on or after the day its training data ended; else (it saw them)
+    the champion's recipe (its horizon and iterations) retrained before each window, as the candidate was.
+    Only a champion of another target or level, which cannot forecast these series, is judged by its own
+    stored backtest."""
     version = registry.champion(name)
     if version is None:
         return Comparison(tested.summary["model"], None, "no champion yet")
@@ -34,19 +34,22 @@ def compare_with_champion(registry: ModelRegistry, name: str, tested: Backtest, 
         return Comparison(tested.summary["model"], manifest.metrics["model"],
                           f"champion {version}'s own backtest: it forecasts {manifest.metrics.get('target')} by "
                           f"{manifest.metrics.get('level')}, not {target} by {level}", version)
-    origins = [w["origin"] for w in tested.windows]
-    fresh = [origin for origin in origins if origin >= manifest.trained_until]
+    origins = [pd.Timestamp(w["origin"]) for w in tested.windows]
+    fresh = [origin for origin in origins if origin >= pd.Timestamp(manifest.trained_until)]
     champion = QuantileForecaster.stored(models, manifest)
-    theirs = pd.concat([forecast(champion, dense, pd.Timestamp(origin), covariates) for origin in fresh or origins],
-                       ignore_index=True)
+    if fresh:
+        theirs = pd.concat([forecast(champion, dense, origin, covariates) for origin in fresh], ignore_index=True)
+        basis = f"champion {version} and candidate on the {len(fresh)} window(s) from {fresh[0].date()}, out of sample for both"
+    else:
+        iterations = int(manifest.metrics.get("max_iter", MAX_ITER))
+        theirs = pd.concat([forecast(train(dense, origin, champion.config, iterations, covariates), dense, origin, covariates)
+                            for origin in origins], ignore_index=True)
+        basis = (f"champion {version}'s recipe retrained before each of the candidate's {len(origins)} window(s) from "
+                 f"{origins[0].date()} (the champion itself saw them, until {manifest.trained_until})")
     ours = tested.predictions["model"]
     points = ours[["series_id", "date"]].merge(theirs[["series_id", "date"]], on=["series_id", "date"])
     on_points = [frame.merge(points, on=["series_id", "date"]) for frame in (ours, theirs)]
     candidate, held = (score(frame, tested.actuals, tested.mean_scale) for frame in on_points)
-    windows = fresh or origins
-    basis = (f"champion {version} and candidate on the same {len(windows)} window(s) from {windows[0]}, "
-             + ("out of sample for both" if fresh else f"which the champion saw in training (until {manifest.trained_until}): "
-                                                          "its score is in sample"))
     return Comparison(candidate, held, basis, version)
 
 

@@ -72,3 +72,26 @@ def signals_frame(signals: pd.DataFrame) -> pd.DataFrame:
     wide.index = pd.DatetimeIndex(pd.to_datetime(wide.index), name="date")
     wide.columns.name = None
     return wide.astype(float)
+
+
+def generated_weekly_panel(series: int, weeks: int, seed: int = 3) -> tuple[pd.DataFrame, Covariates]:
+    """Weekly sales dated by their Friday, as a weekly source reports them: a yearly season, holiday weeks
+    (Thanksgiving's and Christmas's, known ahead in the calendar) that sell up to twice as much, returns that
+    make a quiet week negative now and then, and stores of different sizes. For tests and benchmarks."""
+    rng = np.random.default_rng(seed)
+    fridays = pd.date_range("2021-01-08", periods=weeks, freq="W-FRI")
+    week = fridays.isocalendar().week.to_numpy(int)
+    holiday = np.isin(week, (47, 51)).astype(float)
+    season = 1 + 0.35 * np.sin(2 * np.pi * (week - 10) / 52)
+    size = rng.lognormal(0, 0.6, series)
+    trend = 1 + rng.normal(0.0015, 0.001, series)[:, None] * np.arange(weeks)
+    y = 1000 * size[:, None] * season * trend * (1 + 0.9 * holiday) * rng.lognormal(0, 0.08, (series, weeks))
+    y -= rng.binomial(1, 0.01, (series, weeks)) * 1.2 * y  # a week whose returns exceed its sales
+    panel = pd.DataFrame({"series_id": np.repeat([f"W{i:04d}" for i in range(series)], weeks),
+                          "date": np.tile(fridays, series), "y": y.ravel()})
+    days = pd.date_range(fridays[0] - pd.Timedelta(days=6), fridays[-1] + pd.Timedelta(weeks=13), freq="D")
+    day_week = days.isocalendar().week.to_numpy(int)
+    calendar = calendar_frame(pd.Series(days), pd.Series((np.isin(day_week, (47, 51)) & (days.dayofweek == 3)).astype(int)),
+                              pd.Series(np.zeros(len(days))))
+    static = pd.DataFrame({"size": size}, index=pd.Index(panel["series_id"].unique(), name="series_id"))
+    return panel, Covariates(static=static, calendar=calendar)
