@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 import pyarrow as pa
 import pytest
 
+from sales_analytics.catalog import CLEAN_CALENDAR, CLEAN_SIGNALS, CLEAN_STORES
 from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
@@ -26,6 +28,8 @@ from sales_analytics.ml.assets import (
     series_mixing_currencies,
 )
 from sales_analytics.ml.registry import ModelRegistry
+from sales_analytics.ml.series import generated_weekly_panel
+from sales_analytics.partitions import daily_partitions
 from sales_analytics.profiles import HOME_ENV, PROFILE_ENV, initialized, local_resources
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import DEMAND_FORECAST, FORECAST_ACCURACY, MODEL_BACKTEST, SALES_BY_SERIES
@@ -171,3 +175,39 @@ def test_money_is_not_forecast_for_series_that_add_up_currencies() -> None:
     assert series_mixing_currencies(stores, "region_category") == ["north: EUR, GBP"]  # S4 closed: south is EUR only
     assert series_mixing_currencies(stores, "store_category") == []  # a store sells in one currency
     assert series_mixing_currencies(None, "region_category") == []  # no store master yet: nothing known to mix
+
+
+def test_a_weekly_source_is_trained_and_forecast_by_week(local_env: dict[str, Any]) -> None:
+    """Curated rows dated by their Friday, as a weekly source lands them: the model is configured by week,
+    promoted against last year's week, and forecasts Fridays; daily rows under the same configuration are refused."""
+    panel, _ = generated_weekly_panel(6, 130)
+    weekly_rows = [{"sale_date": day.date(), "store_id": f"S{series[-1]}", "product_id": "P1", "category": "grocery",
+                    "region": "north", "store_format": "mall", "units": round(max(y, 0)), "net_sales": float(y)}
+                   for series, day, y in panel.itertuples(index=False)]
+    with initialized(local_env["lake"]) as lake:
+        for day, rows in pd.DataFrame(weekly_rows).groupby("sale_date"):
+            lake.put_bytes(partition_object_key(SALES_BY_SERIES_KEY, "sale_date", day.isoformat()), table_to_parquet_bytes(
+                pa.Table.from_pylist(rows.to_dict("records"), schema=SALES_BY_SERIES.arrow_schema())))
+    upstream = [dg.AssetSpec(SALES_BY_SERIES_KEY, partitions_def=daily_partitions, metadata={PARTITION_COLUMN: "sale_date"}),
+                *(dg.AssetSpec(key) for key in (CLEAN_CALENDAR, CLEAN_SIGNALS, CLEAN_STORES))]
+    by_week = {"ops": {demand_model.op.name: {"config": {"grain": "week", "week_anchor": "FRI", "horizon": 8, "history_days": 910,
+                                                          "backtest_windows": 2, "max_iter": 60}}}}
+    with dg.instance_for_test() as instance:
+        trained = dg.materialize([*upstream, demand_model, demand_model_champion], resources=local_env, instance=instance,
+                                 run_config=by_week, selection=[demand_model.key, demand_model_champion.key])
+        metadata = trained.asset_materializations_for_node(demand_model.op.name)[0].metadata
+        assert metadata["grain"].value == "W-FRI" and metadata["periods"].value == 130  # weeks, not 904 padded days
+        assert metadata["model/wape"].value < metadata["seasonal_naive/wape"].value  # last year's week
+        last = max(r["sale_date"] for r in weekly_rows)
+        forecasts = dg.materialize([*upstream, demand_forecast], resources=local_env, instance=instance,
+                                   partition_key=last.isoformat(), selection=[demand_forecast.key])
+        table = forecasts.output_for_node(demand_forecast.op.name).to_pandas()
+        assert len(table) == 6 * 8 and {d.weekday() for d in table["target_date"]} == {4}
+        assert min(table["target_date"]) == last + dt.timedelta(weeks=1)
+
+        by_day = {"ops": {demand_model.op.name: {"config": {**by_week["ops"][demand_model.op.name]["config"], "week_anchor": "SUN"}}}}
+        refused = dg.materialize([*upstream, demand_model], resources=local_env, instance=instance, run_config=by_day,
+                                 selection=[demand_model.key], raise_on_error=False)
+        assert not refused.success
+        failure = next(e for e in refused.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+        assert "rows dated by the week's SUN" in failure.step_failure_data.error.message

@@ -24,7 +24,7 @@ from sales_analytics.catalog import (
 )
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.metrics import rounded_score
-from sales_analytics.ml.features import FeatureConfig, dense_panel
+from sales_analytics.ml.features import DAY, WEEKDAYS, FeatureConfig, Grain, dense_panel, weekly
 from sales_analytics.ml.forecasting import (
     MAX_ITER,
     NotEnoughHistory,
@@ -81,7 +81,11 @@ MAX_HORIZON_DAYS = 120  # the longest horizon a model may have: how far back for
 class DemandModelConfig(dg.Config):
     level: SeriesLevelName = Field(default="store_category", description="what one series is: " + ", ".join(SERIES_LEVELS))
     history_days: int = Field(default=730, ge=120, description="days of curated history the model learns from")
-    horizon: int = Field(default=28, ge=1, le=120, description="days ahead to forecast")
+    grain: Literal["day", "week"] = Field(default="day", description="the period series are modelled in: week for a "
+                                          "source that reports weeks (its rows dated by the week's anchor day)")
+    week_anchor: Literal["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"] = Field(
+        default="SUN", description="with grain week: the weekday a week's rows are dated by (Walmart: FRI)")
+    horizon: int = Field(default=28, ge=1, le=120, description="periods (days, or weeks) ahead to forecast")
     target: Literal["units", "net_sales"] = "units"
     backtest_windows: int = Field(default=3, ge=1, le=12)
     max_iter: int = Field(default=MAX_ITER, ge=10, le=2000, description="boosting iterations per quantile model")
@@ -120,8 +124,9 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
                                   "forecast units, or a level whose series are single stores")
     panel, covariates = load_series(sales, until, config.history_days, config.target, config.level,
                                     known_ahead(calendar, signals))
-    dense = dense_panel(panel)
-    features = FeatureConfig(horizon=config.horizon)
+    grain = model_grain(config, panel)
+    dense = dense_panel(panel, grain)
+    features = FeatureConfig(horizon=config.horizon, grain=grain)
     try:
         tested = backtest(dense, features, windows=config.backtest_windows, max_iter=config.max_iter, covariates=covariates)
     except NotEnoughHistory as err:
@@ -129,7 +134,7 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
     model = train(dense, pd.Timestamp(until), features, max_iter=config.max_iter, covariates=covariates)
     registry = ModelRegistry(lake)
     metrics = {**tested.summary, "windows": tested.windows, "target": config.target, "horizon": config.horizon,
-               "level": config.level, "max_iter": config.max_iter}
+               "level": config.level, "max_iter": config.max_iter, "grain": config.grain, "week_anchor": config.week_anchor}
     manifest = registry.save(DEMAND_MODEL_NAME, model.models, model.features, model.trained_until,
                              [str(dense["date"].min().date()), str(until)], metrics)
     compared = compare_with_champion(registry, DEMAND_MODEL_NAME, tested, dense, covariates, config.target, config.level)
@@ -138,11 +143,25 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
     context.log.info(f"demand model {manifest.version}: {reason}")
     yield dg.MaterializeResult(asset_key=DEMAND_MODEL, metadata={
         "version": manifest.version, "series": int(dense["series_id"].nunique()), "trained_until": str(until),
+        "grain": grain.freq, "periods": int(dense["date"].nunique()),
         **{f"{method}/{name}": rounded_score(value) for method, scores in tested.summary.items() for name, value in scores.items()},
         "backtest": dg.MetadataValue.md(_backtest_markdown(tested.windows)),
     })
     yield dg.AssetCheckResult(check_name="promotable", asset_key=DEMAND_MODEL, passed=ok,
                               metadata={"reason": reason, "version": manifest.version, "champion": compared.champion_version or "none"})
+
+
+def model_grain(config: DemandModelConfig, panel: pd.DataFrame) -> Grain:
+    """The configured grain; a week only for rows dated by the week's anchor day, as a weekly source reports
+    them: the forecast's accuracy is scored against the curated rows of its target date."""
+    if config.grain == "day":
+        return DAY
+    off_anchor = panel[pd.to_datetime(panel["date"]).dt.dayofweek != WEEKDAYS.index(config.week_anchor)]
+    if len(off_anchor):
+        raise precondition_failed(f"grain week ({config.week_anchor}) models a source that reports weeks, its rows dated by "
+                                  f"the week's {config.week_anchor}; {len(off_anchor)} rows are dated otherwise (first "
+                                  f"{pd.Timestamp(off_anchor['date'].min()).date()}): model daily data by day")
+    return weekly(config.week_anchor)
 
 
 def series_mixing_currencies(stores: pa.Table | None, level: str) -> list[str]:
@@ -244,7 +263,7 @@ def demand_forecast(context: dg.AssetExecutionContext, lake: LakeResource, sales
     if panel.empty:
         raise precondition_failed(f"curated/sales_by_series has no data up to {origin}: nothing to forecast from")
     model = QuantileForecaster.stored(models, manifest)
-    predicted = forecast(model, dense_panel(panel), pd.Timestamp(origin), covariates)
+    predicted = forecast(model, dense_panel(panel, model.config.grain), pd.Timestamp(origin), covariates)
     table = pa.table({
         "origin_date": pa.array([origin] * len(predicted), pa.date32()),
         "level": [level] * len(predicted), "series_id": predicted["series_id"],
@@ -253,7 +272,8 @@ def demand_forecast(context: dg.AssetExecutionContext, lake: LakeResource, sales
         "model_version": [version] * len(predicted), "target": [target] * len(predicted),
     }).cast(DEMAND_FORECAST.arrow_schema())
     yield dg.Output(table, metadata={"dagster/row_count": table.num_rows, "model_version": version, "target": target,
-                                     "level": level, "series": int(predicted["series_id"].nunique()), "horizon_days": horizon})
+                                     "level": level, "series": int(predicted["series_id"].nunique()), "horizon": horizon,
+                                     "grain": model.config.grain.freq})
     recent = panel[(pd.to_datetime(panel["date"]) > pd.Timestamp(origin - dt.timedelta(days=ACTIVE_DAYS))) & (panel["y"] != 0)]
     found = forecast_problems(predicted, set(recent["series_id"]), horizon, non_negative=target == "units")
     yield dg.AssetCheckResult(check_name="quantiles_ordered", passed=not (found.disordered or found.negative),
