@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from sklearn.feature_extraction.text import CountVectorizer
 
+from sales_analytics.nlp.sentiment import opinion_words
+
 ASPECTS: dict[str, tuple[str, ...]] = {
     "fit": ("fit", "fits", "fitted", "fitting", "tight", "loose", "snug", "baggy", "boxy", "flattering", "shapeless"),
     "size": ("size", "sizes", "sizing", "sized", "small", "large", "petite", "runs big", "runs small", "too big", "xs"),
@@ -65,8 +67,6 @@ def mine_aspects(texts: pd.Series, seeds: dict[str, tuple[str, ...]] | None = No
     ``SEED_SHARE`` of them: "small" alone does not make a camera's reviews about size), then up to ``limit``
     words its reviews use most that no seed names: stop words, opinion words (VADER's lexicon),
     ``GENERIC_WORDS`` and the product itself left out; a word and its plural are one aspect."""
-    from sales_analytics.nlp.sentiment import opinion_words
-
     seeds = ASPECTS if seeds is None else seeds
     texts = texts.dropna()
     counts = CountVectorizer(stop_words="english", binary=True, lowercase=True, token_pattern=r"(?u)\b[a-zA-Z]{3,}\b")

@@ -177,8 +177,10 @@ def review_insights(context: dg.AssetExecutionContext, lake: LakeResource, revie
     except IncompatibleModel as err:
         raise precondition_failed(f"champion {version}: {err}") from err
     reviews = load_reviews(reviews, products)
-    aspects = {category: mine_aspects(group["text"]) for category, group in reviews.groupby("category")}
-    scored = [score_texts(model, group["text"], aspects[category]) for category, group in reviews.groupby("category")]
+    aspects, scored = {}, []
+    for category, group in reviews.groupby("category"):  # each catalogue by its own aspects
+        aspects[category] = mine_aspects(group["text"])
+        scored.append(score_texts(model, group["text"], aspects[category]))
     scores = reviews.join(pd.concat([s.texts for s in scored])).assign(model_version=version)
     mentions = pd.concat([s.mentions for s in scored]).join(reviews[["week_start", "category"]], on="review")
     terms = top_terms(mentions, {aspect: terms for found in aspects.values() for aspect, terms in found.items()})

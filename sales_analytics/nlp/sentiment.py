@@ -75,10 +75,13 @@ class SentimentModel:
     def probabilities(self, texts: pd.Series) -> pd.DataFrame:
         """Columns ``SENTIMENTS``, same index as ``texts``: the polarity's P(negative) and P(positive), which sum
         to 1, and the neutrality's P(neutral)."""
-        features = sentiment_features(texts)
+        return self.probabilities_of(sentiment_features(texts))
+
+    def probabilities_of(self, features: pd.DataFrame) -> pd.DataFrame:
+        """``probabilities`` from ``sentiment_features`` already computed."""
         return pd.DataFrame({"negative": _proba(self.polarity, features, "negative"),
                              "neutral": _proba(self.neutrality, features, "neutral"),
-                             "positive": _proba(self.polarity, features, "positive")}, index=texts.index)
+                             "positive": _proba(self.polarity, features, "positive")}, index=features.index)
 
     def predict(self, texts: pd.Series) -> pd.Series:
         return self.sentiments(self.probabilities(texts))
@@ -120,9 +123,9 @@ def train_sentiment(texts: pd.Series, labels: pd.Series) -> SentimentModel:
     """Polarity and neutrality, their cut-offs chosen on a stable share of the training reviews both were
     first fitted without; then both refitted on every training review."""
     features = sentiment_features(texts)
-    choosing = np.array([zlib.crc32(t.encode()) % 1000 < CHOOSING_SHARE * 1000 for t in texts])
+    choosing = is_held_out(texts, CHOOSING_SHARE)  # by the text: training reviews come without their ids
     first = _fit_models(features[~choosing], labels[~choosing])
-    probabilities = first.probabilities(texts[choosing])
+    probabilities = first.probabilities_of(features[choosing])
     scores = {(float(threshold), float(band)): evaluate(labels[choosing], pd.Series(_sentiment(
                   probabilities["positive"].to_numpy(), probabilities["neutral"].to_numpy(), threshold, band),
                   index=probabilities.index)).macro_f1
