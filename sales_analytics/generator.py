@@ -34,7 +34,8 @@ CATEGORIES = {"grocery": (1.0, 8.0), "beverages": (0.8, 6.0), "household": (2.0,
               "personal care": (2.0, 20.0), "electronics": (15.0, 400.0), "apparel": (8.0, 90.0)}
 # What a unit costs as a share of its list price (no random draw: the sample data stays as it was).
 COST_SHARE = {"grocery": 0.7, "beverages": 0.6, "household": 0.55, "personal care": 0.5, "electronics": 0.8, "apparel": 0.45}
-STORE_FORMATS = {"hypermarket": 2.0, "supermarket": 1.0, "express": 0.5}
+STORE_FORMATS = {"hypermarket": 2.0, "supermarket": 1.0, "express": 0.5}  # traffic, and selling area, per format
+STORE_AREA = 2_500.0  # square metres of a supermarket
 HOLIDAYS = {(1, 1): ("New Year", True), (12, 25): ("Christmas", True), (12, 26): ("Boxing Day", False),
             (5, 1): ("Labour Day", True), (10, 3): ("Unity Day", False)}
 REVIEW_COLUMNS = ["review_id", "product_id", "rating", "title", "text", "written_at"]
@@ -119,10 +120,12 @@ class SalesGenerator:
             store_format = list(STORE_FORMATS)[int(self.rng.integers(len(STORE_FORMATS)))]
             stores.append({"store_id": f"S{i + 1:03d}", "name": f"Store {i + 1}", "region": region,
                            "city": cities[i % len(cities)], "format": store_format, "currency": currency,
-                           "opened": dt.date(2018 + i % 6, 1 + i % 12, 1)})
+                           "opened": dt.date(2018 + i % 6, 1 + i % 12, 1),
+                           "size": STORE_AREA * STORE_FORMATS[store_format]})
         for region, (currency, cities) in REGIONS.items():
             stores.append({"store_id": f"W-{region.upper()}", "name": f"Online {region}", "region": region,
-                           "city": cities[0], "format": "online", "currency": currency, "opened": dt.date(2020, 1, 1)})
+                           "city": cities[0], "format": "online", "currency": currency, "opened": dt.date(2020, 1, 1),
+                           "size": None})
         return stores
 
     def _make_products(self) -> list[dict]:

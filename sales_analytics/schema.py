@@ -169,6 +169,8 @@ STORES = TableSpec(
         ("format", "string", False, "hypermarket, supermarket, express, online, or the source's own type"),
         ("currency", "string", False),
         ("opened", "date", True),
+        ("size", "float64", True, ("the store's size in the source's unit (selling area, Walmart's square feet): "
+                                  "the demand model's static covariate")),
     ),
     key=("store_id",),
 )
@@ -210,14 +212,16 @@ CALENDAR = TableSpec(
 
 SIGNALS = TableSpec(
     name="signals",
-    description="Exogenous daily signals a source provides (temperature, fuel price, markdown budget...): one "
-                "value per day and signal, past and planned. The demand model uses each as a feature known ahead.",
+    description="Exogenous signals a source provides (temperature, fuel price, markdowns, CPI...): one value per "
+                "day, signal and store, or for every store, past and planned. A weekly source dates a week's value by "
+                "its anchor day. The demand model uses each as a feature known ahead, a store's own where it has one.",
     columns=_cols(
         ("date", "date", False),
+        ("store_id", "string", True, "the store the value is for; empty: every store (a national signal)"),
         ("signal", "string", False, "the signal's name, e.g. temperature"),
         ("value", "float64", False),
     ),
-    key=("date", "signal"),
+    key=("date", "store_id", "signal"),
 )
 
 REVIEWS = TableSpec(

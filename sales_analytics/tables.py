@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -55,8 +56,16 @@ def same_as_neighbour(rows: pa.Table, columns: list[str], by: int) -> pa.Array:
     """True where every one of ``columns`` equals the neighbouring row's (previous: by=1, next: by=-1).
 
     On rows sorted by those columns, its negation marks the first row of each group: a sort and
-    neighbour comparisons, cheaper than hashing string keys."""
-    same = pa.array([True] * rows.num_rows)
+    neighbour comparisons, cheaper than hashing string keys. Nulls equal each other (a sort puts them
+    together: a key column may be optional, like a signal's store)."""
+    has_neighbour = np.ones(rows.num_rows, bool)
+    if rows.num_rows:
+        has_neighbour[0 if by > 0 else -1] = False
+    same = pa.array(has_neighbour)
     for column in columns:
-        same = pc.and_(same, pc.fill_null(pc.equal(rows[column], shifted(rows[column], by)), False))
+        values, neighbours = rows[column], shifted(rows[column], by)
+        equal = pc.fill_null(pc.equal(values, neighbours), False)
+        if values.null_count:
+            equal = pc.if_else(pc.is_null(values), pc.is_null(neighbours), equal)
+        same = pc.and_(same, equal)
     return same

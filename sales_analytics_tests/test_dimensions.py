@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from sales_analytics.catalog import CLEAN_CALENDAR, CLEAN_SIGNALS, view
+from sales_analytics.catalog import CLEAN_CALENDAR, CLEAN_SIGNALS, CLEAN_STORES, view
 from sales_analytics.definitions import build_defs
 from sales_analytics.lake.dimensions import as_of, build_dimension, latest_deliveries
 from sales_analytics.ml.history import known_ahead
@@ -67,7 +67,8 @@ def test_real_reference_tables_load_every_row(local_env: dict[str, Any]) -> None
 def test_reference_job_materializes_dimensions_with_their_check(local_env: dict[str, Any]) -> None:
     with initialized(local_env["lake"]) as lake:
         snapshot(lake, "2026-01-01", "S1,One,north,Hamburg,express,EUR,2020-01-01")
-        snapshot(lake, "2026-01-05", "S2,Two,south,Munich,express,EUR,2026-01-05")  # S1 closed, S2 opened
+        lake.put_bytes("landing/reference/stores/2026-01-05/stores.csv",  # S1 closed, S2 opened, with its size
+                       f"{HEADER},size\nS2,Two,south,Munich,express,EUR,2026-01-05,1250\n".encode())
         lake.put_bytes("landing/reference/products/2026-01-01/products.csv", b"product_id,name,category,brand,price\nP1,Tea,grocery,A,1.5\n")
         lake.put_bytes("landing/reference/customers/2026-01-01/customers.csv", b"customer_id,region,segment,joined\nC1,north,consumer,2025-03-01\n")
         lake.put_bytes("landing/reference/calendar/2026-01-01/calendar.csv",
@@ -76,6 +77,8 @@ def test_reference_job_materializes_dimensions_with_their_check(local_env: dict[
                        b"date,signal,value\n2026-01-01,temperature,4.0\n2026-01-02,temperature,6.0\n2026-01-01,fuel_price,1.71\n")
         lake.put_bytes("landing/reference/signals/2026-01-02/weather.csv",  # restates the 2nd, one value unreadable
                        b"date,signal,value\n2026-01-02,temperature,9.5\n2026-01-03,temperature,warm\n")
+        lake.put_bytes("landing/reference/signals/2026-01-02/stores.csv",  # a store's own, beside the national value
+                       b"date,store_id,signal,value\n2026-01-02,S2,temperature,11.0\n2026-01-03,S2,markdown,250\n")
     result = build_defs(local_env).resolve_job_def("reference_data").execute_in_process()
     assert result.success
     checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
@@ -84,10 +87,14 @@ def test_reference_job_materializes_dimensions_with_their_check(local_env: dict[
     stores_check = next(c for c in result.get_asset_check_evaluations() if c.asset_key.path == ["clean", "stores"])
     assert stores_check.metadata["closed_keys"].value == 1 and stores_check.metadata["current_rows"].value == 1
     with initialized(local_env["lake"]) as lake:  # what the demand model knows ahead of each day
-        known = known_ahead(view(lake, CLEAN_CALENDAR).whole(), view(lake, CLEAN_SIGNALS).whole())
-    assert known.loc["2026-01-01"].to_dict() == {"is_holiday": 1.0, "is_promo_week": 0.0, "signal_fuel_price": 1.71,
-                                                 "signal_temperature": 4.0}
-    assert known.loc["2026-01-02", "signal_temperature"] == 9.5  # the later delivery wins
+        known = known_ahead(*(view(lake, key).whole() for key in (CLEAN_CALENDAR, CLEAN_SIGNALS, CLEAN_STORES)))
+    assert known.calendar.loc["2026-01-01"].to_dict() == {"is_holiday": 1.0, "is_promo_week": 0.0,
+                                                          "signal_fuel_price": 1.71, "signal_temperature": 4.0}
+    assert known.calendar.loc["2026-01-02", "signal_temperature"] == 9.5  # the later delivery wins
+    by_store = known.by_store.set_index(["date", "store_id"]).stack().to_dict()  # the signals each store has
+    assert by_store == {(dt.datetime(2026, 1, 2), "S2", "signal_temperature"): 11.0,
+                        (dt.datetime(2026, 1, 3), "S2", "signal_markdown"): 250.0}
+    assert known.stores["store_size"].to_dict() == {"S2": 1250.0}  # the current store master's
     assert [(r["column"], r["value"]) for r in result.output_for_node("clean_signals", "quarantine").to_pylist()] == [("value", "warm")]
     calendar = result.output_for_node("clean_calendar", "rows").to_pylist()
     assert [(str(r["date"]), r["is_holiday"], r["is_promo_week"]) for r in calendar] == [("2026-01-01", True, False),

@@ -119,6 +119,18 @@ def test_a_signal_known_ahead_that_drives_demand_is_learned() -> None:
     assert informed.summary["model"]["wape"] < 0.6 * blind.summary["model"]["wape"]
 
 
+def test_a_stores_own_signal_is_learned_at_the_weekly_grain() -> None:
+    """Markdowns planned per store and week (Walmart's MarkDown1-5): each series gets its store's, weeks ahead
+    included. Measured: 0.80-0.82 of the blind model's WAPE over seeds 3-5."""
+    panel, covariates = generated_weekly_panel(40, 160, markdowns=True)
+    config = FeatureConfig(horizon=8, grain=weekly("FRI"))
+    dense = dense_panel(panel, config.grain)
+    blind = backtest(dense, config, windows=2, max_iter=80, baselines={},
+                     covariates=Covariates(static=covariates.static, calendar=covariates.calendar))
+    informed = backtest(dense, config, windows=2, max_iter=80, covariates=covariates, baselines={})
+    assert informed.summary["model"]["wape"] < 0.9 * blind.summary["model"]["wape"]
+
+
 def test_the_yearly_seasonal_naive_repeats_the_same_weekday_a_year_back_once_there_is_a_year() -> None:
     dates = pd.date_range("2025-01-01", periods=400, freq="D")
     dense = dense_panel(pd.DataFrame({"series_id": "S", "date": dates, "y": np.arange(400.0)}))

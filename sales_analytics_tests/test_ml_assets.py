@@ -16,6 +16,7 @@ from sales_analytics.catalog import CLEAN_CALENDAR, CLEAN_SIGNALS, CLEAN_STORES
 from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
+from sales_analytics.lake.assets import reference_assets
 from sales_analytics.ml.assets import (
     DEMAND_FORECAST_KEY,
     DEMAND_MODEL_NAME,
@@ -178,26 +179,40 @@ def test_money_is_not_forecast_for_series_that_add_up_currencies() -> None:
 
 
 def test_a_weekly_source_is_trained_and_forecast_by_week(local_env: dict[str, Any]) -> None:
-    """Curated rows dated by their Friday, as a weekly source lands them: the model is configured by week,
-    promoted against last year's week, and forecasts Fridays; daily rows under the same configuration are refused."""
-    panel, _ = generated_weekly_panel(6, 130)
+    """Curated rows dated by their Friday, as a weekly source lands them, with each store's size and its own
+    markdowns planned by week: the model is configured by week, learns from both, is promoted against last year's
+    week, and forecasts Fridays; daily rows under the same configuration are refused."""
+    panel, covariates = generated_weekly_panel(6, 130, markdowns=True)
     weekly_rows = [{"sale_date": day.date(), "store_id": f"S{series[-1]}", "product_id": "P1", "category": "grocery",
                     "region": "north", "store_format": "mall", "units": round(max(y, 0)), "net_sales": float(y)}
                    for series, day, y in panel.itertuples(index=False)]
+    markdowns = covariates.by_series["signal_markdown"].rename(columns=lambda series: f"S{series[-1]}")
     with initialized(local_env["lake"]) as lake:
         for day, rows in pd.DataFrame(weekly_rows).groupby("sale_date"):
             lake.put_bytes(partition_object_key(SALES_BY_SERIES_KEY, "sale_date", day.isoformat()), table_to_parquet_bytes(
                 pa.Table.from_pylist(rows.to_dict("records"), schema=SALES_BY_SERIES.arrow_schema())))
+        lake.put_bytes("landing/reference/stores/2020-01-01/stores.csv", "".join(
+            ["store_id,name,region,city,format,currency,opened,size\n",
+             *(f"{store},Store,north,Leeds,mall,GBP,2019-01-01,{size * 5000:.0f}\n"
+               for store, size in zip(markdowns.columns, covariates.static["size"]))]).encode())
+        lake.put_bytes("landing/reference/signals/2020-01-01/markdowns.csv", "".join(
+            ["date,store_id,signal,value\n", *(f"{day.date()},{store},markdown,{value}\n"
+                                               for (day, store), value in markdowns.stack().items())]).encode())
+    reference = [asset for asset in reference_assets if {CLEAN_STORES, CLEAN_SIGNALS} & set(asset.keys)]
     upstream = [dg.AssetSpec(SALES_BY_SERIES_KEY, partitions_def=daily_partitions, metadata={PARTITION_COLUMN: "sale_date"}),
-                *(dg.AssetSpec(key) for key in (CLEAN_CALENDAR, CLEAN_SIGNALS, CLEAN_STORES))]
+                dg.AssetSpec(CLEAN_CALENDAR), *reference]
     by_week = {"ops": {demand_model.op.name: {"config": {"grain": "week", "week_anchor": "FRI", "horizon": 8, "history_days": 910,
                                                           "backtest_windows": 2, "max_iter": 60}}}}
     with dg.instance_for_test() as instance:
+        assert dg.materialize(reference, resources=local_env, instance=instance).success
         trained = dg.materialize([*upstream, demand_model, demand_model_champion], resources=local_env, instance=instance,
                                  run_config=by_week, selection=[demand_model.key, demand_model_champion.key])
         metadata = trained.asset_materializations_for_node(demand_model.op.name)[0].metadata
         assert metadata["grain"].value == "W-FRI" and metadata["periods"].value == 130  # weeks, not 904 padded days
         assert metadata["model/wape"].value < metadata["seasonal_naive/wape"].value  # last year's week
+        with initialized(local_env["lake"]) as lake:
+            _, manifest = ModelRegistry(lake).load(DEMAND_MODEL_NAME, metadata["version"].value)
+        assert {"store_size", "signal_markdown"} <= set(manifest.features)  # the store's own, by series
         last = max(r["sale_date"] for r in weekly_rows)
         forecasts = dg.materialize([*upstream, demand_forecast], resources=local_env, instance=instance,
                                    partition_key=last.isoformat(), selection=[demand_forecast.key])

@@ -69,6 +69,11 @@ def test_reviews_are_scored_reported_and_the_planted_spike_found(local_env: dict
     assert float(next(i for i in served if i["week_start"] == week.isoformat())["negative_share"]) == pytest.approx(
         ours["negative_share"])
 
+    seeded = materialize_in_graph(local_env, [review_insights], instance=instance, run_config={"ops": {review_insights.op.name: {
+        "config": {"aspect_seeds": {"sizing": ["size", "sizes", "small", "large", "runs small", "too big"]}}}}})
+    spikes = seeded.output_for_node(review_insights.op.name, NEGATIVE_REVIEW_SPIKES.name).to_pylist()
+    assert [s["main_aspect"] for s in spikes if (s["product_id"], s["week_start"]) == (product, week)] == ["sizing"]
+
     again = materialize_in_graph(local_env, [sentiment_model, sentiment_model_champion], instance=instance)
     check = again.get_asset_check_evaluations()[0]
     assert check.passed and "on the same held-out reviews" in check.metadata["reason"].value

@@ -39,6 +39,7 @@ from sales_analytics.ml.history import (
     FORECAST_HISTORY_DAYS,
     SALES_COLUMNS,
     SIGNAL_COLUMNS,
+    STORE_COLUMNS,
     known_ahead,
     last_day,
     load_series,
@@ -96,14 +97,14 @@ def _sales_input(partition_mapping: dg.PartitionMapping | None = None) -> dg.Ass
 
 
 KNOWN_AHEAD_INS = {"calendar": dg.AssetIn(CLEAN_CALENDAR, metadata={INPUT_COLUMNS: CALENDAR_COLUMNS}),
-                   "signals": dg.AssetIn(CLEAN_SIGNALS, metadata={INPUT_COLUMNS: SIGNAL_COLUMNS})}
+                   "signals": dg.AssetIn(CLEAN_SIGNALS, metadata={INPUT_COLUMNS: SIGNAL_COLUMNS}),
+                   "stores": dg.AssetIn(CLEAN_STORES, metadata={INPUT_COLUMNS: STORE_COLUMNS})}
 
 
 @dg.asset(
     key=DEMAND_MODEL,
     # every curated day: the model learns from the newest history_days of them
-    ins={"sales": _sales_input(), **KNOWN_AHEAD_INS,
-         "stores": dg.AssetIn(CLEAN_STORES, metadata={INPUT_COLUMNS: ["store_id", "region", "currency", "is_current"]})},
+    ins={"sales": _sales_input(), **KNOWN_AHEAD_INS},
     group_name="ml",
     kinds={"scikit-learn"},
     description=("A global HistGradientBoosting model (P10 / P50 / P90) across all store x category series, "
@@ -123,7 +124,7 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
         raise precondition_failed(f"net_sales series at level {config.level} would add up currencies ({'; '.join(mixed)}): "
                                   "forecast units, or a level whose series are single stores")
     panel, covariates = load_series(sales, until, config.history_days, config.target, config.level,
-                                    known_ahead(calendar, signals))
+                                    known_ahead(calendar, signals, stores))
     grain = model_grain(config, panel)
     dense = dense_panel(panel, grain)
     features = FeatureConfig(horizon=config.horizon, grain=grain)
@@ -250,7 +251,7 @@ def _backtest_markdown(windows: list[dict]) -> str:
     ],
 )
 def demand_forecast(context: dg.AssetExecutionContext, lake: LakeResource, sales: LakeView, calendar: pa.Table | None,
-                    signals: pa.Table | None) -> Iterator[dg.Output | dg.AssetCheckResult]:
+                    signals: pa.Table | None, stores: pa.Table | None) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """The champion's forecast as of the partition's day (the origin), from data up to that day only."""
     registry = ModelRegistry(lake)
     version = registry.champion(DEMAND_MODEL_NAME)
@@ -259,7 +260,7 @@ def demand_forecast(context: dg.AssetExecutionContext, lake: LakeResource, sales
     models, manifest = registry.load(DEMAND_MODEL_NAME, version)
     origin = dt.date.fromisoformat(context.partition_key)
     target, horizon, level = manifest.metrics["target"], int(manifest.metrics["horizon"]), manifest.metrics["level"]
-    panel, covariates = load_series(sales, origin, FORECAST_HISTORY_DAYS, target, level, known_ahead(calendar, signals))
+    panel, covariates = load_series(sales, origin, FORECAST_HISTORY_DAYS, target, level, known_ahead(calendar, signals, stores))
     if panel.empty:
         raise precondition_failed(f"curated/sales_by_series has no data up to {origin}: nothing to forecast from")
     model = QuantileForecaster.stored(models, manifest)

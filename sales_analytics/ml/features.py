@@ -2,12 +2,13 @@
 
 Series are modelled at their grain (``Grain``): daily sales by day (lags in days, a week's and a year's
 season), weekly sales by week (lags in weeks, the 52-week season, holiday weeks), never weekly totals
-spread over padded days. Input is a panel ``series_id, date, y`` plus optional per-series columns known ahead of time
-(promotion plans, opening days, holidays), and ``Covariates``: each series' static attributes and
-a calendar of days known ahead for all (holidays, promotion weeks, signals such as the weather
-forecast). One row of features per series, origin and horizon
-step ``k`` (1..horizon): a *direct* multi-step model that takes the step as a feature, so one
-global model serves every horizon without feeding its own errors back.
+spread over padded days. Input is a panel ``series_id, date, y`` plus optional per-series columns known
+ahead of time (promotion plans, opening days, holidays), and ``Covariates``: each series' static
+attributes, a calendar of days known ahead for all (holidays, promotion weeks, signals such as the
+weather forecast) and signals known ahead per series (a store's own temperature or planned markdowns).
+One row of features per series, origin and horizon step ``k`` (1..horizon): a *direct* multi-step
+model that takes the step as a feature, so one global model serves every horizon without feeding its
+own errors back.
 
 Targets are scaled by each series' recent level (mean of the ``level`` periods up to the origin: 28
 days, 13 weeks), so one model learns shapes shared across stores of very different size; predictions are
@@ -100,8 +101,8 @@ def _weeks(panel: pd.DataFrame, grain: Grain) -> pd.DataFrame:
 
 
 def calendar_at(calendar: pd.DataFrame, grain: Grain) -> pd.DataFrame:
-    """A daily calendar (holidays, promotion weeks, signals) at the grain: a week has a holiday when one of its
-    days has; signals are the week's mean."""
+    """A daily table (holidays, promotion weeks, signals; one column per name or per series) at the grain: a
+    week has a holiday when one of its days has; signals are the week's mean."""
     if grain.name == "day" or calendar.empty:
         return calendar
     flags = [c for c in calendar.columns if set(pd.unique(calendar[c].dropna())) <= {0, 1}]
@@ -119,6 +120,9 @@ def build_features(dense: pd.DataFrame, origins: list[pd.Timestamp], config: Fea
             for c in KNOWN_AHEAD if c in dense.columns}
     values = wide.to_numpy(float)
     covariates = covariates or Covariates()
+    ahead = pd.date_range(wide.index[0], periods=len(wide.index) + config.horizon, freq=config.grain.freq)
+    exog |= {name: calendar_at(table, config.grain).reindex(index=ahead, columns=wide.columns).to_numpy(float)
+             for name, table in covariates.by_series.items()}  # known for the periods ahead too
     static = covariates.static_codes().reindex(wide.columns)
     calendar = calendar_at(covariates.calendar, config.grain)
     frames = [_at_origin(values, exog, wide.index, wide.columns, wide.index.get_loc(origin), config, static, calendar,

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+from pydantic import Field
 
 from sales_analytics.alerts import precondition_failed
 from sales_analytics.catalog import CLEAN_PRODUCTS, CLEAN_REVIEWS, SENTIMENT_MODEL_NAME
@@ -17,7 +18,7 @@ from sales_analytics.lake.assets import table_metadata
 from sales_analytics.metrics import rounded_score
 from sales_analytics.ml.assets import champion_asset
 from sales_analytics.ml.registry import ModelRegistry
-from sales_analytics.nlp.aspects import mine_aspects, top_terms
+from sales_analytics.nlp.aspects import ASPECTS, mine_aspects, top_terms
 from sales_analytics.nlp.insights import aspect_report, negative_spikes, weekly_sentiment
 from sales_analytics.nlp.scoring import score_texts
 from sales_analytics.nlp.sentiment import (
@@ -150,6 +151,13 @@ sentiment_model_champion = champion_asset(SENTIMENT_MODEL, SENTIMENT_CHAMPION, S
                                           "review sentiment model that scores reviews and the service's texts")
 
 
+class ReviewInsightsConfig(dg.Config):
+    aspect_seeds: dict[str, list[str]] | None = Field(
+        default=None, description="seed aspects and the words that name each, e.g. {battery: [battery, charge]}; a "
+                                  "catalogue gets those its reviews use, beside the words it mines. Default: a retail list "
+                                  f"({', '.join(ASPECTS)})")
+
+
 @dg.multi_asset(
     name="review_scoring",  # the job that runs it is review_insights
     outs={
@@ -165,8 +173,8 @@ sentiment_model_champion = champion_asset(SENTIMENT_MODEL, SENTIMENT_CHAMPION, S
     check_specs=[dg.AssetCheckSpec("every_review_scored", asset=REVIEW_SCORES_KEY,
                                    description="Every review in clean/reviews has a sentiment from the champion.")],
 )
-def review_insights(context: dg.AssetExecutionContext, lake: LakeResource, reviews: pa.Table | None,
-                    products: pa.Table | None) -> Iterator[dg.Output | dg.AssetCheckResult]:
+def review_insights(context: dg.AssetExecutionContext, config: ReviewInsightsConfig, lake: LakeResource,
+                    reviews: pa.Table | None, products: pa.Table | None) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Every review scored by the champion, then the weekly sentiment, aspect and spike reports from those scores."""
     registry = ModelRegistry(lake)
     version = registry.champion(SENTIMENT_MODEL_NAME)
@@ -177,9 +185,10 @@ def review_insights(context: dg.AssetExecutionContext, lake: LakeResource, revie
     except IncompatibleModel as err:
         raise precondition_failed(f"champion {version}: {err}") from err
     reviews = load_reviews(reviews, products)
+    seeds = None if config.aspect_seeds is None else {aspect: tuple(words) for aspect, words in config.aspect_seeds.items()}
     aspects, scored = {}, []
     for category, group in reviews.groupby("category"):  # each catalogue by its own aspects
-        aspects[category] = mine_aspects(group["text"])
+        aspects[category] = mine_aspects(group["text"], seeds)
         scored.append(score_texts(model, group["text"], aspects[category]))
     scores = reviews.join(pd.concat([s.texts for s in scored])).assign(model_version=version)
     mentions = pd.concat([s.mentions for s in scored]).join(reviews[["week_start", "category"]], on="review")

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sales_analytics.catalog import CLEAN_CALENDAR, CLEAN_SIGNALS, DEMAND_MODEL_NAME, SALES_BY_SERIES_KEY, view
+from sales_analytics.catalog import (
+    CLEAN_CALENDAR,
+    CLEAN_SIGNALS,
+    CLEAN_STORES,
+    DEMAND_MODEL_NAME,
+    SALES_BY_SERIES_KEY,
+    view,
+)
 from sales_analytics.ml.features import dense_panel
 from sales_analytics.ml.forecasting import QuantileForecaster, forecast
 from sales_analytics.ml.history import (
@@ -16,6 +23,7 @@ from sales_analytics.ml.history import (
     FORECAST_HISTORY_DAYS,
     SALES_COLUMNS,
     SIGNAL_COLUMNS,
+    STORE_COLUMNS,
     known_ahead,
     last_day,
     load_series,
@@ -68,6 +76,8 @@ class ChampionForecasts:
         model = QuantileForecaster.stored(models, manifest)
         target = manifest.metrics["target"]
         ahead = known_ahead(view(self.lake, CLEAN_CALENDAR, CALENDAR_COLUMNS).whole(),
-                            view(self.lake, CLEAN_SIGNALS, SIGNAL_COLUMNS).whole())
+                            view(self.lake, CLEAN_SIGNALS, SIGNAL_COLUMNS).whole(),
+                            view(self.lake, CLEAN_STORES, STORE_COLUMNS).whole())
         panel, covariates = load_series(sales, origin, FORECAST_HISTORY_DAYS, target, manifest.metrics["level"], ahead)
-        return ServedForecasts(manifest, origin.isoformat(), forecast(model, dense_panel(panel), pd.Timestamp(origin), covariates))
+        predicted = forecast(model, dense_panel(panel, model.config.grain), pd.Timestamp(origin), covariates)
+        return ServedForecasts(manifest, origin.isoformat(), predicted)
