@@ -36,7 +36,7 @@ from measure import measure
 
 from sales_analytics.curated.assets import compute_sales_by_series
 from sales_analytics.generator import GeneratorConfig, SalesGenerator
-from sales_analytics.ml.features import FeatureConfig, Grain, dense_panel, weekly
+from sales_analytics.ml.features import FeatureConfig, Grain, calendar_at, dense_panel, weekly
 from sales_analytics.ml.forecasting import backtest, seasonal_naive
 from sales_analytics.ml.series import Covariates, calendar_frame, generated_weekly_panel, series_panel
 
@@ -111,10 +111,14 @@ def run_weekly(series: int) -> dict:
     tested = backtest(dense, FeatureConfig(horizon=WEEKLY_HORIZON, grain=grain, origin_stride=4), windows=WEEKLY_WINDOWS,
                       covariates=covariates, baselines={"seasonal_naive": partial(seasonal_naive, grain=grain),
                                                         "auto_ets": partial(auto_ets, grain=grain)})
-    # The daily path on the same shape (series, periods, horizon, windows, stride): the same values, a day apart.
-    as_days = dense.assign(date=dense.groupby("series_id").cumcount().to_numpy() * pd.Timedelta(days=1) + pd.Timestamp("2021-01-01"))
+    # The daily path on the same shape (series, periods, horizon, windows, stride) and the same information: the
+    # same values and holiday weeks, a day apart.
+    first_day = pd.Timestamp("2021-01-01")
+    as_days = dense.assign(date=dense.groupby("series_id").cumcount().to_numpy() * pd.Timedelta(days=1) + first_day)
+    weeks = calendar_at(covariates.calendar, grain).loc[dense["date"].min():]
+    daily_calendar = weeks.set_axis(pd.date_range(first_day, periods=len(weeks), freq="D").rename("date"))
     daily = backtest(as_days, FeatureConfig(horizon=WEEKLY_HORIZON, origin_stride=4), windows=WEEKLY_WINDOWS,
-                     covariates=Covariates(static=covariates.static), baselines={})
+                     covariates=Covariates(static=covariates.static, calendar=daily_calendar), baselines={})
     return {"series": int(dense["series_id"].nunique()), "weeks": WEEKS, "seconds": tested.seconds,
             "daily_same_shape_seconds": daily.seconds["model"],
             "wape": {m: s["wape"] for m, s in tested.summary.items()}, "model": tested.summary["model"]}

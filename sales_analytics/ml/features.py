@@ -38,7 +38,9 @@ class Grain:
     year: int  # periods in a year, for last year's value: 364 days (the same weekday), 52 weeks
     short: int  # the recent means (features "mean_7" and "mean_28", named for days): 7 and 28 days, 4 and 13 weeks
     level: int
-    min_history: int  # before an origin, for it to be a training example: 8 weeks of days, half a year of weeks
+    # Before an origin, for it to be a training example: 8 weeks of days; a year of weeks, so every weekly example
+    # has last year's week, weekly sales' main signal (generated weeks: same accuracy as half a year, 12% less training).
+    min_history: int
 
     def span(self, periods: int | np.ndarray) -> pd.Timedelta | pd.TimedeltaIndex:
         """``periods`` periods as time."""
@@ -53,7 +55,7 @@ def weekly(anchor: str = "SUN") -> Grain:
     """Weeks dated by the day they end on (``anchor``): a source's week, as it reports it."""
     if anchor not in WEEKDAYS:
         raise ValueError(f"unknown week anchor {anchor!r}: one of {', '.join(WEEKDAYS)}")
-    return Grain("week", f"W-{anchor}", days=7, season=52, year=52, short=4, level=13, min_history=26)
+    return Grain("week", f"W-{anchor}", days=7, season=52, year=52, short=4, level=13, min_history=52)
 
 
 @dataclass(frozen=True)
