@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
+from sales_analytics.generator import GeneratorConfig, SalesGenerator
 from sales_analytics.nlp.aspects import aspect_mentions, mine_aspects, top_terms
 from sales_analytics.nlp.insights import MIN_SPIKE_REVIEWS, negative_spikes, weekly_sentiment
 from sales_analytics.nlp.scoring import score_texts
@@ -51,8 +52,10 @@ def test_sentiment_beats_the_lexicon_on_held_out_clothing_reviews(trained_on_clo
     model, test_texts, test_labels = trained_on_clothing.model, trained_on_clothing.texts, trained_on_clothing.labels
     ours = evaluate(test_labels, model.predict(test_texts))
     lexicon = evaluate(test_labels, lexicon_sentiment(test_texts))
-    # Measured on the 1,941 held-out reviews of the 10,000 in the fixture: macro-F1 0.63 vs VADER's 0.43,
-    # accuracy 0.83 vs 0.79, negative F1 0.58, neutral F1 0.37 vs 0.05; cut-offs P(neutral) > 0.75, band 0.1.
+    # Measured on the 1,941 held-out reviews of the 10,000 in the fixture: macro-F1 0.615 vs VADER's 0.43,
+    # accuracy 0.83 vs 0.79, negative F1 0.60, neutral F1 0.31 vs 0.05; cut-offs P(neutral) > 0.75 unless the
+    # polarity's certainty reaches 0.9, band 0.1. (Without the certainty: 0.63, and clear complaints of other
+    # catalogues called neutral.)
     assert ours.reviews == lexicon.reviews > 1800
     assert ours.macro_f1 > lexicon.macro_f1 + 0.12
     assert ours.accuracy > lexicon.accuracy
@@ -64,9 +67,9 @@ def test_sentiment_beats_the_lexicon_on_held_out_clothing_reviews(trained_on_clo
 def test_sentiment_travels_to_another_catalogue(trained_on_clothing: Trained) -> None:
     """Trained on clothing reviews, scored on electronics review sentences (Amazon, rated by people):
     clear ones only (mean rating at least 1 away from 0, of -4..4), the half never used to choose anything.
-    Measured on that half: macro-F1 0.73 (13% called neutral, each a miss); VADER 0.71; the previous
-    three-class model 0.65; a plain TF-IDF + logistic regression on the same clothing reviews 0.64.
-    On the development half: 0.73 and VADER 0.71."""
+    Measured on that half: macro-F1 0.754; VADER 0.713; without the polarity overruling the neutrality 0.73;
+    the first three-class model 0.65; a plain TF-IDF + logistic regression on the same clothing reviews 0.64.
+    On the development half: 0.754 and VADER 0.709."""
     snippets = pd.read_csv(AMAZON_SNIPPETS, sep="\t", header=None, names=["id", "rating", "text"], quoting=csv.QUOTE_NONE)
     clear = snippets[(snippets["rating"].abs() >= 1) & snippets["id"].map(lambda i: zlib.crc32(i.encode()) % 2 == 1)]
     truth = pd.Series(np.where(clear["rating"] > 0, "positive", "negative"), index=clear.index)
@@ -74,7 +77,22 @@ def test_sentiment_travels_to_another_catalogue(trained_on_clothing: Trained) ->
     ours = f1_score(truth, predicted, labels=["negative", "positive"], average="macro")
     lexicon = f1_score(truth, lexicon_sentiment(clear["text"]), labels=["negative", "positive"], average="macro")
     assert len(clear) > 1100
-    assert ours > 0.7 and ours > lexicon
+    assert ours > 0.73 and ours > lexicon
+
+
+def test_sentiment_travels_to_the_generators_web_reviews(trained_on_clothing: Trained) -> None:
+    """Trained on clothing reviews, scored on a year of the generator's web reviews (their own templates), clear
+    ratings only, the half by review id never used to choose anything. Measured: macro-F1 1.00 on both halves,
+    VADER 0.96-0.97; before the polarity could overrule the neutrality 0.85 (200 clear complaints called neutral)."""
+    generator = SalesGenerator(GeneratorConfig(days=364, stores=4, products=60, start=dt.date(2026, 1, 5)))
+    reviews = pd.concat([generator.week_reviews(week).to_pandas() for week in generator.review_weeks()], ignore_index=True)
+    truth = sentiment_of_rating(reviews["rating"].astype(int))
+    evaluation_half = (truth != "neutral") & reviews["review_id"].map(lambda i: zlib.crc32(i.encode()) % 2 == 1)
+    texts, truth = review_texts(reviews)[evaluation_half], truth[evaluation_half]
+    ours = f1_score(truth, trained_on_clothing.model.predict(texts), labels=["negative", "positive"], average="macro")
+    lexicon = f1_score(truth, lexicon_sentiment(texts), labels=["negative", "positive"], average="macro")
+    assert len(texts) > 1000 and (truth == "negative").sum() > 100
+    assert ours > 0.97 and ours > lexicon
 
 
 def test_negation_is_marked_up_to_the_next_punctuation() -> None:

@@ -97,13 +97,15 @@ def sentiment_model(context: dg.AssetExecutionContext, lake: LakeResource, revie
     written = [str(d) for d in (reviews["week_start"].min(), reviews["week_start"].max())]
     manifest = registry.save(SENTIMENT_MODEL_NAME, model.stored(), ["title", "text"], written[1], written,
                              {"model": ours.as_metrics(), "lexicon": lexicon.as_metrics(), "trained_on": len(training),
-                              "neutral_band": model.neutral_band, "neutral_threshold": model.neutral_threshold})
+                              "neutral_band": model.neutral_band, "neutral_threshold": model.neutral_threshold,
+                              "polar_certainty": model.polar_certainty})
     ok, reason = sentiment_verdict(ours, lexicon, champion)
     registry.record_verdict(SENTIMENT_MODEL_NAME, manifest.version, ok, reason)
     context.log.info(f"sentiment model {manifest.version}: {reason}")
     yield dg.MaterializeResult(asset_key=SENTIMENT_MODEL, metadata={
         "version": manifest.version, "trained_on": len(training), "held_out": len(testing),
         "neutral_band": rounded_score(model.neutral_band), "neutral_threshold": rounded_score(model.neutral_threshold),
+        "polar_certainty": model.polar_certainty,
         "model/accuracy": rounded_score(ours.accuracy), "model/macro_f1": rounded_score(ours.macro_f1),
         "lexicon/accuracy": rounded_score(lexicon.accuracy), "lexicon/macro_f1": rounded_score(lexicon.macro_f1),
         "confusion": dg.MetadataValue.md(_confusion_markdown(ours, lexicon)),

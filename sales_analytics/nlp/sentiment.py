@@ -7,11 +7,15 @@ Two parts, both plain scikit-learn (stored by the registry without pickle):
   character 2-5-grams, and VADER's lexicon scores, which carry what words mean outside our own reviews;
   into a class-balanced logistic regression.
 - neutrality: neutral (3 stars) vs either, with the same features, for reviews that say "average" in words.
-A review is neutral when neutrality's P(neutral) exceeds ``neutral_threshold`` or its P(positive) lies within
-``neutral_band`` of even odds; else the polarity decides. Both are chosen on a share of the training reviews
-the two were first fitted without: the narrowest band, then the highest threshold, whose three-class macro-F1
-is within ``CHOICE_TOLERANCE`` of the best. Narrow on purpose: every neutral call on a clear review of another
-catalogue is a miss (on Amazon electronics sentences, a band of 0.25 alone calls 29% of the clear ones neutral).
+A review is neutral when neutrality's P(neutral) exceeds ``neutral_threshold`` while the polarity's certainty
+(|2 P(positive) - 1|) stays below ``polar_certainty``, or when its P(positive) lies within ``neutral_band`` of
+even odds; else the polarity decides. The neutrality learns what 3-star reviews of one catalogue sound like (on
+clothing: short complaints about fit), so on another it calls clear complaints neutral; a certain polarity
+overrules it. The cut-offs are chosen on a share of the training reviews the two were first fitted without: the
+narrowest band, then the highest threshold, whose three-class macro-F1 is within ``CHOICE_TOLERANCE`` of the
+best; then the lowest certainty that scores no worse there than a polarity that never overrules. Narrow on
+purpose: every neutral call on a clear review of another catalogue is a miss (on Amazon electronics sentences,
+a band of 0.25 alone calls 29% of the clear ones neutral).
 Every training is evaluated on a held-out split chosen by a stable hash of the review id, so a candidate
 and the champion are scored on the same reviews, unseen by both; next to VADER's lexicon as the baseline.
 """
@@ -38,6 +42,7 @@ HELD_OUT_SHARE = 0.2
 CHOOSING_SHARE = 0.25  # of the training reviews: the models are first fitted without them, to choose the cut-offs on
 BAND_WIDTHS = np.round(np.arange(0.0, 0.425, 0.025), 3)  # half-widths around P(positive) = 0.5
 NEUTRAL_THRESHOLDS = np.round(np.arange(0.3, 1.01, 0.05), 2)  # of P(neutral); 1.0: neutrality never decides
+POLAR_CERTAINTIES = (1.0, 0.999, 0.995, 0.99, 0.98, 0.95, 0.9, 0.8)  # 1.0: the polarity never overrules
 CHOICE_TOLERANCE = 0.01  # three-class macro-F1 narrower cut-offs may give up
 NEGATION = re.compile(r"not|no|never|nothing|nobody|none|nor|cannot|without|hardly|barely|\w+n't")
 TOKEN = re.compile(r"\w+(?:'\w+)?|[.,!?;:]")
@@ -71,6 +76,7 @@ class SentimentModel:
     neutrality: Pipeline  # features -> neutral / polar
     neutral_threshold: float  # P(neutral) above which a review is neutral
     neutral_band: float  # half-width around P(positive) = 0.5 in which a review is neutral
+    polar_certainty: float  # |2 P(positive) - 1| from which the polarity overrules the neutrality
 
     def probabilities(self, texts: pd.Series) -> pd.DataFrame:
         """Columns ``SENTIMENTS``, same index as ``texts``: the polarity's P(negative) and P(positive), which sum
@@ -91,31 +97,34 @@ class SentimentModel:
         way it leans. The neutrality reads whole reviews: on a short clause ("the fabric is itchy") it mistakes
         a mild complaint, common in 3-star reviews, for neutral."""
         positive = _proba(self.polarity, sentiment_features(texts), "positive")
-        return pd.Series(_sentiment(positive, np.zeros(len(positive)), 1.0, self.neutral_band), index=texts.index)
+        return pd.Series(_sentiment(positive, np.zeros(len(positive)), 1.0, self.neutral_band, 1.0), index=texts.index)
 
     def sentiments(self, probabilities: pd.DataFrame) -> pd.Series:
         """negative / neutral / positive from ``probabilities``."""
         return pd.Series(_sentiment(probabilities["positive"].to_numpy(), probabilities["neutral"].to_numpy(),
-                                    self.neutral_threshold, self.neutral_band), index=probabilities.index)
+                                    self.neutral_threshold, self.neutral_band, self.polar_certainty),
+                         index=probabilities.index)
 
     def stored(self) -> dict[str, Any]:
         return {"polarity": self.polarity, "neutrality": self.neutrality, "neutral_threshold": self.neutral_threshold,
-                "neutral_band": self.neutral_band}
+                "neutral_band": self.neutral_band, "polar_certainty": self.polar_certainty}
 
     @classmethod
     def from_stored(cls, stored: Any) -> SentimentModel:
         if not (isinstance(stored, dict) and set(stored) == set(cls.__dataclass_fields__)):
             raise IncompatibleModel(f"a stored sentiment model of an earlier form ({type(stored).__name__}): "
                                     "materialize ml/sentiment_model to train one of this form")
-        return cls(stored["polarity"], stored["neutrality"], float(stored["neutral_threshold"]), float(stored["neutral_band"]))
+        return cls(stored["polarity"], stored["neutrality"], float(stored["neutral_threshold"]), float(stored["neutral_band"]),
+                   float(stored["polar_certainty"]))
 
 
 def _proba(model: Pipeline, features: pd.DataFrame, label: str) -> np.ndarray:
     return model.predict_proba(features)[:, list(model.classes_).index(label)]
 
 
-def _sentiment(positive: np.ndarray, neutral: np.ndarray, threshold: float, band: float) -> np.ndarray:
-    return np.where((neutral > threshold) | (np.abs(positive - 0.5) < band), "neutral",
+def _sentiment(positive: np.ndarray, neutral: np.ndarray, threshold: float, band: float, certainty: float) -> np.ndarray:
+    uncertain = np.abs(2 * positive - 1) < certainty
+    return np.where(((neutral > threshold) & uncertain) | (np.abs(positive - 0.5) < band), "neutral",
                     np.where(positive >= 0.5, "positive", "negative"))
 
 
@@ -126,21 +135,27 @@ def train_sentiment(texts: pd.Series, labels: pd.Series) -> SentimentModel:
     choosing = is_held_out(texts, CHOOSING_SHARE)  # by the text: training reviews come without their ids
     first = _fit_models(features[~choosing], labels[~choosing])
     probabilities = first.probabilities_of(features[choosing])
-    scores = {(float(threshold), float(band)): evaluate(labels[choosing], pd.Series(_sentiment(
-                  probabilities["positive"].to_numpy(), probabilities["neutral"].to_numpy(), threshold, band),
-                  index=probabilities.index)).macro_f1
+    positive, neutral = probabilities["positive"].to_numpy(), probabilities["neutral"].to_numpy()
+
+    def macro_f1(threshold: float, band: float, certainty: float) -> float:
+        return evaluate(labels[choosing], pd.Series(_sentiment(positive, neutral, threshold, band, certainty),
+                                                    index=probabilities.index)).macro_f1
+
+    scores = {(float(threshold), float(band)): macro_f1(threshold, band, 1.0)
               for threshold in NEUTRAL_THRESHOLDS for band in BAND_WIDTHS}
     good = [cut for cut, score in scores.items() if score >= max(scores.values()) - CHOICE_TOLERANCE]
     threshold, band = min(good, key=lambda cut: (cut[1], -cut[0]))
+    certainty = min(c for c in POLAR_CERTAINTIES if macro_f1(threshold, band, c) >= scores[threshold, band])
     final = _fit_models(features, labels)
-    return SentimentModel(final.polarity, final.neutrality, threshold, band)
+    return SentimentModel(final.polarity, final.neutrality, threshold, band, certainty)
 
 
 def _fit_models(features: pd.DataFrame, labels: pd.Series) -> SentimentModel:
     """Polarity on the clear ratings, neutrality on all; no cut-offs yet (never neutral)."""
     polar = (labels != "neutral").to_numpy()
     neutral_or_not = pd.Series(np.where(labels == "neutral", "neutral", "polar"), index=labels.index)
-    return SentimentModel(_fit_classifier(features[polar], labels[polar]), _fit_classifier(features, neutral_or_not), 1.0, 0.0)
+    return SentimentModel(_fit_classifier(features[polar], labels[polar]), _fit_classifier(features, neutral_or_not),
+                          1.0, 0.0, 1.0)
 
 
 def _fit_classifier(features: pd.DataFrame, labels: pd.Series) -> Pipeline:
