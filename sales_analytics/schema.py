@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 import pyarrow as pa
 
@@ -157,7 +157,12 @@ DELIVERY_LINEAGE = _cols(
 def with_lineage(spec: TableSpec, lineage: tuple[Column, ...]) -> TableSpec:
     """A table spec as stored by a snapshot-built asset: its columns, then the lineage columns."""
     return replace(spec, columns=(*spec.columns, *lineage))
+
+
 CHANNELS = ("store", "online")
+# A source that reports weeks dates each by the weekday it ends on (Walmart: FRI), Monday first.
+WeekAnchor = Literal["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]
+WEEKDAYS: tuple[str, ...] = get_args(WeekAnchor)
 
 STORES = TableSpec(
     name="stores",

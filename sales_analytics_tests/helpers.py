@@ -58,6 +58,19 @@ def start_testing_stack(settings: StackSettings, paths: stack.StackPaths) -> lis
     return stack.start(settings, paths)
 
 
+# A weekly source as a retailer sends it (Walmart's train.csv): sales per store, department and Friday.
+WEEKLY_STORE_SALES = {
+    "name": "weekly_store_sales", "description": "a retailer's weekly sales per store and department, returns netted in",
+    "prefix": "landing/weekly_store_sales/", "source_columns": ["Store", "Dept", "Date", "Weekly_Sales"],
+    "format": {"type": "csv"},
+    "columns": {"order_id": {"template": "W{Store}-{Dept}-{Date}"}, "line_no": {"value": "1"},
+                "order_ts": {"from": "Date", "format": "%Y-%m-%d"}, "store_id": {"template": "S{Store}"},
+                "channel": {"value": "store"}, "product_id": {"template": "D{Dept}"}, "quantity": {"value": "1"},
+                "unit_price": {"expr": "{Weekly_Sales}"}, "discount": {"value": "0"}, "currency": {"value": "USD"}},
+    "changes": {"negative_price": "refund"},
+}
+
+
 def write_instance(folder: Path, component_type: str, attributes: str | dict[str, Any]) -> Path:
     """A component instance laid out as `dg scaffold defs` lays it out: ``<folder>/<name>/defs.yaml``."""
     text = attributes if isinstance(attributes, str) else yaml.safe_dump(attributes, sort_keys=False)

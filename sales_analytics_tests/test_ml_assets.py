@@ -14,12 +14,14 @@ import pytest
 
 from sales_analytics.catalog import CLEAN_CALENDAR, CLEAN_SIGNALS, CLEAN_STORES
 from sales_analytics.curated.assets import SALES_BY_SERIES_KEY
+from sales_analytics.declarations import SOURCE_COMPONENT
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.lake.assets import reference_assets
 from sales_analytics.ml.assets import (
     DEMAND_FORECAST_KEY,
     DEMAND_MODEL_NAME,
+    declared_week,
     demand_forecast,
     demand_model,
     demand_model_champion,
@@ -34,7 +36,9 @@ from sales_analytics.partitions import daily_partitions
 from sales_analytics.profiles import HOME_ENV, PROFILE_ENV, initialized, local_resources
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import DEMAND_FORECAST, FORECAST_ACCURACY, MODEL_BACKTEST, SALES_BY_SERIES
+from sales_analytics.sources.spec import load_spec, order_sources, source_named
 from sales_analytics.storage.parquet_io import PARTITION_COLUMN, partition_object_key, table_to_parquet_bytes
+from sales_analytics_tests.helpers import WEEKLY_STORE_SALES, materialize_in_graph, write_instance
 
 START, DAYS = dt.date(2026, 1, 1), 150
 CONFIG = {"ops": {demand_model.op.name: {"config": {"history_days": DAYS, "horizon": 14, "backtest_windows": 2, "max_iter": 60}}}}
@@ -167,7 +171,6 @@ def test_forecast_accuracy_scores_every_past_forecast_of_the_day(local_env: dict
     metadata = result.asset_materializations_for_node(forecast_accuracy.op.name)[0].metadata
     assert metadata["wape"].value == pytest.approx((1 + 1 + 2 + 3.5) / (11 + 11 + 33.5), abs=5e-5)
     assert metadata["wape_by_days_ahead"].value == {"1": round(5.5 / 44.5, 4), "2": round(2 / 11, 4)}  # S2: error 1, sold 0
-from sales_analytics_tests.helpers import materialize_in_graph
 
 
 def test_money_is_not_forecast_for_series_that_add_up_currencies() -> None:
@@ -176,6 +179,14 @@ def test_money_is_not_forecast_for_series_that_add_up_currencies() -> None:
     assert series_mixing_currencies(stores, "region_category") == ["north: EUR, GBP"]  # S4 closed: south is EUR only
     assert series_mixing_currencies(stores, "store_category") == []  # a store sells in one currency
     assert series_mixing_currencies(None, "region_category") == []  # no store master yet: nothing known to mix
+
+
+def test_the_sales_sources_declare_the_grain_the_model_takes(tmp_path: Path) -> None:
+    weekly_source = load_spec(write_instance(tmp_path, SOURCE_COMPONENT, {**WEEKLY_STORE_SALES, "week_anchor": "FRI"}))
+    assert declared_week((weekly_source,)) == "FRI"
+    assert declared_week(order_sources()) is None  # the demo's sources report days
+    with pytest.raises(dg.Failure, match=r"report different periods \(weekly_store_sales: FRI, pos: day"):
+        declared_week((weekly_source, source_named("pos")))
 
 
 def test_a_weekly_source_is_trained_and_forecast_by_week(local_env: dict[str, Any]) -> None:

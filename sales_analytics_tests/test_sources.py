@@ -22,6 +22,7 @@ import yaml
 from sales_analytics.declarations import SOURCE_COMPONENT
 from sales_analytics.definitions import build_defs
 from sales_analytics.ingest.raw import read_landing_quarantine
+from sales_analytics.lake.coerce import validate
 from sales_analytics.partitions import FIRST_DAY, HISTORY_START_ENV
 from sales_analytics.profiles import initialized
 from sales_analytics.sources.mapping import map_rows
@@ -36,7 +37,7 @@ from sales_analytics.sources.spec import (
     source_named,
     spec_file,
 )
-from sales_analytics_tests.helpers import SPECS, ingest_one, rejects, rows, write_instance
+from sales_analytics_tests.helpers import SPECS, WEEKLY_STORE_SALES, ingest_one, rejects, rows, write_instance
 
 POS_HEADER = "order_id,line_no,order_ts,store_id,channel,product_id,customer_id,quantity,unit_price,discount,currency,status,updated_at"
 GOOD = "A1,1,2026-02-03T10:00:00Z,S001,store,P1,,2,9.99,0.00,EUR,sold,2026-02-03T10:00:00Z"
@@ -152,18 +153,6 @@ def test_a_line_naming_its_original_order_is_a_refund_and_statuses_map_to_line_k
     assert mapped["quantity"].parsed.to_pylist() == [2, 1, 3, 1]
 
 
-WEEKLY_STORE_SALES = {
-    "name": "weekly_store_sales", "description": "a retailer's weekly sales per store and department, returns netted in",
-    "prefix": "landing/weekly_store_sales/", "source_columns": ["Store", "Dept", "Date", "Weekly_Sales"],
-    "format": {"type": "csv"},
-    "columns": {"order_id": {"template": "W{Store}-{Dept}-{Date}"}, "line_no": {"value": "1"},
-                "order_ts": {"from": "Date", "format": "%Y-%m-%d"}, "store_id": {"template": "S{Store}"},
-                "channel": {"value": "store"}, "product_id": {"template": "D{Dept}"}, "quantity": {"value": "1"},
-                "unit_price": {"expr": "{Weekly_Sales}"}, "discount": {"value": "0"}, "currency": {"value": "USD"}},
-    "changes": {"negative_price": "refund"},
-}
-
-
 def test_a_week_whose_returns_exceed_its_sales_is_kept_as_a_refund(tmp_path: Path) -> None:
     spec = load_spec(write_instance(tmp_path, SOURCE_COMPONENT, WEEKLY_STORE_SALES))
     landed = pa.table({"Store": ["1", "1"], "Dept": ["7", "8"], "Date": ["2012-02-10", "2012-02-10"],
@@ -171,6 +160,20 @@ def test_a_week_whose_returns_exceed_its_sales_is_kept_as_a_refund(tmp_path: Pat
     mapped = map_rows(landed, spec)
     assert mapped["status"].parsed.to_pylist() == ["sold", "refund"]
     assert mapped["unit_price"].parsed.to_pylist() == [24593.16, 863.0]  # a refund's value is stored positive
+
+
+def test_a_source_that_reports_weeks_sends_only_its_anchor_day(tmp_path: Path) -> None:
+    spec = load_spec(write_instance(tmp_path, SOURCE_COMPONENT, {**WEEKLY_STORE_SALES, "week_anchor": "FRI"}))
+    landed = pa.table({"Store": ["1", "1"], "Dept": ["7", "7"], "Date": ["2012-02-10", "2012-02-11"],
+                       "Weekly_Sales": ["24593.16", "863.00"], "source_file": ["w.csv"] * 2, "source_row": [1, 2]})
+    checked = validate(map_rows(landed, spec), spec.table, landed.select(["source_file", "source_row"]).append_column(
+        "source", pa.array([spec.name] * 2)))
+    assert checked.valid["order_date"].to_pylist() == [dt.date(2012, 2, 10)]
+    assert checked.rejects.select(["source_row", "column", "value", "reason"]).to_pylist() == [
+        {"source_row": 2, "column": "order_date", "value": "2012-02-11",
+         "reason": "not a FRI: weekly_store_sales reports weeks dated by their FRI"}]
+    with pytest.raises(ValueError, match="week_anchor is for sales"):
+        load_spec(write_instance(tmp_path, SOURCE_COMPONENT, {**WEEKLY_STORE_SALES, "week_anchor": "FRI", "target": "reviews"}))
 
 
 @pytest.mark.parametrize(("expr", "values", "expected"), [

@@ -24,7 +24,7 @@ from sales_analytics.catalog import (
 )
 from sales_analytics.lake.assets import table_metadata
 from sales_analytics.metrics import rounded_score
-from sales_analytics.ml.features import DAY, WEEKDAYS, FeatureConfig, Grain, dense_panel, weekly
+from sales_analytics.ml.features import DAY, FeatureConfig, Grain, dense_panel, weekly
 from sales_analytics.ml.forecasting import (
     MAX_ITER,
     NotEnoughHistory,
@@ -67,7 +67,10 @@ from sales_analytics.schema import (
     FORECAST_ACCURACY,
     MODEL_BACKTEST,
     SORT_KEY_SEPARATOR,
+    WEEKDAYS,
+    WeekAnchor,
 )
+from sales_analytics.sources.spec import SourceSpec, order_sources
 from sales_analytics.storage.lake import LakeResource
 from sales_analytics.storage.parquet_io import INPUT_COLUMNS, LakeView
 from sales_analytics.storage.serving_store import Item, ServingStore
@@ -82,10 +85,11 @@ MAX_HORIZON_DAYS = 120  # the longest horizon a model may have: how far back for
 class DemandModelConfig(dg.Config):
     level: SeriesLevelName = Field(default="store_category", description="what one series is: " + ", ".join(SERIES_LEVELS))
     history_days: int = Field(default=730, ge=120, description="days of curated history the model learns from")
-    grain: Literal["day", "week"] = Field(default="day", description="the period series are modelled in: week for a "
-                                          "source that reports weeks (its rows dated by the week's anchor day)")
-    week_anchor: Literal["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"] = Field(
-        default="SUN", description="with grain week: the weekday a week's rows are dated by (Walmart: FRI)")
+    grain: Literal["source", "day", "week"] = Field(
+        default="source", description="the period series are modelled in: week for sales reported by week (rows dated "
+                                      "by the week's anchor day); source: as the sales sources declare (week_anchor)")
+    week_anchor: WeekAnchor = Field(default="SUN", description="with grain week: the weekday a week's rows are dated by "
+                                                               "(Walmart: FRI)")
     horizon: int = Field(default=28, ge=1, le=120, description="periods (days, or weeks) ahead to forecast")
     target: Literal["units", "net_sales"] = "units"
     backtest_windows: int = Field(default=3, ge=1, le=12)
@@ -125,7 +129,7 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
                                   "forecast units, or a level whose series are single stores")
     panel, covariates = load_series(sales, until, config.history_days, config.target, config.level,
                                     known_ahead(calendar, signals, stores))
-    grain = model_grain(config, panel)
+    grain = model_grain(config, panel, order_sources())
     dense = dense_panel(panel, grain)
     features = FeatureConfig(horizon=config.horizon, grain=grain)
     try:
@@ -135,7 +139,7 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
     model = train(dense, pd.Timestamp(until), features, max_iter=config.max_iter, covariates=covariates)
     registry = ModelRegistry(lake)
     metrics = {**tested.summary, "windows": tested.windows, "target": config.target, "horizon": config.horizon,
-               "level": config.level, "max_iter": config.max_iter, "grain": config.grain, "week_anchor": config.week_anchor}
+               "level": config.level, "max_iter": config.max_iter, "grain": grain.name, "week_anchor": grain.anchor}
     manifest = registry.save(DEMAND_MODEL_NAME, model.models, model.features, model.trained_until,
                              [str(dense["date"].min().date()), str(until)], metrics)
     compared = compare_with_champion(registry, DEMAND_MODEL_NAME, tested, dense, covariates, config.target, config.level)
@@ -152,17 +156,29 @@ def demand_model(context: dg.AssetExecutionContext, config: DemandModelConfig, l
                               metadata={"reason": reason, "version": manifest.version, "champion": compared.champion_version or "none"})
 
 
-def model_grain(config: DemandModelConfig, panel: pd.DataFrame) -> Grain:
-    """The configured grain; a week only for rows dated by the week's anchor day, as a weekly source reports
-    them: the forecast's accuracy is scored against the curated rows of its target date."""
-    if config.grain == "day":
+def model_grain(config: DemandModelConfig, panel: pd.DataFrame, sources: tuple[SourceSpec, ...]) -> Grain:
+    """The configured grain, or the sales sources' (each day, or all the same week); a week only for rows dated
+    by the week's anchor day, as a weekly source reports them: the forecast's accuracy is scored against the
+    curated rows of its target date."""
+    anchor = declared_week(sources) if config.grain == "source" else config.week_anchor if config.grain == "week" else None
+    if anchor is None:
         return DAY
-    off_anchor = panel[pd.to_datetime(panel["date"]).dt.dayofweek != WEEKDAYS.index(config.week_anchor)]
+    off_anchor = panel[pd.to_datetime(panel["date"]).dt.dayofweek != WEEKDAYS.index(anchor)]
     if len(off_anchor):
-        raise precondition_failed(f"grain week ({config.week_anchor}) models a source that reports weeks, its rows dated by "
-                                  f"the week's {config.week_anchor}; {len(off_anchor)} rows are dated otherwise (first "
+        raise precondition_failed(f"grain week ({anchor}) models a source that reports weeks, its rows dated by "
+                                  f"the week's {anchor}; {len(off_anchor)} rows are dated otherwise (first "
                                   f"{pd.Timestamp(off_anchor['date'].min()).date()}): model daily data by day")
-    return weekly(config.week_anchor)
+    return weekly(anchor)
+
+
+def declared_week(sources: tuple[SourceSpec, ...]) -> str | None:
+    """The week anchor every sales source declares; None when they report days."""
+    anchors = {source.week_anchor for source in sources}
+    if len(anchors) > 1:
+        by_grain = ", ".join(f"{s.name}: {s.week_anchor or 'day'}" for s in sources)
+        raise precondition_failed(f"the sales sources report different periods ({by_grain}): configure grain day or "
+                                  "week for the demand model")
+    return anchors.pop() if anchors else None
 
 
 def series_mixing_currencies(stores: pa.Table | None, level: str) -> list[str]:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from sales_analytics.ml.series import Covariates
+from sales_analytics.schema import WEEKDAYS
 
 KNOWN_AHEAD = ("open", "promo", "holiday", "school_holiday")  # exogenous columns used at the target period
 
@@ -42,13 +43,17 @@ class Grain:
     # has last year's week, weekly sales' main signal (generated weeks: same accuracy as half a year, 12% less training).
     min_history: int
 
+    @property
+    def anchor(self) -> str | None:
+        """The weekday a week is dated by; None for days."""
+        return self.freq.removeprefix("W-") if self.name == "week" else None
+
     def span(self, periods: int | np.ndarray) -> pd.Timedelta | pd.TimedeltaIndex:
         """``periods`` periods as time."""
         return pd.to_timedelta(np.asarray(periods) * self.days, unit="D")
 
 
 DAY = Grain("day", "D", days=1, season=7, year=364, short=7, level=28, min_history=56)
-WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 
 
 def weekly(anchor: str = "SUN") -> Grain:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sales_analytics.schema import WEEKDAYS
 from sales_analytics.sources.spec import LANDED_AT, PLACEHOLDER, ROW_NUMBER, ColumnMapping, SourceSpec
 
 Arrays = pa.Array | pa.ChunkedArray
@@ -289,13 +290,22 @@ def _derive_order_columns(landed: pa.Table, spec: SourceSpec, mapped: dict[str, 
     mapped["source"] = Mapped(pa.array([spec.name] * n, pa.string()), _nulls(n), "")
     mapped["source_file"] = Mapped(landed["source_file"], landed["source_file"], "missing source file")
     order_ts = mapped["order_ts"].parsed
-    mapped["order_date"] = Mapped(local_date(order_ts, spec.timezone), _nulls(n), "no order date without order_ts")
+    mapped["order_date"] = _order_date(local_date(order_ts, spec.timezone), spec, mapped["order_ts"].text)
     if "updated_at" not in mapped:  # no change timestamp: the later delivery wins (then the later key)
         landed_at = landed[LANDED_AT] if LANDED_AT in landed.column_names else pa.nulls(n, order_ts.type)
         mapped["updated_at"] = Mapped(pc.coalesce(landed_at, order_ts), mapped["order_ts"].text, "not a timestamp")
     if "status" not in mapped:
         mapped["status"] = Mapped(pa.array(["sold"] * n, pa.string()), _nulls(n), "")
     mapped["status"] = Mapped(_line_kind(landed, spec, mapped), mapped["status"].text, mapped["status"].why)
+
+
+def _order_date(days: Arrays, spec: SourceSpec, said: Arrays) -> Mapped:
+    """The business date; for a source that reports weeks, only its anchor weekday is a date it can send."""
+    if spec.week_anchor is None:
+        return Mapped(days, _nulls(len(days)), "no order date without order_ts")
+    on_anchor = pc.equal(pc.day_of_week(days), WEEKDAYS.index(spec.week_anchor))
+    return Mapped(pc.if_else(on_anchor, days, pa.scalar(None, pa.date32())), said,
+                  f"not a {spec.week_anchor}: {spec.name} reports weeks dated by their {spec.week_anchor}")
 
 
 def _line_kind(landed: pa.Table, spec: SourceSpec, mapped: dict[str, Mapped]) -> Arrays:

@@ -27,7 +27,17 @@ from sales_analytics.declarations import (
     instances,
     read_instances,
 )
-from sales_analytics.schema import CALENDAR, CUSTOMERS, ORDER_LINES, PRODUCTS, REVIEWS, SIGNALS, STORES, TableSpec
+from sales_analytics.schema import (
+    CALENDAR,
+    CUSTOMERS,
+    ORDER_LINES,
+    PRODUCTS,
+    REVIEWS,
+    SIGNALS,
+    STORES,
+    TableSpec,
+    WeekAnchor,
+)
 
 SOURCE_DIRS_ENV = "SALES_ANALYTICS_SOURCES"
 TARGETS: dict[str, TableSpec] = {"order_lines": ORDER_LINES, "stores": STORES, "products": PRODUCTS, "customers": CUSTOMERS,
@@ -155,6 +165,10 @@ class SourceSpec(_Strict):
                                description="dated folders the landing sensor lists: today's and this many before")
     format: FileFormat = Field(discriminator="type", description="how the files are written")
     timezone: str = Field(default="UTC", description="zone of timestamps and dates given without one")
+    week_anchor: WeekAnchor | None = Field(
+        default=None, description="for sales reported by week, not by day: the weekday each week is dated by (Walmart: "
+                                  "FRI). A line dated another day is quarantined; the demand model (grain: source) "
+                                  "models the series by that week")
     source_columns: list[str] = Field(description="the header the source is expected to send")
     columns: dict[str, ColumnMapping] = Field(description="each canonical column: from, value, template or expr")
     changes: Changes = Field(default=Changes(), description="how the source marks cancellations, refunds and corrections")
@@ -183,6 +197,12 @@ class SourceSpec(_Strict):
             raise ValueError("a sql source lands its batches as parquet in dated folders")
         if self.extract and not {self.extract.watermark, *self.extract.tiebreak} <= set(self.source_columns):
             raise ValueError("extract.watermark and extract.tiebreak must be in source_columns")
+        return self
+
+    @model_validator(mode="after")
+    def _weeks_are_sales(self) -> SourceSpec:
+        if self.week_anchor is not None and self.target != "order_lines":
+            raise ValueError("week_anchor is for sales (target order_lines) reported by week")
         return self
 
     @model_validator(mode="after")
