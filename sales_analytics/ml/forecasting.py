@@ -13,14 +13,17 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingRegressor
 
 from sales_analytics.ml.features import DAY, FeatureConfig, Grain, build_features, feature_columns, weekly
 from sales_analytics.ml.registry import ModelManifest
 from sales_analytics.ml.series import Covariates
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
 QUANTILES = (0.1, 0.5, 0.9)
 YEAR = 364  # days: 52 weeks, so the same weekday a year back
@@ -78,6 +81,9 @@ def training_origins(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureCo
 def train(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureConfig, max_iter: int = MAX_ITER,
           covariates: Covariates | None = None) -> QuantileForecaster:
     """Fit on data up to ``until`` (inclusive); targets beyond it are never seen."""
+    # Loaded on use: every run's process imports the code location, few runs need it.
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
     history = dense[dense["date"] <= until]
     origins = training_origins(history, until, config)
     full_size = len(origins) * config.horizon * history["series_id"].nunique()

@@ -15,8 +15,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import skops.io as sio
-
 from sales_analytics.storage.lake import LakeResource
 
 MODELS_PREFIX = "models"
@@ -57,6 +55,9 @@ class ModelRegistry:
     def save(self, name: str, model: Any, features: list[str], trained_until: str, data_range: list[str],
              metrics: dict[str, Any]) -> ModelManifest:
         """Store a new version (timestamped, so versions sort by age); the manifest is written last."""
+        # Loaded on use: every run's process imports the code location, few runs need it.
+        import skops.io as sio
+
         data = sio.dumps(model)
         now = dt.datetime.now(dt.UTC)
         manifest = ModelManifest(name, now.strftime("%Y%m%dT%H%M%S%fZ"), hashlib.sha256(data).hexdigest(), features,
@@ -77,6 +78,9 @@ class ModelRegistry:
         return sorted(o.key.removeprefix(prefix).split("/")[0] for o in self.lake.list(prefix) if o.key.endswith("/manifest.json"))
 
     def load(self, name: str, version: str) -> tuple[Any, ModelManifest]:
+        # Loaded on use: every run's process imports the code location, few runs need it.
+        import skops.io as sio
+
         manifest = self.manifest(name, version)
         data = self.lake.get_bytes(self._key(name, version, "model.skops"))
         if hashlib.sha256(data).hexdigest() != manifest.sha256:

@@ -16,7 +16,6 @@ import re
 
 import numpy as np
 import pandas as pd
-from sklearn.feature_extraction.text import CountVectorizer
 
 from sales_analytics.nlp.sentiment import opinion_words
 
@@ -67,6 +66,9 @@ def mine_aspects(texts: pd.Series, seeds: dict[str, tuple[str, ...]] | None = No
     ``SEED_SHARE`` of them: "small" alone does not make a camera's reviews about size), then up to ``limit``
     words its reviews use most that no seed names: stop words, opinion words (VADER's lexicon),
     ``GENERIC_WORDS`` and the product itself left out; a word and its plural are one aspect."""
+    # Loaded on use: every run's process imports the code location, few runs need it.
+    from sklearn.feature_extraction.text import CountVectorizer
+
     seeds = ASPECTS if seeds is None else seeds
     texts = texts.dropna()
     counts = CountVectorizer(stop_words="english", binary=True, lowercase=True, token_pattern=r"(?u)\b[a-zA-Z]{3,}\b")
@@ -128,6 +130,9 @@ def top_terms(mentions: pd.DataFrame, aspects: dict[str, tuple[str, ...]] | None
     terms (from ``aspects``, default ``ASPECTS``) say nothing and are left out.
 
     ``mentions`` needs ``aspect``, ``clause`` and ``sentiment`` (negative / neutral / positive)."""
+    # Loaded on use: every run's process imports the code location, few runs need it.
+    from sklearn.feature_extraction.text import CountVectorizer
+
     aspects = ASPECTS if aspects is None else aspects
     result = {}
     for aspect, rows in mentions.groupby("aspect"):

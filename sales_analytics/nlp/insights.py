@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binom
 
 from sales_analytics.nlp.aspects import TOP_TERMS
 from sales_analytics.schema import ALL_PRODUCTS
@@ -59,6 +58,9 @@ def aspect_report(mentions: pd.DataFrame, terms: dict[str, dict[str, list[str]]]
 def negative_spikes(scores: pd.DataFrame) -> pd.DataFrame:
     """Product-weeks whose negative share jumped against the product's previous weeks (shrunk toward its
     category's share, so a product with little history is judged against its category)."""
+    # Loaded on use: every run's process imports the code location, few runs need it.
+    from scipy.stats import binom
+
     weekly = (scores.assign(negative=scores["sentiment"] == "negative")
               .groupby(["product_id", "category", "week_start"])
               .agg(reviews=("negative", "size"), negative_reviews=("negative", "sum"),

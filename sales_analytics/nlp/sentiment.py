@@ -26,16 +26,13 @@ import functools
 import re
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 SENTIMENTS = ("negative", "neutral", "positive")
 HELD_OUT_SHARE = 0.2
@@ -160,6 +157,13 @@ def _fit_models(features: pd.DataFrame, labels: pd.Series) -> SentimentModel:
 
 def _fit_classifier(features: pd.DataFrame, labels: pd.Series) -> Pipeline:
     """A class-balanced logistic regression over ``sentiment_features``: the form of both models."""
+    # Loaded on use: every run's process imports the code location, few runs need it.
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     def hashed(analyzer: str, ngrams: tuple[int, int]) -> Pipeline:
         counts = HashingVectorizer(analyzer=analyzer, ngram_range=ngrams, n_features=2**18, alternate_sign=False, norm=None)
         return Pipeline([("counts", counts), ("tfidf", TfidfTransformer(sublinear_tf=True))])
@@ -226,6 +230,9 @@ class Evaluation:
 
 
 def evaluate(actual: pd.Series, predicted: pd.Series) -> Evaluation:
+    # Loaded on use: every run's process imports the code location, few runs need it.
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
     labels = list(SENTIMENTS)
     per_class = f1_score(actual, predicted, labels=labels, average=None, zero_division=0)
     return Evaluation(float(accuracy_score(actual, predicted)), float(per_class.mean()),
