@@ -25,7 +25,7 @@ test: setup  ## the whole suite; starts (and stops) the stack servers it needs
 	$(BIN)/pytest
 
 ui: setup  ## the Dagster UI (`dg dev`) over the same data and runs as `make demo`
-	mkdir -p .data/dagster
+	$(BIN)/python -c 'from pathlib import Path; from sales_analytics.storage.instance import ensure_instance; ensure_instance(Path(".data/dagster"))'
 	DAGSTER_HOME=$(CURDIR)/.data/dagster VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg dev
 
 serve: setup  ## the web app and API (dashboards, report data, predictions) on the active profile; keys in SALES_ANALYTICS_API_KEYS

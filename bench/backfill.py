@@ -3,8 +3,8 @@
     .venv/bin/python bench/backfill.py [--rows 2000000] [--days 365] [--json out.json]
 
 Generates ``--days`` of history (``bench/ingest.py``'s generator: a POS and a web export a day) and
-backfills it twice, from identical copies of the lake, on a persistent Dagster instance (SQLite event
-log under its DAGSTER_HOME, as ``dagster dev`` and the daemon use), one run after another:
+backfills it twice, from identical copies of the lake, on a persistent Dagster instance (the SQLite
+instance ``sales-analytics demo`` and ``make ui`` configure: ``storage/instance.py``), one run after another:
 
 - in process: reference data, the ingest run, then ``daily_sales`` over each range of touched days
   (a month at most), every run ``execute_in_process`` in this one process (``runner.ingest_and_build``);

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sales_analytics.profiles import active_profile, build_resources, data_home, initialized
+from sales_analytics.storage.instance import ensure_instance
 
 if TYPE_CHECKING:
     from sales_analytics.runner import MissionSummary
@@ -97,11 +98,7 @@ def _ml_lines(mission: MissionSummary) -> list[str]:
 
 def _ensure_dagster_home() -> None:
     """The instance ``dagster dev`` uses too (README), so demo runs show up in the UI."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(data_home() / "dagster")))
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+    ensure_instance(Path(os.environ.setdefault("DAGSTER_HOME", str(data_home() / "dagster"))))
 
 
 def _stack(args: argparse.Namespace) -> None:
