@@ -1,6 +1,6 @@
 """The whole benchmark suite in one command: one table, one JSON file.
 
-    .venv/bin/pip install -e '.[bench]'      # Polars and statsforecast, for the baselines
+    .venv/bin/pip install -e '.[bench]'      # Polars, DuckDB and statsforecast, for the baselines
     .venv/bin/python bench/run_all.py [--quick] [--json bench/results.json]
 
 Runs each benchmark script in turn, in its own process, with nothing else running (each prints
@@ -52,6 +52,12 @@ def _ingestion(data: dict) -> list[dict]:
     return rows
 
 
+def _backfill(data: dict) -> list[dict]:
+    base = data["results"]["in process"]["seconds"]
+    return [_row("backfill", f"{data['days']} days, {r['runs']} runs: {path}", f"{r['seconds']:.1f} s", r["seconds"] / base,
+                 r["peak_rss_mb"]) for path, r in data["results"].items()]
+
+
 def _lake_to_reports(data: dict) -> list[dict]:
     base = data["baseline: csv→parquet"]["seconds"]
     return [_row("lake → reports", stage, f"{r['seconds']:.2f} s, {r['rows'] / r['seconds']:,.0f} rows/s",
@@ -95,6 +101,7 @@ def _growth(data: dict) -> list[dict]:
 
 SUITES = [
     Suite("ingestion", "ingest.py", [], ["--rows", "200000", "--days", "60"], _ingestion),
+    Suite("backfill", "backfill.py", [], ["--rows", "100000", "--days", "60"], _backfill),
     Suite("lake → reports", "bench_slice.py", [], ["--days", "14", "--stores", "4"], _lake_to_reports),
     Suite("forecasting", "forecast.py", ["--sizes", "1000", "--weekly", "300"], ["--sizes", "200", "--weekly", "60"], _forecasting),
     Suite("dashboards", "dashboards.py", ["--days", "120,960"], ["--days", "30,60", "--products", "40"], _dashboards),
