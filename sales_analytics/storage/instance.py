@@ -7,6 +7,8 @@ instance those connections cost more than the work: a 60-day backfill took 21.6 
 runs'). Same files and journal (WAL); a run's write is checkpointed into its file as Dagster's closing
 connection did, so the UI's file watcher still sees each one (``test_instance``).
 ``deploy/dagster.yaml`` (PostgreSQL) is untouched; ``sales-analytics demo`` and ``make ui`` write this one.
+Dagster has no public base class for instance storage: like its own storage libraries (dagster-postgres,
+dagster-mysql) this subclasses the one in ``dagster._core``, held to the version setup.py pins.
 """
 
 from __future__ import annotations
