@@ -87,10 +87,11 @@ def known_ahead(calendar: pa.Table | None, signals: pa.Table | None, stores: pa.
     by_store = pd.DataFrame()
     if signals is not None:
         everywhere = pc.is_null(signals["store_id"])
-        if national := signals.filter(everywhere).num_rows:
-            frames.append(signals_frame(signals.filter(everywhere).to_pandas()))
-        if national < signals.num_rows:
-            by_store = signals_frame(signals.filter(pc.invert(everywhere)).to_pandas(), ["store_id"]).reset_index()
+        national, own = signals.filter(everywhere), signals.filter(pc.invert(everywhere))
+        if national.num_rows:
+            frames.append(signals_frame(national.to_pandas()))
+        if own.num_rows:
+            by_store = signals_frame(own.to_pandas(), ["store_id"]).reset_index()
     return KnownAhead(calendar=pd.concat(frames, axis=1).sort_index() if frames else pd.DataFrame(),
                       by_store=by_store, stores=_store_covariates(stores))
 
