@@ -66,7 +66,8 @@ def generated_panel(series: int, seed: int = 11) -> tuple[pd.DataFrame, Covariat
 
 
 def typed_lines(lines: pa.Table, day: dt.date) -> pa.Table:
-    return pa.table({"order_date": pa.repeat(pa.scalar(day, pa.date32()), lines.num_rows), "store_id": lines["store_id"],
+    return pa.table({"order_date": pa.repeat(pa.scalar(day, pa.date32()), lines.num_rows), "order_id": lines["order_id"],
+                     "store_id": lines["store_id"],
                      "product_id": lines["product_id"], "status": lines["status"],
                      "quantity": pc.cast(lines["quantity"], pa.int64()), "unit_price": pc.cast(lines["unit_price"], pa.float64()),
                      "discount": pc.cast(lines["discount"], pa.float64())})

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sales_analytics.ml.features import FeatureConfig, calendar_at, dense_panel, weekly
+from sales_analytics.ml.features import FeatureConfig, build_features, calendar_at, dense_panel, weekly
 from sales_analytics.ml.forecasting import (
     backtest,
     default_baselines,
@@ -16,6 +16,7 @@ from sales_analytics.ml.forecasting import (
     seasonal_naive_yearly,
     strongest_naive,
     train,
+    training_origins,
 )
 from sales_analytics.ml.series import Covariates, generated_weekly_panel
 from sales_analytics_tests.helpers import REAL_DATA
@@ -163,6 +164,23 @@ def test_weekly_series_are_modelled_by_week_against_last_years_week() -> None:
     assert ours["wape"] < 0.8 * naive["wape"]
     assert 0.55 <= ours["coverage_p10_p90"] <= 0.95
     assert set(tested.predictions["model"]["date"].dt.dayofweek) == {4}
+
+
+def test_a_model_trains_only_on_features_that_vary_at_its_grain() -> None:
+    """A week has no weekday and its season is its year, so the weekly model carries neither the weekday nor
+    a copy of the seasonal lag; a feature one value throughout its training rows is left out at either grain."""
+    panel, covariates = generated_weekly_panel(12, 430)
+    grain = weekly("FRI")
+    dense = dense_panel(panel, grain)
+    config = FeatureConfig(horizon=8, grain=grain, origin_stride=4)
+    model = train(dense, dense["date"].max() - grain.span(8), config, max_iter=10, covariates=covariates)
+    assert {"seasonal_lag", "same_weekday_mean", "trend", "is_holiday"} <= set(model.features)
+    assert not {"weekday", "last_year"} & set(model.features)
+    rows = build_features(dense, training_origins(dense, dense["date"].max(), config), config, covariates)
+    assert all(rows[f].nunique() > 1 for f in model.features)
+    days = dense.assign(date=dense.groupby("series_id").cumcount().to_numpy() * pd.Timedelta(days=1) + pd.Timestamp("2024-01-01"))
+    daily = train(days, days["date"].max() - pd.Timedelta(days=8), FeatureConfig(horizon=8, origin_stride=4), max_iter=10)
+    assert {"weekday", "seasonal_lag", "last_year"} <= set(daily.features)  # a week's season and a year apart
 
 
 def test_days_are_summed_into_their_week_and_a_holiday_marks_its_week() -> None:

@@ -93,9 +93,9 @@ def train(dense: pd.DataFrame, until: pd.Timestamp, config: FeatureConfig, max_i
         raise NotEnoughHistory(f"not enough history before {until.date()} to train (need {config.grain.min_history} "
                                f"{config.grain.name}s + the horizon)")
     rows = rows[rows["y"].notna()]
-    # A feature with no value at all (last year's sales, in a first year) teaches nothing, and
-    # scikit-learn cannot bin it: leave it out of this model.
-    features = [f for f in feature_columns(history, covariates) if rows[f].notna().any()]
+    # A feature with one value or none (last year's sales in a first year, a promotion flag never set) teaches
+    # nothing, costs a histogram per split, and scikit-learn cannot bin an empty one: leave it out of this model.
+    features = [f for f in feature_columns(history, config.grain, covariates) if rows[f].min() < rows[f].max()]
     jitter = np.random.default_rng(0).uniform(-JITTER, JITTER, len(rows))
     target = (rows["y"] + jitter) / rows["level"]
     models = {}
