@@ -52,9 +52,10 @@ def daily_store_sales(context: dg.AssetExecutionContext, order_lines: pa.Table) 
     report = compute_daily_store_sales(order_lines)
     by_day = {day.isoformat(): rows for day, rows in split_by(report, DAILY_STORE_SALES.partition_column).items()}
     no_rows = report.schema.empty_table()
+    net_sales = net_sales_per_day_and_currency(report)
     add_partition_metadata(context, {key: {
         "dagster/row_count": rows.num_rows,
-        "net_sales_per_currency": dg.MetadataValue.json(net_sales_per_currency(rows)),
+        "net_sales_per_currency": dg.MetadataValue.json(net_sales.get(key, {})),
         "preview": dg.MetadataValue.md(_preview(rows)),
     } for key, rows in ((key, by_day.get(key, no_rows)) for key in context.partition_keys)})
     yield dg.Output(report)
@@ -70,10 +71,15 @@ def daily_store_sales(context: dg.AssetExecutionContext, order_lines: pa.Table) 
     yield dg.AssetCheckResult(check_name="net_not_above_gross", passed=bad == 0, metadata={"bad_rows": bad})
 
 
-def net_sales_per_currency(report: pa.Table) -> dict[str, float]:
-    """Net sales of a report's rows per currency: amounts of different currencies are never added."""
-    sums = report.group_by("currency", use_threads=False).aggregate([("net_sales", "sum")]).to_pylist()
-    return {row["currency"]: round(row["net_sales_sum"], 2) for row in sorted(sums, key=lambda r: r["currency"])}
+def net_sales_per_day_and_currency(report: pa.Table) -> dict[str, dict[str, float]]:
+    """Net sales of a report's rows per day and currency (amounts of different currencies are never added), in
+    one grouping: a grouping per day costs its fixed start-up a month's run 31 times."""
+    day = DAILY_STORE_SALES.partition_column
+    sums = report.group_by([day, "currency"], use_threads=False).aggregate([("net_sales", "sum")]).to_pylist()
+    by_day: dict[str, dict[str, float]] = {}
+    for row in sorted(sums, key=lambda r: (r[day], r["currency"])):
+        by_day.setdefault(row[day].isoformat(), {})[row["currency"]] = round(row["net_sales_sum"], 2)
+    return by_day
 
 
 def _preview(report: pa.Table, limit: int = 10) -> str:
