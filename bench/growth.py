@@ -1,6 +1,7 @@
 """Cost growth: how each stage's time and peak memory grow with history length and with series.
 
-    .venv/bin/python bench/growth.py [--days 120 360 1080] [--stores 4 20 80] [--json out.json]
+    .venv/bin/python bench/growth.py [--days 120 360 1080] [--stores 4 20 80] [--long-history 1080 3240 10800]
+                                     [--json out.json]
 
 Builds one world per size on the embedded profile — the history axis at the smallest store count,
 the series axis at the shortest history (they share the smallest world) — and runs every stage of
@@ -13,6 +14,10 @@ the platform's day and week on it, each in a fresh process, as its job runs it:
 - sentiment model, review insights: training on and scoring of the reviews (work: every review);
 - dashboards: every dashboard refreshed for the day (work: a bounded window of the reports).
 
+The long-history axis takes the backfill and one new day alone to 10× the longest history (thirty years at
+the fewest stores): a backfill's time should grow with the rows and its memory not at all (runs of a month
+of partitions at most), one new day's neither.
+
 For each stage and axis it prints the growth exponent b of time ≈ size^b between the smallest and
 largest size next to the exponent of the work the stage must do. A stage whose time grows faster
 than its work (b above the work's exponent + 0.25) is flagged.
@@ -24,6 +29,7 @@ import argparse
 import datetime as dt
 import json
 import math
+import os
 import shutil
 import statistics
 import sys
@@ -37,6 +43,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import measure, measured
+
+from sales_analytics.partitions import HISTORY_START_ENV
 
 PRODUCTS = 100
 ONLINE_STORES = 4  # the generator adds one online store per region
@@ -171,7 +179,29 @@ def growth_exponent(small: float, large: float, ratio: float) -> float:
     return math.log(large / small) / math.log(ratio)
 
 
-def run(history: list[int], stores: list[int]) -> dict:
+def measure_long_history(days: int, stores: int) -> dict[str, dict]:
+    """The backfill and one new day on a world of ``days``: the long-history axis, where only they run."""
+    home = tempfile.mkdtemp(prefix=f"bench-growth-{days}d-{stores}s-")
+    try:
+        landed = measure(generate, home, days, stores).result["rows"]
+        results = {"backfill": measured(backfill, home), "one new day": measured(one_new_day, home, days)}
+        results["backfill"]["landed_rows"] = landed
+        return results
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def growth_row(stage: Stage, axis: str, sizes: list[int], worlds: list[dict[str, dict]], ratio: float) -> dict:
+    times = [world[stage.name]["seconds"] for world in worlds]
+    memory = [world[stage.name]["peak_rss_mb"] for world in worlds]
+    b = growth_exponent(times[0], times[-1], ratio)
+    work = stage.work_exponent["history" if axis == "long history" else axis]
+    return {"stage": stage.name, "axis": axis, "sizes": sizes, "seconds": times, "peak_rss_mb": memory, "time_exponent": b,
+            "memory_exponent": growth_exponent(memory[0], memory[-1], ratio), "work_exponent": work,
+            "super_linear": b > work + TOLERANCE}
+
+
+def run(history: list[int], stores: list[int], long_history: list[int]) -> dict:
     worlds = {(days, stores[0]): measure_world(days, stores[0]) for days in history}
     worlds |= {(history[0], s): measure_world(history[0], s) for s in stores[1:]}
     axes = {"history": [(d, stores[0]) for d in history], "series": [(history[0], s) for s in stores]}
@@ -180,15 +210,16 @@ def run(history: list[int], stores: list[int]) -> dict:
         for axis, sizes in axes.items():
             ratio = (sizes[-1][0] / sizes[0][0] if axis == "history"
                      else (sizes[-1][1] + ONLINE_STORES) / (sizes[0][1] + ONLINE_STORES))
-            times = [worlds[size][stage.name]["seconds"] for size in sizes]
-            memory = [worlds[size][stage.name]["peak_rss_mb"] for size in sizes]
-            b = growth_exponent(times[0], times[-1], ratio)
-            table.append({"stage": stage.name, "axis": axis, "sizes": [s[0] if axis == "history" else s[1] for s in sizes],
-                          "seconds": times, "peak_rss_mb": memory, "time_exponent": b,
-                          "memory_exponent": growth_exponent(memory[0], memory[-1], ratio),
-                          "work_exponent": stage.work_exponent[axis],
-                          "super_linear": b > stage.work_exponent[axis] + TOLERANCE})
-    return {"table": table, "worlds": {f"{d}d x {s} stores": w for (d, s), w in worlds.items()}}
+            table.append(growth_row(stage, axis, [s[0] if axis == "history" else s[1] for s in sizes],
+                                    [worlds[size] for size in sizes], ratio))
+    # Thirty years of history start before the platform's first partition (2015 by default): move it for them.
+    os.environ[HISTORY_START_ENV] = _start(max(long_history)).isoformat()
+    long_worlds = {days: measure_long_history(days, stores[0]) for days in long_history}
+    for stage in (s for s in STAGES if s.name in ("backfill", "one new day")):
+        table.append(growth_row(stage, "long history", long_history, list(long_worlds.values()),
+                                long_history[-1] / long_history[0]))
+    return {"table": table, "worlds": {**{f"{d}d x {s} stores": w for (d, s), w in worlds.items()},
+                                       **{f"{d}d x {stores[0]} stores (long history)": w for d, w in long_worlds.items()}}}
 
 
 def print_table(table: list[dict]) -> None:
@@ -204,9 +235,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, nargs=3, default=[120, 360, 1080], help="history lengths (≥ 120)")
     parser.add_argument("--stores", type=int, nargs=3, default=[4, 20, 80], help="physical stores (+4 online)")
+    parser.add_argument("--long-history", type=int, nargs="+", default=[1080, 3240, 10800],
+                        help="history lengths for the backfill and one new day alone, at the fewest stores: up to 10x --days")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    result = run(args.days, args.stores)
+    result = run(args.days, args.stores, args.long_history)
     print_table(result["table"])
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

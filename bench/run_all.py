@@ -58,6 +58,13 @@ def _backfill(data: dict) -> list[dict]:
                  r["peak_rss_mb"]) for path, r in data["results"].items()]
 
 
+def _new_file(data: dict) -> list[dict]:
+    shortest = data[min(data, key=int)]["median_seconds"]
+    return [_row("new file via the daemon", f"after {days} days of history",
+                 f"its day in {r['median_seconds']:.1f} s, its late days in {r['median_all_days_seconds']:.1f} s",
+                 r["median_seconds"] / shortest, None) for days, r in data.items()]
+
+
 def _lake_to_reports(data: dict) -> list[dict]:
     base = data["baseline: csv→parquet"]["seconds"]
     return [_row("lake → reports", stage, f"{r['seconds']:.2f} s, {r['rows'] / r['seconds']:,.0f} rows/s",
@@ -102,6 +109,8 @@ def _growth(data: dict) -> list[dict]:
 SUITES = [
     Suite("ingestion", "ingest.py", [], ["--rows", "200000", "--days", "60"], _ingestion),
     Suite("backfill", "backfill.py", [], ["--rows", "100000", "--days", "60"], _backfill),
+    Suite("new file via the daemon", "new_file.py", [], ["--days", "10", "40", "--files", "2", "--lines-per-day", "2000"],
+          _new_file),
     Suite("lake → reports", "bench_slice.py", [], ["--days", "14", "--stores", "4"], _lake_to_reports),
     Suite("forecasting", "forecast.py", ["--sizes", "1000", "--weekly", "300"], ["--sizes", "200", "--weekly", "60"], _forecasting),
     Suite("dashboards", "dashboards.py", ["--days", "120,960"], ["--days", "30,60", "--products", "40"], _dashboards),

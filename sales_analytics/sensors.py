@@ -16,6 +16,7 @@ A request whose run failed is noticed (no manifest after ``RETRY_AFTER``) and ma
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 
@@ -26,25 +27,29 @@ from sales_analytics.alerts import Alert, AlertNotifier, alert_for
 from sales_analytics.catalog import FORECAST_ACCURACY_KEY, RAW_ORDER_LINES, published_key
 from sales_analytics.ingest.assets import raw_order_lines
 from sales_analytics.ingest.extract import database_url, latest_watermark, read_position
-from sales_analytics.ingest.raw import manifest_key
+from sales_analytics.ingest.raw import landing_day, manifest_key
 from sales_analytics.jobs import (
+    INGEST_ASSETS,
     daily_sales_job,
-    ingest_job,
+    ingest_and_build_job,
     receipts_job,
     reference_job,
     train_demand_model_job,
 )
 from sales_analytics.ml.assets import CHAMPION_BEHIND
 from sales_analytics.ocr.assets import RECEIPT_LANDING
-from sales_analytics.partitions import day_ranges, partition_days, range_tags
+from sales_analytics.partitions import MAX_DAYS_PER_RUN, day_ranges, partition_days, range_tags
 from sales_analytics.sources.spec import DATED_FOLDER, SourceSpec
-from sales_analytics.storage.lake import LakeResource
+from sales_analytics.storage.lake import LakeResource, ObjectInfo
 
 # A run of this many daily exports takes seconds; smaller batches spread a backlog over the run
 # queue's slots instead of one long run.
 MAX_OBJECTS_PER_TICK = 200
 RETRY_AFTER = dt.timedelta(hours=1)
 SWEEP_FOLDERS_PER_TICK = 31  # older dated folders looked through per tick: a year of history in 12 ticks
+# The daemon looks at its sensors every 5 s and skips one whose interval has not quite passed since its last tick,
+# so an interval of exactly 5 s would tick every 10: a second's slack keeps the cadence at the interval.
+TICK_SLACK_SECONDS = 1
 RECEIPT_LOOKBACK_DAYS = 3  # scans filed into a folder a few days old are still noticed
 
 
@@ -72,43 +77,54 @@ def landing_tick(spec: SourceSpec, lake: LakeResource, cursor: str | None, now: 
     # requested: key -> [version requested, epoch seconds of the request, or None once ingested]
     seen: dict[str, list] = {k: v for k, v in state["requested"].items() if k.startswith(tuple(prefixes + swept))
                              or (v[1] is not None and now.timestamp() - v[1] < RETRY_AFTER.total_seconds())}
-    batch: dict[str, str] = {}
+    batch: dict[str, ObjectInfo] = {}
     for prefix in prefixes:
         for info in lake.list(prefix):
             if len(batch) >= MAX_OBJECTS_PER_TICK:
                 break
             version, requested_at = seen.get(info.key, (None, None))
             if version != info.version:
-                batch[info.key] = info.version
+                batch[info.key] = info
             elif requested_at is not None and now.timestamp() - requested_at >= RETRY_AFTER.total_seconds():
                 if lake.exists(manifest_key(info.key, version)):
                     seen[info.key] = [version, None]  # confirmed ingested: never checked again
                 else:
-                    batch[info.key] = info.version  # its run failed or was lost: ask again
+                    batch[info.key] = info  # its run failed or was lost: ask again
     for prefix in swept:
         for info in lake.list(prefix):
             if len(batch) >= MAX_OBJECTS_PER_TICK:
                 break
             if seen.get(info.key, [None])[0] != info.version and not lake.exists(manifest_key(info.key, info.version)):
-                batch[info.key] = info.version
+                batch[info.key] = info
     swept_to = swept[-1].removeprefix(spec.prefix).rstrip("/") if swept and len(batch) < MAX_OBJECTS_PER_TICK else state["swept_to"]
     stamp = now.timestamp()
-    seen |= {key: [version, stamp] for key, version in batch.items()}
+    seen |= {key: [info.version, stamp] for key, info in batch.items()}
     next_cursor = json.dumps({"requested": seen, "swept_to": swept_to}, sort_keys=True)
     if not batch:
         return dg.SensorResult(skip_reason=f"nothing new under {prefixes[-1]}", cursor=next_cursor)
-    digest = hashlib.sha256(json.dumps([batch, stamp], sort_keys=True).encode()).hexdigest()[:24]
-    # Order files go to raw ingestion, exactly these objects; a reference snapshot rebuilds its dimension.
-    run_config = {"ops": {raw_order_lines.op.name: {"config": {"objects": sorted(batch)}}}} if spec.target == "order_lines" else {}
-    request = dg.RunRequest(run_key=f"{spec.name}:{digest}", run_config=run_config,
-                            tags={"source": spec.name, "objects": str(len(batch))})
-    return dg.SensorResult(run_requests=[request], cursor=next_cursor)
+    digest = hashlib.sha256(json.dumps([{k: i.version for k, i in batch.items()}, stamp], sort_keys=True).encode()).hexdigest()[:24]
+    tags = {"source": spec.name, "objects": str(len(batch))}
+    if spec.target != "order_lines":  # a reference snapshot rebuilds its dimension
+        return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"{spec.name}:{digest}", tags=tags)], cursor=next_cursor)
+    return dg.SensorResult(run_requests=[ingest_request(spec, list(batch.values()), f"{spec.name}:{digest}", tags, now)],
+                           cursor=next_cursor)
+
+
+def ingest_request(spec: SourceSpec, objects: list[ObjectInfo], run_key: str, tags: dict[str, str],
+                   now: dt.datetime) -> dg.RunRequest:
+    """Exactly these objects into raw, and in the same run the days they landed under, when those are built days
+    (over, not today's) within a month; otherwise the ingest alone, and the touched-days sensor rebuilds after it."""
+    run_config = {"ops": {raw_order_lines.op.name: {"config": {"objects": sorted(o.key for o in objects)}}}}
+    days = partition_days({landing_day(spec, o).isoformat() for o in objects}, now)
+    if days and (dt.date.fromisoformat(days[-1]) - dt.date.fromisoformat(days[0])).days < MAX_DAYS_PER_RUN:
+        return dg.RunRequest(run_key=run_key, run_config=run_config, tags={**tags, **range_tags(days[0], days[-1])})
+    return dg.RunRequest(run_key=run_key, run_config=run_config, tags=tags, asset_selection=list(INGEST_ASSETS))
 
 
 def landing_sensor(spec: SourceSpec) -> dg.SensorDefinition:
     # By the job's name: a source's definitions are built by its component, the jobs by the platform.
-    @dg.sensor(name=f"landing_{spec.name}", job_name=(ingest_job if spec.target == "order_lines" else reference_job).name,
-               minimum_interval_seconds=60,
+    @dg.sensor(name=f"landing_{spec.name}", job_name=(ingest_and_build_job if spec.target == "order_lines" else reference_job).name,
+               minimum_interval_seconds=spec.poll_seconds - TICK_SLACK_SECONDS,
                default_status=dg.DefaultSensorStatus.RUNNING,
                description=f"Ingests new or changed objects under `{spec.prefix}` ({spec.description.strip()[:80]}…)")
     def _landing(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
@@ -150,15 +166,20 @@ TOUCHED_BY_TAG = "touched_by_runs"  # the ingest runs whose rows are in the days
 MAX_RUNS_IN_TAG = 10
 
 
-@dg.sensor(job=daily_sales_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+# At every look of the daemon (every 5 s): a tick is a query of the instance, and the days a file's late lines
+# touch follow its own day's rebuild within seconds.
+@dg.sensor(job=daily_sales_job, minimum_interval_seconds=1, default_status=dg.DefaultSensorStatus.RUNNING,
            description="After each raw ingest, re-runs the order-date partitions it touched, and only those not "
                        "rebuilt since (a run per range of days).")
 def touched_partitions_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     after = int(context.cursor) if context.cursor else None
     ingests = context.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=RAW_ORDER_LINES, after_storage_id=after),
                                                       limit=MAX_INGESTS_PER_TICK, ascending=True).records
+    # An ingest whose run is still going may be rebuilding its days in that run (ingest_and_build): judge it, and
+    # every ingest after it, once it has ended.
+    ingests = list(itertools.takewhile(lambda record: _run_ended(context.instance, record.run_id), ingests))
     if not ingests:
-        return dg.SensorResult(skip_reason="no ingest since the last tick", cursor=context.cursor)
+        return dg.SensorResult(skip_reason="no ingest ended since the last tick", cursor=context.cursor)
     touched_by: dict[str, set[str]] = {}  # day -> the ingest runs that touched it
     for record in ingests:
         for day in stale_days(context.instance, record):
@@ -175,6 +196,11 @@ def touched_partitions_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
             **range_tags(first, final), TOUCHED_BY_TAG: " ".join(runs[:MAX_RUNS_IN_TAG]),
             "rebuild_reason": f"{len(runs)} raw/order_lines ingest run(s) touched these days"}))
     return dg.SensorResult(cursor=str(last), run_requests=requests)
+
+
+def _run_ended(instance: dg.DagsterInstance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id)
+    return run is None or run.is_finished
 
 
 def stale_days(instance: dg.DagsterInstance, ingest: dg.EventLogRecord) -> set[str]:

@@ -9,6 +9,7 @@ import dagster as dg
 
 from sales_analytics.definitions import build_defs
 from sales_analytics.ingest.raw import ingest_object, requested_objects
+from sales_analytics.jobs import INGEST_ASSETS, ingest_and_build_job
 from sales_analytics.ocr.assets import RECEIPT_LANDING
 from sales_analytics.partitions import MAX_DAYS_PER_RUN, MAX_SPAN_DAYS, RANGE_END_TAG, RANGE_START_TAG, day_ranges
 from sales_analytics.profiles import initialized
@@ -18,10 +19,12 @@ from sales_analytics.sensors import (
     RETRY_AFTER,
     SWEEP_FOLDERS_PER_TICK,
     TOUCHED_BY_TAG,
+    ingest_request,
     landing_tick,
     receipts_tick,
 )
 from sales_analytics.sources.spec import source_named
+from sales_analytics.storage.lake import ObjectInfo
 
 CSV = ("order_id,line_no,order_ts,store_id,channel,product_id,customer_id,quantity,unit_price,discount,currency,status,updated_at\n"
        "A1,1,2026-02-03T10:00:00Z,S001,store,P1,,1,2.50,0,EUR,sold,2026-02-03T10:00:00Z\n")
@@ -126,8 +129,42 @@ def test_sensor_definition_runs_against_its_lake_resource(local_env: dict[str, A
     with dg.build_sensor_context(resources={"lake": local_env["lake"]}, repository_def=defs.get_repository_def()) as context:
         result = sensor.evaluate_tick(context)
     assert len(result.run_requests) == 1
-    run = defs.resolve_job_def("ingest_landing").execute_in_process(run_config=result.run_requests[0].run_config)
-    assert run.success
+    request = result.run_requests[0]  # today's file: ingested alone, its day is not over
+    run = defs.resolve_job_def(sensor.job_name).execute_in_process(run_config=request.run_config,
+                                                                   asset_selection=request.asset_selection)
+    assert run.success and {e.asset_key for e in run.get_asset_materialization_events()} <= set(INGEST_ASSETS)
+
+
+def test_a_new_export_is_ingested_and_its_day_rebuilt_in_one_run(local_env: dict[str, Any]) -> None:
+    """The landing sensor's run for yesterday's export ingests it and rebuilds that day in the same run (one run on
+    its way to the reports, not two); the day its late line touches follows from the touched-days sensor. Today's
+    file (its day is not over) or a backlog wider than a month is ingested alone."""
+    now = dt.datetime.now(dt.UTC)
+    yesterday, today = now.date() - dt.timedelta(days=1), now.date()
+    late = yesterday - dt.timedelta(days=2)
+    line = CSV.splitlines()[1]
+    export = CSV.replace("2026-02-03", str(yesterday)) + line.replace("A1", "A2").replace("2026-02-03", str(late)) + "\n"
+    defs = build_defs(local_env)
+    with initialized(local_env["lake"]) as lake:
+        lake.put_bytes(f"{POS.prefix}{yesterday}/a.csv", export.encode())
+        tick = landing_tick(POS, lake, None, now)
+        request = tick.run_requests[0]
+        assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (str(yesterday), str(yesterday))
+        assert request.asset_selection is None  # the whole job: the ingest and the day's build
+        lake.put_bytes(f"{POS.prefix}{today}/b.csv", CSV.replace("2026-02-03", str(today)).encode())
+        alone = landing_tick(POS, lake, tick.cursor, now).run_requests[0]
+        assert RANGE_START_TAG not in alone.tags and set(alone.asset_selection) == set(INGEST_ASSETS)
+        backlog = [ObjectInfo(f"{POS.prefix}{day}/c.csv", 1, "v1", now) for day in (yesterday - dt.timedelta(days=40), yesterday)]
+        assert ingest_request(POS, backlog, "k", {}, now).asset_selection == list(INGEST_ASSETS)
+    with dg.instance_for_test() as instance:
+        run = defs.resolve_job_def(ingest_and_build_job.name).execute_in_process(
+            instance=instance, tags=request.tags, run_config=request.run_config)
+        assert run.success
+        report = dg.AssetKey(["reports", "daily_store_sales"])
+        assert instance.get_materialized_partitions(report) == {str(yesterday)}
+        context = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+        follow_up = defs.resolve_sensor_def("touched_partitions_sensor").evaluate_tick(context).run_requests
+        assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in follow_up] == [(str(late), str(late))]
 
 
 def test_ingest_triggers_runs_for_exactly_the_touched_days(local_env: dict[str, Any]) -> None:

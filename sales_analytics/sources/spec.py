@@ -163,6 +163,9 @@ class SourceSpec(_Strict):
     dated_folders: bool = Field(default=False, description="objects land under <prefix><YYYY-MM-DD>/")
     lookback_days: int = Field(default=3, ge=0, le=60,
                                description="dated folders the landing sensor lists: today's and this many before")
+    poll_seconds: int = Field(default=60, ge=5, le=3600,
+                              description="how often the landing sensor lists those folders: the longest a new file waits "
+                                          "to be noticed (on S3, each look is a LIST request per folder)")
     format: FileFormat = Field(discriminator="type", description="how the files are written")
     timezone: str = Field(default="UTC", description="zone of timestamps and dates given without one")
     week_anchor: WeekAnchor | None = Field(
