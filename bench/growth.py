@@ -220,7 +220,7 @@ def run(history: list[int], stores: list[int], long_history: list[int], long_his
         long_worlds[days] = measure_long_history(days, stores[0])
         print(f"{days} days: " + ", ".join(f"{stage} {r['seconds']:.1f} s, {r['peak_rss_mb']:.0f} MB"
                                           for stage, r in long_worlds[days].items()), flush=True)
-    for stage in (s for s in STAGES if s.name in ("backfill", "one new day")):
+    for stage in (s for s in STAGES if s.name in ("backfill", "one new day") and len(long_history) > 1):
         table.append(growth_row(stage, "long history", long_history, list(long_worlds.values()),
                                 long_history[-1] / long_history[0]))
     return {"table": table, "worlds": {**{f"{d}d x {s} stores": w for (d, s), w in worlds.items()},
