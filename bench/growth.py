@@ -67,6 +67,7 @@ STAGES = [
     Stage("dashboards", {"history": 0, "series": 1}),
 ]
 TOLERANCE = 0.25
+LONG_HISTORY_STAGES = ("backfill", "one new day")  # the first two stages: they need nothing built after them
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
@@ -146,8 +147,9 @@ def refresh_dashboards(home: str, day: str) -> dict:
     return {"seconds": seconds, "dashboards": len(outcome)}
 
 
-def measure_world(days: int, stores: int) -> dict[str, dict]:
-    """Every stage on one freshly generated world; stage -> seconds, peak RSS and what it reports."""
+def measure_world(days: int, stores: int, stages: tuple[str, ...] | None = None) -> dict[str, dict]:
+    """Every stage (or just ``stages``, which lead the order) on one freshly generated world; stage -> seconds,
+    peak RSS and what it reports."""
     from sales_analytics.jobs import (
         demand_forecast_job,
         review_insights_job,
@@ -168,7 +170,8 @@ def measure_world(days: int, stores: int) -> dict[str, dict]:
                  "sentiment model": (run_job, home, train_sentiment_model_job.name),
                  "review insights": (run_job, home, review_insights_job.name),
                  "dashboards": (refresh_dashboards, home, last_day)}
-        results = {name: measured(*step) for name, step in steps.items()}  # in order: each builds on the last
+        results = {name: measured(*step) for name, step in steps.items()  # in order: each builds on the last
+                   if stages is None or name in stages}
         results["backfill"]["landed_rows"] = landed
         return results
     finally:
@@ -177,18 +180,6 @@ def measure_world(days: int, stores: int) -> dict[str, dict]:
 
 def growth_exponent(small: float, large: float, ratio: float) -> float:
     return math.log(large / small) / math.log(ratio)
-
-
-def measure_long_history(days: int, stores: int) -> dict[str, dict]:
-    """The backfill and one new day on a world of ``days``: the long-history axis, where only they run."""
-    home = tempfile.mkdtemp(prefix=f"bench-growth-{days}d-{stores}s-")
-    try:
-        landed = measure(generate, home, days, stores).result["rows"]
-        results = {"backfill": measured(backfill, home), "one new day": measured(one_new_day, home, days)}
-        results["backfill"]["landed_rows"] = landed
-        return results
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def growth_row(stage: Stage, axis: str, sizes: list[int], worlds: list[dict[str, dict]], ratio: float) -> dict:
@@ -217,10 +208,10 @@ def run(history: list[int], stores: list[int], long_history: list[int], long_his
     os.environ[HISTORY_START_ENV] = _start(max(long_history)).isoformat()
     long_worlds = {}
     for days in long_history:  # hours at the largest size: each is printed as it is done
-        long_worlds[days] = measure_long_history(days, stores[0])
+        long_worlds[days] = measure_world(days, stores[0], LONG_HISTORY_STAGES)
         print(f"{days} days: " + ", ".join(f"{stage} {r['seconds']:.1f} s, {r['peak_rss_mb']:.0f} MB"
                                           for stage, r in long_worlds[days].items()), flush=True)
-    for stage in (s for s in STAGES if s.name in ("backfill", "one new day") and len(long_history) > 1):
+    for stage in (s for s in STAGES if s.name in LONG_HISTORY_STAGES and len(long_history) > 1):
         table.append(growth_row(stage, "long history", long_history, list(long_worlds.values()),
                                 long_history[-1] / long_history[0]))
     return {"table": table, "worlds": {**{f"{d}d x {s} stores": w for (d, s), w in worlds.items()},
@@ -228,10 +219,10 @@ def run(history: list[int], stores: list[int], long_history: list[int], long_his
 
 
 def print_table(table: list[dict]) -> None:
-    print(f"{'stage':<17}{'axis':<9}{'sizes':<14}{'seconds':<22}{'peak RSS MB':<18}{'b time':>7}{'b mem':>7}{'b work':>7}")
+    print(f"{'stage':<17}{'axis':<14}{'sizes':<14}{'seconds':<22}{'peak RSS MB':<18}{'b time':>7}{'b mem':>7}{'b work':>7}")
     for r in table:
         flag = "  ← grows faster than its work" if r["super_linear"] else ""
-        print(f"{r['stage']:<17}{r['axis']:<9}{'/'.join(map(str, r['sizes'])):<14}"
+        print(f"{r['stage']:<17}{r['axis']:<14}{'/'.join(map(str, r['sizes'])):<14}"
               f"{' / '.join(f'{s:.1f}' for s in r['seconds']):<22}{' / '.join(f'{m:.0f}' for m in r['peak_rss_mb']):<18}"
               f"{r['time_exponent']:>7.2f}{r['memory_exponent']:>7.2f}{r['work_exponent']:>7.0f}{flag}")
 

@@ -38,7 +38,7 @@ from sales_analytics.jobs import (
 )
 from sales_analytics.ml.assets import CHAMPION_BEHIND
 from sales_analytics.ocr.assets import RECEIPT_LANDING
-from sales_analytics.partitions import MAX_DAYS_PER_RUN, day_ranges, partition_days, range_tags
+from sales_analytics.partitions import day_ranges, partition_days, range_tags
 from sales_analytics.sources.spec import DATED_FOLDER, SourceSpec
 from sales_analytics.storage.lake import LakeResource, ObjectInfo
 
@@ -113,11 +113,12 @@ def landing_tick(spec: SourceSpec, lake: LakeResource, cursor: str | None, now: 
 def ingest_request(spec: SourceSpec, objects: list[ObjectInfo], run_key: str, tags: dict[str, str],
                    now: dt.datetime) -> dg.RunRequest:
     """Exactly these objects into raw, and in the same run the days they landed under, when those are built days
-    (over, not today's) within a month; otherwise the ingest alone, and the touched-days sensor rebuilds after it."""
+    (over, not today's) that one daily run takes (``day_ranges``); otherwise the ingest alone, and the touched-days
+    sensor rebuilds after it."""
     run_config = {"ops": {raw_order_lines.op.name: {"config": {"objects": sorted(o.key for o in objects)}}}}
-    days = partition_days({landing_day(spec, o).isoformat() for o in objects}, now)
-    if days and (dt.date.fromisoformat(days[-1]) - dt.date.fromisoformat(days[0])).days < MAX_DAYS_PER_RUN:
-        return dg.RunRequest(run_key=run_key, run_config=run_config, tags={**tags, **range_tags(days[0], days[-1])})
+    ranges = day_ranges(partition_days({landing_day(spec, o).isoformat() for o in objects}, now))
+    if len(ranges) == 1:
+        return dg.RunRequest(run_key=run_key, run_config=run_config, tags={**tags, **range_tags(*ranges[0])})
     return dg.RunRequest(run_key=run_key, run_config=run_config, tags=tags, asset_selection=list(INGEST_ASSETS))
 
 
