@@ -36,6 +36,7 @@ from sales_analytics.catalog import RAW_ORDER_LINES
 from sales_analytics.jobs import daily_sales_job, ingest_job, reference_job
 from sales_analytics.partitions import day_ranges, partition_days, range_tags
 from sales_analytics.profiles import HOME_ENV, build_resources
+from sales_analytics.storage.instance import ensure_instance
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
@@ -45,8 +46,7 @@ def in_process(home: str) -> dict:
     from sales_analytics.definitions import build_defs
     from sales_analytics.runner import ingest_and_build
 
-    (Path(home) / "dagster").mkdir()
-    with dg.DagsterInstance.local_temp(str(Path(home) / "dagster")) as instance:
+    with dg.DagsterInstance.from_config(str(ensure_instance(Path(home) / "dagster"))) as instance:
         summary = ingest_and_build(build_defs(build_resources()), instance, console_log_level="ERROR")
     assert all(summary.checks.values()), summary.checks
     return {"runs": len(summary.run_ids), "rows": summary.rows.get("clean/order_lines", 0), "peak_rss_mb": own_peak_rss_mb()}
@@ -54,15 +54,15 @@ def in_process(home: str) -> dict:
 
 def cli(home: str) -> dict:
     env = {**os.environ, HOME_ENV: home, "DAGSTER_HOME": str(Path(home) / "dagster")}
-    Path(env["DAGSTER_HOME"]).mkdir()
+    ensure_instance(Path(env["DAGSTER_HOME"]))
     Path(env["DAGSTER_HOME"], "quiet.yaml").write_text(json.dumps(QUIET))  # JSON is YAML
     peaks = [_execute(env, reference_job.name), _execute(env, ingest_job.name)]
-    with dg.DagsterInstance.local_temp(env["DAGSTER_HOME"]) as instance:
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         raw = instance.get_latest_materialization_event(RAW_ORDER_LINES).asset_materialization
         ranges = day_ranges(partition_days(list(raw.metadata["touched_partitions"].value)))
     for first, last in ranges:
         peaks.append(_execute(env, daily_sales_job.name, range_tags(first, last)))
-    with dg.DagsterInstance.local_temp(env["DAGSTER_HOME"]) as instance:
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         rows = sum(int(event.asset_materialization.metadata["dagster/row_count"].value)
                    for event in instance.fetch_materializations(dg.AssetKey(["clean", "order_lines"]), limit=10_000).records)
     return {"runs": len(peaks), "rows": rows, "peak_rss_mb": max(peaks)}

@@ -76,11 +76,12 @@ def _env(home: str) -> tuple:
 
     from sales_analytics.definitions import build_defs
     from sales_analytics.profiles import local_resources
+    from sales_analytics.storage.instance import ensure_instance
 
     resources = local_resources(Path(home))
-    instance_dir = Path(home) / "dagster"  # kept across the stages' processes, as a deployment's instance is
-    instance_dir.mkdir(exist_ok=True)
-    return build_defs(resources), dg.DagsterInstance.local_temp(str(instance_dir), overrides={"telemetry": {"enabled": False}}), resources
+    # Kept across the stages' processes, as a deployment's instance is; configured as `make ui` configures it.
+    instance_dir = ensure_instance(Path(home) / "dagster")
+    return build_defs(resources), dg.DagsterInstance.from_config(str(instance_dir)), resources
 
 
 def _start(days: int) -> dt.date:

@@ -2,10 +2,14 @@
 open however many runs it has written, and the UI's file watcher still sees every write."""
 
 import time
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
+import pytest
+from dagster._core.events.log import EventLogEntry
 
+from sales_analytics.partitions import range_tags
 from sales_analytics.storage.instance import OPEN_RUN_DATABASES, PooledSqliteEventLogStorage, ensure_instance
 
 
@@ -45,3 +49,47 @@ def test_a_users_own_instance_config_is_kept(tmp_path: Path) -> None:
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     ensure_instance(tmp_path)
     assert (tmp_path / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+
+
+days = dg.DailyPartitionsDefinition(start_date="2026-01-01")
+
+
+@dg.asset(partitions_def=days, backfill_policy=dg.BackfillPolicy.single_run())
+def daily_tally(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"days": len(context.partition_keys)})
+
+
+def ranged_run(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    return dg.materialize([daily_tally], instance=instance, tags=range_tags("2026-01-01", "2026-01-10"))
+
+
+def test_a_ranged_runs_events_are_written_as_batches_and_each_batch_whole_or_not_at_all(tmp_path: Path,
+                                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    home = ensure_instance(tmp_path / "dagster")
+    with dg.DagsterInstance.from_config(str(home)) as writer, dg.DagsterInstance.from_config(str(home)) as ui:
+        store = writer.event_log_storage
+        batches: list[int] = []
+        monkeypatch.setattr(store, "store_event_batch", lambda events: (batches.append(len(events)),
+                                                                        type(store).store_event_batch(store, events)))
+        assert ranged_run(writer).success
+        assert sorted(batches) == [10, 10]  # the planned events, then the materializations, of ten partitions
+        assert writer.get_materialized_partitions(daily_tally.key) == {f"2026-01-{d:02}" for d in range(1, 11)}
+        assert len(ui.fetch_materializations(daily_tally.key, limit=100).records) == 10
+
+        # A batch that fails part-way leaves nothing behind: Dagster then stores its events one by one, once each.
+        stored, failures = type(store).store_event, []
+
+        def third_of_a_batch_fails(event: EventLogEntry) -> None:
+            if store._batch.stack is not None and len(failures) < 3:  # the first batch's third event fails
+                failures.append(event)
+                if len(failures) == 3:
+                    raise OSError("disk full")
+            stored(store, event)
+
+        monkeypatch.setattr(store, "store_event", third_of_a_batch_fails)
+        second = ranged_run(writer)
+        assert second.success and len(failures) == 3
+        planned = ui.get_records_for_run(second.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+        assert len(planned.records) == 10  # none of the failed batch's first two kept beside the fallback's ten
+        per_day = Counter(r.partition_key for r in ui.fetch_materializations(daily_tally.key, limit=100).records)
+        assert per_day == {f"2026-01-{d:02}": 2 for d in range(1, 11)}  # both runs, each partition once per run

@@ -37,6 +37,7 @@ from sales_analytics.profiles import HOME_ENV, PROFILE_ENV, initialized, local_r
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import DEMAND_FORECAST, FORECAST_ACCURACY, MODEL_BACKTEST, SALES_BY_SERIES
 from sales_analytics.sources.spec import load_spec, order_sources, source_named
+from sales_analytics.storage.instance import ensure_instance
 from sales_analytics.storage.parquet_io import PARTITION_COLUMN, partition_object_key, table_to_parquet_bytes
 from sales_analytics_tests.helpers import WEEKLY_STORE_SALES, materialize_in_graph, write_instance
 
@@ -48,8 +49,7 @@ def test_model_is_trained_backtested_stored_and_promoted_only_when_it_earns_it(t
     local_env = local_resources(tmp_path / "local")  # SALES_ANALYTICS_HOME=tmp_path names it for the CLI
     with initialized(local_env["lake"]) as lake:
         generate(lake, GeneratorConfig(days=DAYS, stores=4, products=40, start=START, orders_per_store_day=15))
-    (tmp_path / "dagster").mkdir()
-    instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))  # persistent: the CLI opens it too
+    instance = dg.DagsterInstance.from_config(str(ensure_instance(tmp_path / "dagster")))  # persistent: the CLI opens it too
     summary = ingest_and_build(build_defs(local_env), instance)  # the daily job curates the series too
     last = (START + dt.timedelta(days=DAYS - 1)).isoformat()
     assert summary.partitions["curated/sales_by_series"] == DAYS

@@ -28,6 +28,7 @@ from sales_analytics.ml.registry import ModelRegistry
 from sales_analytics.profiles import initialized, local_resources
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import DAILY_STORE_SALES, WEEKLY_SALES
+from sales_analytics.storage.instance import ensure_instance
 from sales_analytics.storage.parquet_io import partition_object_key
 from sales_analytics_tests.helpers import free_port, write_instance
 
@@ -53,10 +54,10 @@ charts:
 @pytest.fixture(scope="module")
 def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("web")
-    (home / "dagster").mkdir()
-    # One run at a time, as a run queue limit would hold a busy deployment (deploy/dagster.yaml).
-    (home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\nconcurrency:\n  runs:\n"
-                                                   "    max_concurrent_runs: 1\n")
+    # The local instance `make ui` configures, with one run at a time, as a run queue limit would hold a busy
+    # deployment (deploy/dagster.yaml).
+    with (ensure_instance(home / "dagster") / "dagster.yaml").open("a") as config:
+        config.write("concurrency:\n  runs:\n    max_concurrent_runs: 1\n")
     # A dashboard added by declaration alone, in a deployment's own folder, firing every minute.
     write_instance(home / "dashboards", DASHBOARD_COMPONENT, MINUTELY_DECLARATION)
     env = {**os.environ, "SALES_ANALYTICS_HOME": str(home), "SALES_ANALYTICS_PROFILE": "local",

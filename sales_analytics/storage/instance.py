@@ -6,6 +6,11 @@ instance those connections cost more than the work: a 60-day backfill took 21.6 
 ``PooledSqliteEventLogStorage``, which keeps an engine per database file (the index and the most recent
 runs'). Same files and journal (WAL); a run's write is checkpointed into its file as Dagster's closing
 connection did, so the UI's file watcher still sees each one (``test_instance``).
+
+A run over a range of partitions emits its planned events and its partitions' materializations as batches.
+Dagster hands a batch to the store whole only when ``DAGSTER_EVENT_BATCH_SIZE`` is set, and SQLite's store
+then writes it event by event: this one writes a batch in one transaction per database file, and sets the
+variable (``event_batch_size``) in every process that opens the instance — webserver, daemon, run workers.
 ``deploy/dagster.yaml`` (PostgreSQL) is untouched; ``sales-analytics demo`` and ``make ui`` write this one.
 Dagster has no public base class for instance storage: like its own storage libraries (dagster-postgres,
 dagster-mysql) this subclasses the one in ``dagster._core``, held to the version setup.py pins.
@@ -13,23 +18,30 @@ dagster-mysql) this subclasses the one in ``dagster._core``, held to the version
 
 from __future__ import annotations
 
+import os
+import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 
 OPEN_RUN_DATABASES = 8  # engines kept for recent runs' files: a run writes to its own and to the index
+EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
+EVENT_BATCH_SIZE = 100  # a month's partitions of one asset in one write
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
-    def __init__(self, base_dir: str, inst_data: Any = None) -> None:
+    def __init__(self, base_dir: str, inst_data: Any = None, event_batch_size: int = EVENT_BATCH_SIZE) -> None:
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._batch = threading.local()  # the open transactions of the batch this thread is writing, if any
+        os.environ.setdefault(EVENT_BATCH_SIZE_ENV, str(event_batch_size))
         super().__init__(base_dir, inst_data)
 
     @classmethod
@@ -38,13 +50,42 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
+        if getattr(self._batch, "stack", None) is not None:
+            yield self._batch_connection(shard)
+            return
         with self._db_lock, self._engine(shard).connect() as conn:
             with conn.begin():
                 yield conn
             if shard != INDEX_SHARD_NAME:
-                # A run's events go to its file's write-ahead log; Dagster's closing connection moved them into
-                # the file, which the UI's watcher follows. A kept connection must do that itself.
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                self._checkpoint(conn)
+
+    @staticmethod
+    def _checkpoint(conn: Connection) -> None:
+        # A run's events go to its file's write-ahead log; Dagster's closing connection moved them into the file,
+        # which the UI's watcher follows. A kept connection must do that itself.
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """Each event as ``store_event`` stores it, all in one transaction per database file: committed together
+        or not at all."""
+        with self._db_lock, ExitStack() as stack:
+            self._batch.stack, self._batch.connections = stack, {}
+            try:
+                for event in events:
+                    self.store_event(event)
+            finally:
+                self._batch.stack = None
+
+    def _batch_connection(self, shard: str) -> Connection:
+        """The batch's connection to ``shard``, its transaction begun on first use and ended with the batch."""
+        if shard not in self._batch.connections:
+            stack: ExitStack = self._batch.stack
+            conn = stack.enter_context(self._engine(shard).connect())
+            if shard != INDEX_SHARD_NAME:
+                stack.callback(self._checkpoint, conn)  # after the commit below: exits run last in, first out
+            stack.enter_context(conn.begin())
+            self._batch.connections[shard] = conn
+        return self._batch.connections[shard]
 
     def _engine(self, shard: str) -> Engine:
         if shard in self._engines:
