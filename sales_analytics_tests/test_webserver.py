@@ -56,8 +56,7 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     home = tmp_path_factory.mktemp("web")
     # The local instance `make ui` configures, with one run at a time, as a run queue limit would hold a busy
     # deployment (deploy/dagster.yaml).
-    with (ensure_instance(home / "dagster") / "dagster.yaml").open("a") as config:
-        config.write("concurrency:\n  runs:\n    max_concurrent_runs: 1\n")
+    ensure_instance(home / "dagster", max_concurrent_runs=1)
     # A dashboard added by declaration alone, in a deployment's own folder, firing every minute.
     write_instance(home / "dashboards", DASHBOARD_COMPONENT, MINUTELY_DECLARATION)
     env = {**os.environ, "SALES_ANALYTICS_HOME": str(home), "SALES_ANALYTICS_PROFILE": "local",

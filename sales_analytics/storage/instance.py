@@ -113,15 +113,18 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         super().dispose()
 
 
-def ensure_instance(dagster_home: Path) -> Path:
+def ensure_instance(dagster_home: Path, max_concurrent_runs: int | None = None) -> Path:
     """A local instance's folder with its dagster.yaml: the pooled event log where Dagster keeps it, the run queue
     looked at every second (Dagster's default, 5 s, is paid twice on a new file's way to the reports: its ingest run
-    and its daily run), telemetry off. Written once; a dagster.yaml already there (the user's own) is kept."""
+    and its daily run), at most ``max_concurrent_runs`` runs at once if given, telemetry off. Written once; a
+    dagster.yaml already there (the user's own) is kept."""
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
     if not config.exists():
         config.write_text(f"event_log_storage:\n  module: {__name__}\n  class: {PooledSqliteEventLogStorage.__name__}\n"
                           f"  config:\n    base_dir: {dagster_home.resolve() / 'history' / 'runs'}\n"
                           "run_queue:\n  dequeue_interval_seconds: 1\n"
-                          "telemetry:\n  enabled: false\n")
+                          "telemetry:\n  enabled: false\n"
+                          + (f"concurrency:\n  runs:\n    max_concurrent_runs: {max_concurrent_runs}\n"
+                             if max_concurrent_runs else ""))
     return dagster_home
