@@ -7,7 +7,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.events.log import EventLogEntry
 
 from sales_analytics.partitions import range_tags
 from sales_analytics.storage.instance import OPEN_RUN_DATABASES, PooledSqliteEventLogStorage, ensure_instance
@@ -79,7 +78,7 @@ def test_a_ranged_runs_events_are_written_as_batches_and_each_batch_whole_or_not
         # A batch that fails part-way leaves nothing behind: Dagster then stores its events one by one, once each.
         stored, failures = type(store).store_event, []
 
-        def third_of_a_batch_fails(event: EventLogEntry) -> None:
+        def third_of_a_batch_fails(event: dg.EventLogEntry) -> None:
             if store._batch.stack is not None and len(failures) < 3:  # the first batch's third event fails
                 failures.append(event)
                 if len(failures) == 3:

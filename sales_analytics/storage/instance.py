@@ -26,7 +26,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from dagster._core.events.log import EventLogEntry
+import dagster as dg
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy import create_engine
@@ -65,7 +65,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         # which the UI's watcher follows. A kept connection must do that itself.
         conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
-    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+    def store_event_batch(self, events: Sequence[dg.EventLogEntry]) -> None:
         """Each event as ``store_event`` stores it, all in one transaction per database file: committed together
         or not at all."""
         with self._db_lock, ExitStack() as stack:
