@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -67,10 +67,7 @@ def cli(home: str) -> dict:
     ensure_instance(Path(env["DAGSTER_HOME"]))
     Path(env["DAGSTER_HOME"], "quiet.yaml").write_text(json.dumps(QUIET))  # JSON is YAML
     peaks = [_execute(env, reference_job.name), _execute(env, ingest_job.name)]
-    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-        raw = instance.get_latest_materialization_event(RAW_ORDER_LINES).asset_materialization
-        ranges = day_ranges(partition_days(list(raw.metadata["touched_partitions"].value)))
-    for first, last in ranges:
+    for first, last in day_ranges(_touched_days(env["DAGSTER_HOME"])):
         peaks.append(_execute(env, daily_sales_job.name, range_tags(first, last)))
     return {"runs": len(peaks), "rows": _clean_rows(env["DAGSTER_HOME"]), "peak_rss_mb": max(peaks)}
 
@@ -83,14 +80,12 @@ def ui(home: str) -> dict:
             _finished(url, _graphql(url, """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
                 ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
                                     {"p": {"selector": {**LOCATION, "jobName": job}}})["launchRun"]["run"]["runId"])
-        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-            raw = instance.get_latest_materialization_event(RAW_ORDER_LINES).asset_materialization
-            days = partition_days(list(raw.metadata["touched_partitions"].value))
-            daily_assets = [{"path": list(key.path)} for key in
-                             _defs(home).resolve_job_def(daily_sales_job.name).asset_layer.selected_asset_keys]
+        daily_assets = [{"path": list(key.path)} for key in
+                        _defs(home).resolve_job_def(daily_sales_job.name).asset_layer.selected_asset_keys]
         launched = _graphql(url, """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
             __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
-                            {"p": {"assetSelection": daily_assets, "partitionNames": days}})["launchPartitionBackfill"]
+                            {"p": {"assetSelection": daily_assets, "partitionNames": _touched_days(env["DAGSTER_HOME"])}}
+                            )["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         runs = _backfill_runs(url, launched["backfillId"])
         seconds = time.perf_counter() - started
@@ -186,42 +181,51 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _wait(condition: object, what: str, poll: float = 0.5) -> None:
+def _wait(condition: Callable[[], bool], what: str, poll: float = 0.5) -> None:
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return
         time.sleep(poll)
     raise TimeoutError(f"{what}: not within {TIMEOUT:.0f} s")
 
 
+def _final_status(status: Callable[[], str], pending: set[str], what: str) -> str:
+    """``status()`` polled until it leaves ``pending``; the status it ended in."""
+    last = {}
+
+    def settled() -> bool:
+        last["status"] = status()
+        return last["status"] not in pending
+
+    _wait(settled, what, poll=0.2)
+    return last["status"]
+
+
 def _finished(url: str, run_id: str) -> None:
-    status = {}
-
-    def ended() -> bool:
-        status["run"] = _graphql(url, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
-                                 {"id": run_id})["runOrError"]["status"]
-        return status["run"] in ("SUCCESS", "FAILURE", "CANCELED")
-
-    _wait(ended, f"run {run_id}", poll=0.2)
-    if status["run"] != "SUCCESS":
-        raise RuntimeError(f"run {run_id} ended {status['run']}")
+    ended = _final_status(lambda: _graphql(url, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
+                                           {"id": run_id})["runOrError"]["status"],
+                          {"QUEUED", "NOT_STARTED", "MANAGED", "STARTING", "STARTED", "CANCELING"}, f"run {run_id}")
+    if ended != "SUCCESS":
+        raise RuntimeError(f"run {run_id} ended {ended}")
 
 
 def _backfill_runs(url: str, backfill_id: str) -> int:
     """Waits for the backfill to complete; how many runs it took."""
-    status = {}
-
-    def ended() -> bool:
-        status["backfill"] = _graphql(url, """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
-            ... on PartitionBackfill { status } } }""", {"id": backfill_id})["partitionBackfillOrError"]["status"]
-        return status["backfill"] not in ("REQUESTED", "CANCELING", "FAILING")
-
-    _wait(ended, f"backfill {backfill_id}", poll=0.2)
-    if status["backfill"] not in ("COMPLETED", "COMPLETED_SUCCESS"):
-        raise RuntimeError(f"backfill {backfill_id} ended {status['backfill']}")
+    ended = _final_status(lambda: _graphql(url, """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+        ... on PartitionBackfill { status } } }""", {"id": backfill_id})["partitionBackfillOrError"]["status"],
+                          {"REQUESTED", "CANCELING", "FAILING"}, f"backfill {backfill_id}")
+    if ended not in ("COMPLETED", "COMPLETED_SUCCESS"):
+        raise RuntimeError(f"backfill {backfill_id} ended {ended}")
     return len(_graphql(url, """query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { results { runId } } } }""",
                         {"f": {"tags": [{"key": "dagster/backfill", "value": backfill_id}]}})["runsOrError"]["results"])
+
+
+def _touched_days(dagster_home: str) -> list[str]:
+    """The days the ingest run's lines fell on, as the touched-days sensor reads them."""
+    with dg.DagsterInstance.from_config(dagster_home) as instance:
+        raw = instance.get_latest_materialization_event(RAW_ORDER_LINES).asset_materialization
+        return partition_days(list(raw.metadata["touched_partitions"].value))
 
 
 def _clean_rows(dagster_home: str) -> int:
