@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -196,6 +197,10 @@ def _run_days(home: str, ranges: list[tuple[str, str]]) -> dict:
     job = _defs(home).resolve_job_def(daily_sales_job.name)
     summary = BuildSummary()
     with _instance(home) as instance:
+        # What lives across runs (imports, definitions, the instance) is not the runs' garbage: frozen, each run's
+        # collection walks only what that run made, as a run in its own process never collects at all.
+        gc.collect()
+        gc.freeze()
         for first, last in ranges:
             collect_run(job.execute_in_process(instance=instance, tags=range_tags(first, last), asset_selection=LAKE_ASSETS,
                                                run_config=QUIET), summary)

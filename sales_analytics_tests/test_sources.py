@@ -25,7 +25,7 @@ from sales_analytics.ingest.raw import read_landing_quarantine
 from sales_analytics.lake.coerce import validate
 from sales_analytics.partitions import FIRST_DAY, HISTORY_START_ENV
 from sales_analytics.profiles import initialized
-from sales_analytics.sources.mapping import map_rows
+from sales_analytics.sources.mapping import map_rows, parse_integer, parse_number
 from sales_analytics.sources.readers import UnreadableFile, read_landed
 from sales_analytics.sources.spec import (
     SOURCE_DIRS_ENV,
@@ -407,3 +407,18 @@ def test_a_deployment_folder_that_is_not_there_is_named() -> None:
     code = "from sales_analytics.sources.spec import file_sources; file_sources()"
     refused = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert refused.returncode != 0 and "SALES_ANALYTICS_SOURCES: /nonexistent/sources is not a folder" in refused.stderr
+
+
+@pytest.mark.parametrize(("values", "numbers", "integers"), [
+    (["1", "2.5", "-3", "+4", "1e3", "007"], [1.0, 2.5, -3.0, 4.0, 1000.0, 7.0], [1, None, -3, 4, None, 7]),
+    (["3.0", "4", None], [3.0, 4.0, None], [3, 4, None]),
+    (["0x10", "0X1A", "1"], [None, None, 1.0], [None, None, 1]),  # Arrow's cast alone reads hexadecimal
+    (["nan", "inf", "Infinity", "1"], [None, None, None, 1.0], [None, None, None, 1]),
+])
+def test_numbers_parse_the_same_whether_or_not_every_value_in_the_column_is_plain(values, numbers, integers):
+    # A column of plain values takes Arrow's cast whole; one odd value sends it through the rules row by row.
+    padded = [*values, " 5 "]
+    assert parse_number(pa.array(values, pa.string())).to_pylist() == numbers
+    assert parse_number(pa.array(padded, pa.string())).to_pylist() == [*numbers, 5.0]
+    assert parse_integer(pa.array(values, pa.string())).to_pylist() == integers
+    assert parse_integer(pa.array(padded, pa.string())).to_pylist() == [*integers, 5]

@@ -135,17 +135,20 @@ def _read(lake: LakeResource, spec: SourceSpec, info: ObjectInfo, result: FileIn
     return table, quarantine
 
 
-def _unroutable_reasons(days: pa.Array) -> pa.Array:
-    """Per row, why it has no day partition (null: it has one): no readable date, a date before the
-    deployment's history, or one implausibly in the future."""
+def _routable(days: pa.Array) -> pa.Array:
+    """Per row, whether it has a day partition: a readable date within the deployment's history."""
+    within = pc.and_(pc.greater_equal(days, pa.scalar(FIRST_DAY, pa.date32())),
+                     pc.less_equal(days, pa.scalar(latest_plausible_day(), pa.date32())))
+    return pc.fill_null(within, False)
+
+
+def _unroutable_reasons(days: pa.Array) -> list[str]:
+    """Why each of these rows (all without a day partition) has none: no readable date, a date before the
+    deployment's history, or one implausibly in the future. Worded only for these few rows, not every row."""
     first, latest = FIRST_DAY, latest_plausible_day()
-    text = pc.cast(days, pa.string())
-    before = pc.binary_join_element_wise("order date ", text, f" is before the history start {first} ({HISTORY_START_ENV})", "")
-    after = pc.binary_join_element_wise("order date ", text, f" is implausibly in the future (after {latest})", "")
-    none = pa.scalar(None, pa.string())
-    dated = pc.if_else(pc.less(days, pa.scalar(first, pa.date32())), before,
-                       pc.if_else(pc.greater(days, pa.scalar(latest, pa.date32())), after, none))
-    return pc.if_else(pc.is_null(days), pa.scalar("no readable order time: the row has no business date"), dated)
+    return ["no readable order time: the row has no business date" if day is None
+            else f"order date {day} is before the history start {first} ({HISTORY_START_ENV})" if day < first
+            else f"order date {day} is implausibly in the future (after {latest})" for day in days.to_pylist()]
 
 
 def landing_day(spec: SourceSpec, info: ObjectInfo) -> dt.date:
@@ -163,17 +166,19 @@ def ingest_object(lake: LakeResource, spec: SourceSpec, info: ObjectInfo) -> Fil
     if table is not None:
         result.rows = table.num_rows + quarantine.num_rows
         days = order_days(table, spec)
-        reasons = _unroutable_reasons(days)
-        routable = pc.is_null(reasons)
+        routable = _routable(days)
         unroutable = table.filter(pc.invert(routable))
-        for day, shard in split_by(table.filter(routable).append_column("_day", days.filter(routable)), "_day").items():
+        routed = table.append_column("_day", days)
+        if unroutable.num_rows:  # else no copy of the file's rows
+            routed = routed.filter(routable)
+        for day, shard in split_by(routed, "_day").items():
             # shards are read whole, by day: no statistics to write
             lake.put_bytes(shard_key(day.isoformat(), info.key), table_to_parquet_bytes(shard.drop_columns(["_day"]), statistics=False))
             result.days[day.isoformat()] = shard.num_rows
         order_ts = spec.columns["order_ts"].source_columns()
         shown = unroutable[order_ts[0]] if order_ts and order_ts[0] in unroutable.column_names else pa.nulls(unroutable.num_rows, pa.string())
         quarantine = pa.concat_tables([quarantine, quarantine_rows(
-            spec.name, info.key, unroutable["source_row"].to_pylist(), reasons.filter(pc.invert(routable)).to_pylist(),
+            spec.name, info.key, unroutable["source_row"].to_pylist(), _unroutable_reasons(days.filter(pc.invert(routable))),
             ["order_ts"] * unroutable.num_rows, shown.to_pylist())])
         result.quarantined = quarantine.num_rows
     else:

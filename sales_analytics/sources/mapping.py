@@ -89,6 +89,9 @@ def _template(landed: pa.Table, template: str) -> Arrays | None:
 def parse_number(text: Arrays, decimal: str = ".") -> Arrays:
     if decimal != ".":
         text = pc.replace_substring(text, decimal, ".")
+    fast = _cast_if_all_plain(text, pa.float64())
+    if fast is not None:
+        return fast
     ok = pc.match_substring_regex(text, _FLOAT)
     return pc.if_else(ok, pc.utf8_trim_whitespace(text), pa.scalar(None, pa.string())).cast(pa.float64())
 
@@ -97,8 +100,23 @@ def parse_integer(text: Arrays, decimal: str = ".") -> Arrays:
     """Whole numbers, also written as ``3.0`` (exports that store counts as floats)."""
     if decimal != ".":
         text = pc.replace_substring(text, decimal, ".")
+    fast = _cast_if_all_plain(text, pa.int64())
+    if fast is not None:
+        return fast
     ok = pc.match_substring_regex(text, _INT)
     return pc.if_else(ok, pc.utf8_trim_whitespace(text), pa.scalar(None, pa.string())).cast(pa.float64()).cast(pa.int64())
+
+
+def _cast_if_all_plain(text: Arrays, kind: pa.DataType) -> Arrays | None:
+    """Arrow's cast when it takes every value (the usual export), else None for the row-by-row rules above. Only
+    values the rules read alike are let through: it refuses padding, and hexadecimal, NaN and infinity are refused here."""
+    try:
+        cast = pc.cast(text, kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if pa.types.is_floating(kind):
+        return cast if pc.all(pc.is_finite(cast)).as_py() else None
+    return None if pc.any(pc.match_substring(text, "x", ignore_case=True)).as_py() else cast
 
 
 def _strict_strptime(text: Arrays, fmt: str) -> Arrays:

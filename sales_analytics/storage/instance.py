@@ -41,6 +41,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data: Any = None, event_batch_size: int = EVENT_BATCH_SIZE) -> None:
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._batch = threading.local()  # the open transactions of the batch this thread is writing, if any
+        self._tables_seen: set[str] = set()
         os.environ.setdefault(EVENT_BATCH_SIZE_ENV, str(event_batch_size))
         super().__init__(base_dir, inst_data)
 
@@ -87,6 +88,12 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             self._batch.connections[shard] = conn
         return self._batch.connections[shard]
 
+    def has_table(self, table_name: str) -> bool:
+        # Dagster asks before storing each asset event's tags, with a new engine each time; a table, once made, stays.
+        if table_name not in self._tables_seen and super().has_table(table_name):
+            self._tables_seen.add(table_name)
+        return table_name in self._tables_seen
+
     def _engine(self, shard: str) -> Engine:
         if shard in self._engines:
             self._engines.move_to_end(shard)
@@ -106,6 +113,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def wipe(self) -> None:
         self._dispose_engines()  # no connection may outlive the files wipe deletes
+        self._tables_seen.clear()
         super().wipe()
 
     def dispose(self) -> None:
