@@ -27,10 +27,11 @@ DOMAIN_RULES: dict[str, DomainRule] = {
     "rating": (lambda a: pc.and_(pc.greater_equal(a, 1), pc.less_equal(a, 5)), "rating outside 1..5"),
 }
 MAX_IDENTIFIER = 256
+FORMULA_STARTS = pa.array(["=", "+", "-", "@", "\t", "\r"])
 # Identifiers (every ``*_id`` text column) end up in reports people open in spreadsheets: a code that
 # starts like a formula (CSV/formula injection) or runs to pages is garbage, not an identifier.
 IDENTIFIER_RULES: tuple[DomainRule, ...] = (
-    (lambda a: pc.invert(pc.match_substring_regex(a, r"^[=+\-@\t\r]")),
+    (lambda a: pc.invert(pc.is_in(pc.utf8_slice_codeunits(a, 0, 1), value_set=FORMULA_STARTS)),
      "starts like a spreadsheet formula (=, +, -, @, tab, CR): not an identifier"),
     (lambda a: pc.less_equal(pc.utf8_length(a), MAX_IDENTIFIER), f"longer than {MAX_IDENTIFIER} characters: not an identifier"),
 )
@@ -53,13 +54,14 @@ def validate(mapped: dict[str, Mapped], spec: TableSpec, lineage: pa.Table, part
     for col in spec.columns:
         kind = spec.arrow_schema().field(col.name).type
         m = mapped.get(col.name) or Mapped(pa.nulls(n, kind), pa.nulls(n, pa.string()), "no mapping in the source spec")
-        failed = pc.is_null(m.parsed)
-        if col.nullable:  # empty text in a nullable column is a legitimate null, not a failure
-            failed = pc.and_(failed, pc.invert(pc.equal(pc.fill_null(pc.utf8_trim_whitespace(m.text), ""), "")))
-        for rule in _rules(col.name, col.type):
-            broken = pc.and_(pc.is_valid(m.parsed), pc.invert(pc.fill_null(rule[0](m.parsed), False)))
+        for rule in _rules(col.name, col.type):  # a null breaks no rule: it fails (or passes) as a null below
+            broken = pc.invert(pc.fill_null(rule[0](m.parsed), True))
             reason, column, value = _first_failure(reason, column, value, broken, rule[1], col.name, m)
-        reason, column, value = _first_failure(reason, column, value, failed, m.why, col.name, m)
+        if m.parsed.null_count:
+            failed = pc.is_null(m.parsed)
+            if col.nullable:  # empty text in a nullable column is a legitimate null, not a failure
+                failed = pc.and_(failed, pc.invert(pc.equal(pc.fill_null(pc.utf8_trim_whitespace(m.text), ""), "")))
+            reason, column, value = _first_failure(reason, column, value, failed, m.why, col.name, m)
         typed[col.name] = m.parsed
     ok = pc.is_null(reason)
     valid = pa.table(typed).filter(ok).cast(spec.arrow_schema())
@@ -85,9 +87,11 @@ def _rules(name: str, kind: str) -> tuple[DomainRule, ...]:
 def _first_failure(reason: Arrays, column: Arrays, value: Arrays, mask: Arrays, why: str, name: str,
                    mapped: Mapped) -> tuple[Arrays, Arrays, Arrays]:
     """Note the first failure per row: later columns do not overwrite an earlier verdict."""
+    if not pc.any(mask).as_py():
+        return reason, column, value  # the common case: nothing failed here
     new = pc.and_(pc.fill_null(mask, False), pc.is_null(reason))
     if not pc.any(new).as_py():
-        return reason, column, value  # the common case: nothing failed here
+        return reason, column, value  # these rows had failed already
     shown = pc.if_else(pc.is_valid(mapped.text), mapped.text, pc.cast(mapped.parsed, pa.string()))
     shown = pc.utf8_slice_codeunits(shown, 0, MAX_SHOWN_VALUE)
     return (
