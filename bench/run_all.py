@@ -54,8 +54,14 @@ def _ingestion(data: dict) -> list[dict]:
 
 def _backfill(data: dict) -> list[dict]:
     base = data["results"]["in process"]["seconds"]
-    return [_row("backfill", f"{data['days']} days, {r['runs']} runs: {path}", f"{r['seconds']:.1f} s", r["seconds"] / base,
-                 r["peak_rss_mb"]) for path, r in data["results"].items()]
+    rows = []
+    for path, r in data["results"].items():
+        rows.append(_row("backfill", f"{data['days']} days, {r['runs']} runs: {path}", f"{r['seconds']:.1f} s",
+                         r["seconds"] / base, r["peak_rss_mb"]))
+        if "reports_ready_seconds" in r:
+            ready = r["reports_ready_seconds"]
+            rows.append(_row("backfill", f"{path}: reports ready (its last run ended)", f"{ready:.1f} s", ready / base, None))
+    return rows
 
 
 def _new_file(data: dict) -> list[dict]:
