@@ -167,7 +167,8 @@ def ingest_object(lake: LakeResource, spec: SourceSpec, info: ObjectInfo) -> Fil
         result.rows = table.num_rows + quarantine.num_rows
         days = order_days(table, spec)
         routable = _routable(days)
-        unroutable = table.filter(pc.invert(routable))
+        unrouted = pc.invert(routable)
+        unroutable = table.filter(unrouted)
         routed = table.append_column("_day", days)
         if unroutable.num_rows:  # else no copy of the file's rows
             routed = routed.filter(routable)
@@ -178,7 +179,7 @@ def ingest_object(lake: LakeResource, spec: SourceSpec, info: ObjectInfo) -> Fil
         order_ts = spec.columns["order_ts"].source_columns()
         shown = unroutable[order_ts[0]] if order_ts and order_ts[0] in unroutable.column_names else pa.nulls(unroutable.num_rows, pa.string())
         quarantine = pa.concat_tables([quarantine, quarantine_rows(
-            spec.name, info.key, unroutable["source_row"].to_pylist(), _unroutable_reasons(days.filter(pc.invert(routable))),
+            spec.name, info.key, unroutable["source_row"].to_pylist(), _unroutable_reasons(days.filter(unrouted)),
             ["order_ts"] * unroutable.num_rows, shown.to_pylist())])
         result.quarantined = quarantine.num_rows
     else:
