@@ -67,6 +67,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[TEST_STACK] = (paths, start_testing_stack(suite_stack_settings(), paths))
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """A worker per core and one more (``--maxprocesses`` caps it): much of the suite waits on a daemon's
+    loop, a server's restart or a browser, and the extra worker uses those cores meanwhile."""
+    return len(os.sched_getaffinity(0)) + 1
+
+
 # Modules that take minutes start first: parallel workers then finish together, instead of one of
 # them running the daemon or fault tests alone at the end.
 LONGEST_FIRST = ["test_webserver.py", "test_faults.py", "test_ml_assets.py", "test_forecasting.py", "test_ocr.py",

@@ -41,7 +41,7 @@ from sales_analytics.storage.instance import ensure_instance
 from sales_analytics.storage.parquet_io import PARTITION_COLUMN, partition_object_key, table_to_parquet_bytes
 from sales_analytics_tests.helpers import WEEKLY_STORE_SALES, materialize_in_graph, write_instance
 
-START, DAYS = dt.date(2026, 1, 1), 150
+START, DAYS = dt.date(2026, 1, 1), 120
 CONFIG = {"ops": {demand_model.op.name: {"config": {"history_days": DAYS, "horizon": 14, "backtest_windows": 2, "max_iter": 60}}}}
 
 

@@ -14,7 +14,7 @@ from sales_analytics.catalog import DAILY_STORE_SALES_KEY, LANDING_QUARANTINE, R
 from sales_analytics.definitions import build_defs
 from sales_analytics.generator import GeneratorConfig, generate
 from sales_analytics.jobs import daily_sales_job
-from sales_analytics.profiles import initialized
+from sales_analytics.profiles import initialized, local_resources
 from sales_analytics.runner import ingest_and_build
 from sales_analytics.schema import DAILY_SALES, DAILY_STORE_SALES, ORDER_STATUSES
 from sales_analytics.storage.parquet_io import parquet_bytes_to_table, partition_object_key
@@ -77,15 +77,29 @@ def assert_matches(actual_rows: list[dict], expected: dict) -> None:
             assert abs(float(got[column]) - want[column]) < 0.011, (cell_key, column, got[column], want[column])
 
 
-@pytest.fixture
-def built(any_env: dict[str, Any]) -> dict[str, Any]:
-    with initialized(any_env["lake"]) as lake:
+def build_slice(env: dict[str, Any]) -> dict[str, Any]:
+    with initialized(env["lake"]) as lake:
         generate(lake, CONFIG, progress=False)
         files = {o.key: lake.get_bytes(o.key) for o in lake.list("landing/orders/")}
-    defs = build_defs(any_env)
+    defs = build_defs(env)
     instance = dg.DagsterInstance.ephemeral()
     summary = ingest_and_build(defs, instance)
-    return {"env": any_env, "files": files, "defs": defs, "instance": instance, "summary": summary}
+    return {"env": env, "files": files, "defs": defs, "instance": instance, "summary": summary}
+
+
+@pytest.fixture(scope="module", params=["local", "stack"])
+def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One build per profile, shared by the tests that leave it as it was (a rematerialization that
+    changes nothing is the last of them)."""
+    if request.param == "local":
+        return build_slice(local_resources(tmp_path_factory.mktemp("slice") / "local"))
+    return build_slice(request.getfixturevalue("stack_env_module"))
+
+
+@pytest.fixture
+def built_to_change(any_env: dict[str, Any]) -> dict[str, Any]:
+    """A build of its own, for a test that lands more data."""
+    return build_slice(any_env)
 
 
 def test_report_in_every_store_equals_an_independent_computation(built: dict[str, Any]) -> None:
@@ -178,10 +192,10 @@ def test_rematerializing_a_partition_changes_nothing(built: dict[str, Any]) -> N
     assert ingest.get_asset_materialization_events()[0].materialization.metadata["files_ingested"].value == 0
 
 
-def test_report_totals_follow_a_correction(built: dict[str, Any]) -> None:
+def test_report_totals_follow_a_correction(built_to_change: dict[str, Any]) -> None:
     """A returned line landing later moves net sales of its order date, and only of that date."""
-    env, defs, instance = built["env"], built["defs"], built["instance"]
-    day = built["summary"].touched_days[2]
+    env, defs, instance = built_to_change["env"], built_to_change["defs"], built_to_change["instance"]
+    day = built_to_change["summary"].touched_days[2]
     with initialized(env["lake"]) as lake:
         clean = build_clean_partition(lake, day)
         sold = clean.filter(pc.equal(clean["status"], "sold")).slice(0, 1).to_pylist()[0]
@@ -190,11 +204,11 @@ def test_report_totals_follow_a_correction(built: dict[str, Any]) -> None:
         row = (f"{sold['order_id']},{sold['line_no']},{ts},{sold['store_id']},{sold['channel']},{sold['product_id']},,"
                f"{sold['quantity']},{sold['unit_price']},{sold['discount']},{sold['currency']},returned,2027-01-01T00:00:00Z\n")
         lake.put_bytes(f"landing/orders/{sold['source']}/2027-01-01/correction.csv", (header + row).encode())
-        built["files"][f"landing/orders/{sold['source']}/2027-01-01/correction.csv"] = (header + row).encode()
+        built_to_change["files"][f"landing/orders/{sold['source']}/2027-01-01/correction.csv"] = (header + row).encode()
     summary = ingest_and_build(defs, instance)
     assert summary.touched_days == [day]
     with initialized(env["report_db"]) as db:
-        assert_matches(db.read(DAILY_STORE_SALES), expected_report(built["files"]))
+        assert_matches(db.read(DAILY_STORE_SALES), expected_report(built_to_change["files"]))
 
 
 def build_clean_partition(lake: Any, day: str) -> Any:
