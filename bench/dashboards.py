@@ -46,16 +46,16 @@ def build_history(home: Path, days: int, stores: int, products: int) -> str:
 def refresh_dashboard(home: str, day: str) -> int:
     import dagster as dg
 
-    from sales_analytics.dashboards.assets import insights_key, page_key
+    from sales_analytics.dashboards.assets import AS_OF_TAG, insights_key
+    from sales_analytics.dashboards.spec import dashboard_job_name
     from sales_analytics.definitions import build_defs
     from sales_analytics.profiles import local_resources
 
-    defs = build_defs(local_resources(Path(home)))
-    result = defs.resolve_job_def(f"dashboard_{DASHBOARD}").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), partition_key=day,
-        asset_selection=[insights_key(DASHBOARD), page_key(DASHBOARD)])
+    defs = build_defs(local_resources(Path(home)))  # as its schedule runs it: the whole job, as of the last day
+    result = defs.resolve_job_def(dashboard_job_name(DASHBOARD)).execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), tags={AS_OF_TAG: day})
     assert result.success
-    return int(result.output_for_node(f"dashboards__{DASHBOARD}__insights").num_rows)
+    return int(result.asset_value(insights_key(DASHBOARD)).num_rows)
 
 
 def read_whole_history(home: str) -> int:

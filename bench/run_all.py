@@ -126,6 +126,7 @@ SUITES = [
 
 
 def run_suite(suite: Suite, quick: bool, scratch: Path) -> tuple[object, float]:
+    """The suite's results and seconds; a suite that fails raises CalledProcessError (its output is above)."""
     out = scratch / f"{suite.script}.json"
     started = time.perf_counter()
     subprocess.run([sys.executable, str(BENCH / suite.script), *(suite.quick if quick else suite.full), "--json", str(out)],
@@ -156,15 +157,24 @@ def main() -> None:
     chosen = [s for s in SUITES if not args.only or s.script.removesuffix(".py") in args.only]
     report = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "quick": args.quick, "machine": machine(),
               "suites": {}, "summary": []}
+    failed = []
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        for suite in chosen:
+        for suite in chosen:  # the file is rewritten after each suite: a late failure keeps the earlier results
             print(f"\n=== {suite.name} ({suite.script}) ===", flush=True)
-            data, seconds = run_suite(suite, args.quick, Path(scratch))
-            report["suites"][suite.name] = {"seconds": seconds, "results": data}
-            report["summary"] += suite.summarise(data)
-    print_summary(report["summary"])
-    args.json.write_text(json.dumps(report, indent=2, default=str))
+            try:
+                data, seconds = run_suite(suite, args.quick, Path(scratch))
+            except subprocess.CalledProcessError as error:
+                failed.append(suite.name)
+                report["suites"][suite.name] = {"failed": f"exit status {error.returncode}"}
+            else:
+                report["suites"][suite.name] = {"seconds": seconds, "results": data}
+                report["summary"] += suite.summarise(data)
+            args.json.write_text(json.dumps(report, indent=2, default=str))
+    if report["summary"]:
+        print_summary(report["summary"])
     print(f"\nwrote {args.json}")
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)} (their output is above)")
 
 
 if __name__ == "__main__":
