@@ -18,6 +18,8 @@ DEFS_DIR = Path(__file__).parent / "defs"
 INSTANCE_FILE = "defs.yaml"
 SOURCE_COMPONENT = "sales_analytics.components.SourceComponent"
 DASHBOARD_COMPONENT = "sales_analytics.components.DashboardComponent"
+# libyaml's parser where PyYAML was built with it: every process that loads the code location reads these files
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def deployment_folders(env: str, error: type[Exception]) -> list[Path]:
@@ -39,7 +41,7 @@ def instances(component_type: str, folders: list[Path], error: type[Exception]) 
 def read_instances(path: Path, component_type: str, error: type[Exception]) -> list[Any]:
     """The attributes of each instance of ``component_type`` in one ``defs.yaml``."""
     try:
-        documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        documents = [d for d in yaml.load_all(path.read_text(), Loader=SAFE_LOADER) if d is not None]
     except yaml.YAMLError as err:
         raise error(f"{path}: not valid YAML: {err}") from err
     for document in documents:

@@ -9,7 +9,12 @@ import dagster as dg
 import pytest
 
 from sales_analytics.partitions import range_tags
-from sales_analytics.storage.instance import OPEN_RUN_DATABASES, PooledSqliteEventLogStorage, ensure_instance
+from sales_analytics.storage.instance import (
+    OPEN_RUN_DATABASES,
+    RUN_FILE_TEMPLATE,
+    PooledSqliteEventLogStorage,
+    ensure_instance,
+)
 
 
 @dg.asset
@@ -30,7 +35,9 @@ def test_the_event_log_holds_few_files_open_and_the_ui_sees_each_write(tmp_path:
         assert isinstance(writer.event_log_storage, PooledSqliteEventLogStorage)
         results = [dg.materialize([tally], instance=writer) for _ in range(OPEN_RUN_DATABASES + 4)]
         assert all(r.success for r in results)
-        assert len(list(runs_folder.glob("*.db"))) == len(results) + 1  # one file per run, and the index
+        # One file per run, each begun as a copy of the one initialised template, which Dagster does not take for a run.
+        assert sorted(writer.event_log_storage.get_all_run_ids()) == sorted(r.run_id for r in results)
+        assert [p.name for p in runs_folder.glob(".*.db")] == [RUN_FILE_TEMPLATE]
         assert open_databases(runs_folder) <= OPEN_RUN_DATABASES + 1
         assert len(ui.fetch_materializations(tally.key, limit=100).records) == len(results)  # all written
 
@@ -42,6 +49,15 @@ def test_the_event_log_holds_few_files_open_and_the_ui_sees_each_write(tmp_path:
         while "step started" not in seen and time.monotonic() < deadline:  # the watcher reads the file as it changes
             time.sleep(0.05)
         assert seen == ["run started", "step started"]
+
+
+def test_a_run_file_another_process_began_is_written_to_not_replaced(tmp_path: Path) -> None:
+    home = ensure_instance(tmp_path / "dagster")
+    with dg.DagsterInstance.from_config(str(home)) as first, dg.DagsterInstance.from_config(str(home)) as second:
+        first.report_engine_event("from the first", job_name="tally_job", run_id="shared-run")
+        second.report_engine_event("from the second", job_name="tally_job", run_id="shared-run")
+        records = first.get_records_for_run("shared-run").records
+        assert [r.event_log_entry.dagster_event.message for r in records] == ["from the first", "from the second"]
 
 
 def test_a_users_own_instance_config_is_kept(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import io
 import os
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -113,6 +114,23 @@ def test_local_write_failing_midway_keeps_previous_object(local_env: dict[str, A
             lake.put_bytes("clean/t/data.parquet", b"new version, half written")
         assert lake.get_bytes("clean/t/data.parquet") == b"previous"
         assert [o.key for o in lake.list("clean/t/")] == ["clean/t/data.parquet"]  # no temp left behind
+
+
+def test_a_batch_whose_sync_fails_replaces_none_of_its_objects(local_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    with initialized(local_env["lake"]) as lake:
+        lake.put_objects({f"clean/t/day={d}/data.parquet": f"previous {d}".encode() for d in range(3)})
+        synced: list[int] = []
+
+        def third_sync_fails(fd: int) -> None:
+            synced.append(fd)
+            if len(synced) == 3:
+                raise OSError("disk gone")
+
+        monkeypatch.setattr(os, "fsync", third_sync_fails)
+        with pytest.raises(OSError, match="disk gone"):
+            lake.put_objects({f"clean/t/day={d}/data.parquet": b"new version" for d in range(3)})
+        assert [lake.get_bytes(f"clean/t/day={d}/data.parquet") for d in range(3)] == [f"previous {d}".encode() for d in range(3)]
+        assert sorted(f.name for f in Path(lake.root, "clean", "t").rglob("*") if f.is_file()) == ["data.parquet"] * 3  # no temp left
 
 
 def test_s3_upload_breaking_midway_keeps_previous_object(stack_env: dict[str, Any]) -> None:

@@ -172,10 +172,11 @@ def ingest_object(lake: LakeResource, spec: SourceSpec, info: ObjectInfo) -> Fil
         routed = table.append_column("_day", days)
         if unroutable.num_rows:  # else no copy of the file's rows
             routed = routed.filter(routable)
-        for day, shard in split_by(routed, "_day").items():
-            # shards are read whole, by day: no statistics to write
-            lake.put_bytes(shard_key(day.isoformat(), info.key), table_to_parquet_bytes(shard.drop_columns(["_day"]), statistics=False))
-            result.days[day.isoformat()] = shard.num_rows
+        shards = split_by(routed, "_day")
+        # shards are read whole, by day: no statistics to write
+        lake.put_objects({shard_key(day.isoformat(), info.key): table_to_parquet_bytes(shard.drop_columns(["_day"]), statistics=False)
+                          for day, shard in shards.items()})
+        result.days.update((day.isoformat(), shard.num_rows) for day, shard in shards.items())
         order_ts = spec.columns["order_ts"].source_columns()
         shown = unroutable[order_ts[0]] if order_ts and order_ts[0] in unroutable.column_names else pa.nulls(unroutable.num_rows, pa.string())
         quarantine = pa.concat_tables([quarantine, quarantine_rows(

@@ -11,7 +11,8 @@ import datetime as dt
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,25 @@ from pydantic import PrivateAttr
 # do is leave its folder: no empty, "." or ".." segment, no leading "/".
 _SAFE_KEY = re.compile(r"^[^\x00-\x1f\x7f\\]+$")
 _TMP_MARK = ".tmp-"
+SYNC_THREADS = 8
+
+
+def _sync_files(paths: list[Path]) -> None:
+    """Every file's data on disk. Concurrent syncs share the file system's journal commits."""
+    if len(paths) <= 1:
+        for path in paths:
+            _sync_file(path)
+        return
+    with ThreadPoolExecutor(max_workers=min(len(paths), SYNC_THREADS)) as pool:
+        list(pool.map(_sync_file, paths))
+
+
+def _sync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class UnsafeKeyError(ValueError):
@@ -106,21 +126,30 @@ class LakeResource(dg.ConfigurableResource):
             client.create_bucket(Bucket=self.bucket)
 
     def put_bytes(self, key: str, data: bytes) -> None:
+        self.put_objects({key: data})
+
+    def put_objects(self, objects: Mapping[str, bytes]) -> None:
+        """Each object written atomically, as one put would. Locally each is on disk before its name appears,
+        and a batch's files are synced together: a backfill writes thousands of small files, and syncing each
+        before the next is written cost a fifth of it."""
         if self.is_s3:
             # A single PutObject is atomic: readers see the previous object until it completes.
-            self._s3_client().put_object(Bucket=self.bucket, Key=self._s3_key(key), Body=data)
+            for key, data in objects.items():
+                self._s3_client().put_object(Bucket=self.bucket, Key=self._s3_key(key), Body=data)
             return
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{_TMP_MARK}{path.name}.{uuid.uuid4().hex}")
+        staged: list[tuple[Path, Path]] = []
         try:
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            for key, data in objects.items():
+                path = self._path(key)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                staged.append((path.with_name(f"{_TMP_MARK}{path.name}.{uuid.uuid4().hex}"), path))
+                staged[-1][0].write_bytes(data)
+            _sync_files([tmp for tmp, _ in staged])
+            for tmp, path in staged:
+                os.replace(tmp, path)
         finally:
-            tmp.unlink(missing_ok=True)
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
 
     def get_bytes(self, key: str) -> bytes:
         if self.is_s3:

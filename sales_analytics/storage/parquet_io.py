@@ -155,10 +155,9 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
             raise ValueError(f"{context.asset_key.to_user_string()}: rows with {column}={outside[0]} are outside the "
                              f"partitions of this run ({keys[0]}..{keys[-1]})")
         empty = obj.schema.empty_table()
-        for key in keys:  # every partition of the run is written, empty ones too: no stale leftovers
-            part = parts.get(key, empty)
-            object_key = partition_object_key(context.asset_key, column, key)
-            self.lake.put_bytes(object_key, table_to_parquet_bytes(part))
+        # every partition of the run is written, empty ones too: no stale leftovers
+        self.lake.put_objects({partition_object_key(context.asset_key, column, key): table_to_parquet_bytes(parts.get(key, empty))
+                               for key in keys})
         context.log.debug(f"wrote {obj.num_rows} rows to {len(keys)} partitions ({keys[0]}..{keys[-1]}) "
                           f"under {self.lake.uri('/'.join(context.asset_key.path))}/")
 
