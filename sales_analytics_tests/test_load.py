@@ -42,8 +42,9 @@ def test_the_api_holds_a_fixed_rate_without_errors(dashboard_world: dict[str, An
     load = json.loads(run.stdout)
     (artifacts / "api-load.json").write_text(json.dumps(load, indent=2))  # p50 / p99 for the record
     assert load["sent"] == RATE * SECONDS and load["errors"] == {} and load["ok"] == load["sent"], load
-    assert load["achieved_rate"] > 0.98 * RATE, load
-    # Kept up: a server falling behind its load queues requests for longer and longer. The bound is
-    # loose on purpose: beside other work (a browser test in the next process, a busy CI machine) the
-    # p99 reached 1.4 s; a server that cannot keep up lags by the seconds of the run.
+    assert load["offered_rate"] > 0.98 * RATE, load  # the load was the rate asked for
+    # Kept up: a server falling behind its load queues requests for longer and longer, and latency counts from
+    # each request's scheduled time. The bound is loose on purpose: beside other work (the suite's other workers
+    # on two cores) the p99 reached 1.4 s and the last answers came 3.6 s after the last request left; a server
+    # that cannot keep up lags by the seconds of the run.
     assert load["p99_ms"] < 5000, load
