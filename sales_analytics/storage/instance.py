@@ -113,11 +113,10 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         if shard in self._engines:
             self._engines.move_to_end(shard)
             return self._engines[shard]
-        copied = shard != INDEX_SHARD_NAME and shard not in self._initialized_dbs and self._copy_run_template(shard)
         engine = create_engine(self.conn_string_for_shard(shard), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
         event.listen(engine, "connect", _sync_at_checkpoints)
         if shard not in self._initialized_dbs:
-            if not copied:
+            if shard == INDEX_SHARD_NAME or not self._copy_run_template(shard):
                 self._initdb(engine)
             self._initialized_dbs.add(shard)
         self._engines[shard] = engine

@@ -31,12 +31,11 @@ SYNC_THREADS = 8
 
 def _sync_files(paths: list[Path]) -> None:
     """Every file's data on disk. Concurrent syncs share the file system's journal commits."""
-    if len(paths) <= 1:
-        for path in paths:
-            _sync_file(path)
-        return
-    with ThreadPoolExecutor(max_workers=min(len(paths), SYNC_THREADS)) as pool:
-        list(pool.map(_sync_file, paths))
+    if len(paths) == 1:
+        _sync_file(paths[0])
+    elif paths:
+        with ThreadPoolExecutor(max_workers=min(len(paths), SYNC_THREADS)) as pool:
+            list(pool.map(_sync_file, paths))
 
 
 def _sync_file(path: Path) -> None:
@@ -142,8 +141,9 @@ class LakeResource(dg.ConfigurableResource):
             for key, data in objects.items():
                 path = self._path(key)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                staged.append((path.with_name(f"{_TMP_MARK}{path.name}.{uuid.uuid4().hex}"), path))
-                staged[-1][0].write_bytes(data)
+                tmp = path.with_name(f"{_TMP_MARK}{path.name}.{uuid.uuid4().hex}")
+                staged.append((tmp, path))  # before the write: a half-written temp is removed too
+                tmp.write_bytes(data)
             _sync_files([tmp for tmp, _ in staged])
             for tmp, path in staged:
                 os.replace(tmp, path)
