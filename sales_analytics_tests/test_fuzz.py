@@ -18,7 +18,7 @@ from typing import Any
 import openpyxl
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sales_analytics.ingest.raw import ingest_object, read_landing_quarantine
@@ -160,6 +160,8 @@ def marketplace_line(draw: st.DrawFn, number: int) -> tuple[str, bool | None]:
 
 @FUZZ
 @given(st.integers(1, 20).flatmap(lambda n: st.tuples(*[marketplace_line(i) for i in range(n)])))
+@example(lines=(("{}", False),))  # found by the fuzzer: a file whose every record is an empty object
+@example(lines=(("{}", False), (json.dumps({"orderNumber": "M1"}), False)))
 def test_hostile_json_lines_lose_no_good_row_and_quarantine_every_bad_one(lines: tuple[tuple[str, bool | None], ...]) -> None:
     env, folder = fresh_env()
     with folder:

@@ -414,6 +414,9 @@ def test_a_deployment_folder_that_is_not_there_is_named() -> None:
     (["3.0", "4", None], [3.0, 4.0, None], [3, 4, None]),
     (["0x10", "0X1A", "1"], [None, None, 1.0], [None, None, 1]),  # Arrow's cast alone reads hexadecimal
     (["nan", "inf", "Infinity", "1"], [None, None, None, 1.0], [None, None, None, 1]),
+    # longer than a float holds exactly, beyond int64 (found by the fuzzer: the cast failed the run), and its minimum
+    (["-999999999999999", "1000000000000000", "9223372036854775808", "-9223372036854775808", "-1e19", "1"],
+     [-999999999999999.0, 1e15, 2.0**63, -(2.0**63), -1e19, 1.0], [-999999999999999, None, None, None, None, 1]),
 ])
 def test_numbers_parse_the_same_whether_or_not_every_value_in_the_column_is_plain(values, numbers, integers):
     # A column of plain values takes Arrow's cast whole; one odd value sends it through the rules row by row.

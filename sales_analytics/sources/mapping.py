@@ -24,7 +24,9 @@ _ISO_DATE = r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
 _ISO_TIME = r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?"
 ISO_ZONED_PATTERN = rf"^{_ISO_DATE}[T ]{_ISO_TIME}(Z|[+-]\d{{2}}(:?\d{{2}})?)$"
 ISO_NAIVE_PATTERN = rf"^{_ISO_DATE}([T ]{_ISO_TIME})?$"
-_INT = r"^\s*[+-]?\d+(\.0*)?\s*$"
+# At most 15 digits: what a float64 holds exactly (exports write counts as floats); a longer number is a corrupt value.
+INTEGER_DIGITS = 15
+_INT = rf"^\s*[+-]?0*\d{{1,{INTEGER_DIGITS}}}(\.0*)?\s*$"
 _FLOAT = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
 _LEADING_ZEROS = r"(^|\D)0+(\d)"
 TRUE_WORDS, FALSE_WORDS = ["true", "t", "yes", "y", "1"], ["false", "f", "no", "n", "0"]
@@ -97,14 +99,19 @@ def parse_number(text: Arrays, decimal: str = ".") -> Arrays:
 
 
 def parse_integer(text: Arrays, decimal: str = ".") -> Arrays:
-    """Whole numbers, also written as ``3.0`` (exports that store counts as floats)."""
+    """Whole numbers of up to ``INTEGER_DIGITS`` digits, also written as ``3.0`` (exports that store counts as floats)."""
     if decimal != ".":
         text = pc.replace_substring(text, decimal, ".")
     fast = _cast_if_all_plain(text, pa.int64())
-    if fast is not None:
+    if fast is not None and _within_digits(fast):
         return fast
     ok = pc.match_substring_regex(text, _INT)
     return pc.if_else(ok, pc.utf8_trim_whitespace(text), pa.scalar(None, pa.string())).cast(pa.float64()).cast(pa.int64())
+
+
+def _within_digits(numbers: Arrays) -> bool:
+    extremes = pc.min_max(numbers).as_py().values()  # None for a column of nulls
+    return all(value is None or abs(value) < 10**INTEGER_DIGITS for value in extremes)
 
 
 def _cast_if_all_plain(text: Arrays, kind: pa.DataType) -> Arrays | None:

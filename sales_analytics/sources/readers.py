@@ -144,6 +144,8 @@ def _undecodable(labelled: Iterable[tuple[str, str]], encoding: str) -> str | No
 
 def _with_row_numbers(table: pa.Table, rows: list[int] | None = None) -> pa.Table:
     numbers = pa.array(rows if rows is not None else range(1, table.num_rows + 1), pa.int64())
+    if table.num_columns == 0:  # records without one field (JSON lines of "{}") are still rows: a table of none has no length
+        return pa.table({"source_row": numbers})
     return table.append_column("source_row", numbers)
 
 
