@@ -3,6 +3,7 @@ open however many runs it has written, and the UI's file watcher still sees ever
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -10,6 +11,7 @@ import pytest
 
 from sales_analytics.partitions import range_tags
 from sales_analytics.storage.instance import (
+    EVENT_BATCH_SIZE_ENV,
     OPEN_RUN_DATABASES,
     RUN_FILE_TEMPLATE,
     PooledSqliteEventLogStorage,
@@ -67,11 +69,14 @@ def test_a_users_own_instance_config_is_kept(tmp_path: Path) -> None:
 
 
 days = dg.DailyPartitionsDefinition(start_date="2026-01-01")
+TEN_DAYS = {f"2026-01-{d:02}" for d in range(1, 11)}
 
 
-@dg.asset(partitions_def=days, backfill_policy=dg.BackfillPolicy.single_run())
-def daily_tally(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={"days": len(context.partition_keys)})
+@dg.asset(partitions_def=days, backfill_policy=dg.BackfillPolicy.single_run(),
+          check_specs=[dg.AssetCheckSpec("positive", asset="daily_tally")])
+def daily_tally(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    yield dg.MaterializeResult(metadata={"days": len(context.partition_keys)})
+    yield dg.AssetCheckResult(check_name="positive", passed=True)
 
 
 def ranged_run(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
@@ -87,24 +92,55 @@ def test_a_ranged_runs_events_are_written_as_batches_and_each_batch_whole_or_not
         monkeypatch.setattr(store, "store_event_batch", lambda events: (batches.append(len(events)),
                                                                         type(store).store_event_batch(store, events)))
         assert ranged_run(writer).success
-        assert sorted(batches) == [10, 10]  # the planned events, then the materializations, of ten partitions
-        assert writer.get_materialized_partitions(daily_tally.key) == {f"2026-01-{d:02}" for d in range(1, 11)}
+        assert sorted(batches) == [10, 11]  # planned: a materialization per day and the check's days; then the days
+        assert writer.get_materialized_partitions(daily_tally.key) == TEN_DAYS
         assert len(ui.fetch_materializations(daily_tally.key, limit=100).records) == 10
 
-        # A batch that fails part-way leaves nothing behind: Dagster then stores its events one by one, once each.
-        stored, failures = type(store).store_event, []
+        # A batch that fails after its run file's rows and its index rows are in leaves nothing behind:
+        # Dagster then stores its events one by one, once each.
+        tag_writes = type(store)._store_asset_event_tags
 
-        def third_of_a_batch_fails(event: dg.EventLogEntry) -> None:
-            if store._batch.stack is not None and len(failures) < 3:  # the first batch's third event fails
-                failures.append(event)
-                if len(failures) == 3:
-                    raise OSError("disk full")
-            stored(store, event)
+        def fails_once(*args: object) -> None:
+            if store._batch.stack is not None and not failed:
+                failed.append(True)
+                raise OSError("disk full")
+            tag_writes(store, *args)
 
-        monkeypatch.setattr(store, "store_event", third_of_a_batch_fails)
+        failed: list[bool] = []
+        monkeypatch.setattr(store, "_store_asset_event_tags", fails_once)
         second = ranged_run(writer)
-        assert second.success and len(failures) == 3
+        assert second.success and failed
         planned = ui.get_records_for_run(second.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
-        assert len(planned.records) == 10  # none of the failed batch's first two kept beside the fallback's ten
+        assert len(planned.records) == 10  # none of the failed batch's kept beside the fallback's ten
         per_day = Counter(r.partition_key for r in ui.fetch_materializations(daily_tally.key, limit=100).records)
-        assert per_day == {f"2026-01-{d:02}": 2 for d in range(1, 11)}  # both runs, each partition once per run
+        assert per_day == dict.fromkeys(TEN_DAYS, 2)  # both runs, each partition once per run
+
+
+def stored_state(instance: dg.DagsterInstance, run_id: str) -> dict[str, object]:
+    """What the UI and the automation read back of a run: the asset's row, its partitions, the index's planned
+    events and the check's executions, with their ids (which number the index in write order)."""
+    entry = instance.get_asset_records([daily_tally.key])[0].asset_entry
+    last = entry.last_materialization_record
+    index = instance.event_log_storage.get_event_records(
+        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, asset_key=daily_tally.key),
+        limit=100)
+    checks = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(daily_tally.key, "positive"), limit=100)
+    return {"last_materialization": (last.storage_id, last.partition_key, last.run_id == run_id),
+            "last_run_is_this": entry.last_run_id == run_id,
+            "materialized": instance.get_materialized_partitions(daily_tally.key),
+            "planned": sorted((r.storage_id, r.partition_key) for r in index),
+            "checks": sorted((c.id, c.partition, c.status.value, c.run_id == run_id) for c in checks)}
+
+
+def test_a_batch_leaves_what_the_same_events_stored_one_by_one_leave(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    states = []
+    for batch_size in ("100", "0"):  # 0: Dagster stores every event by itself
+        monkeypatch.setenv(EVENT_BATCH_SIZE_ENV, batch_size)
+        with dg.DagsterInstance.from_config(str(ensure_instance(tmp_path / batch_size))) as instance:
+            run = ranged_run(instance)
+            assert run.success
+            states.append(stored_state(instance, run.run_id))
+    assert states[0] == states[1]
+    # planned: a materialization and a check per day; the check's one evaluation is a row of its own
+    assert states[0]["materialized"] == TEN_DAYS and len(states[0]["planned"]) == 10 and len(states[0]["checks"]) == 11

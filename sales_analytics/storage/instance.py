@@ -9,8 +9,9 @@ connection did, so the UI's file watcher still sees each one (``test_instance``)
 
 A run over a range of partitions emits its planned events and its partitions' materializations as batches.
 Dagster hands a batch to the store whole only when ``DAGSTER_EVENT_BATCH_SIZE`` is set, and SQLite's store
-then writes it event by event: this one writes a batch in one transaction per database file, and sets the
-variable (``event_batch_size``) in every process that opens the instance — webserver, daemon, run workers.
+then writes it event by event, a statement per table each: this one writes a batch in one transaction per
+database file and one statement per table (storing events took 7% of a 10.95M-line backfill's samples, now 3%),
+and sets the variable (``event_batch_size``) in every process that opens the instance — webserver, daemon, run workers.
 Each run's file starts as a copy of an initialised empty one (Dagster creates its tables and stamps its
 migration on every new run file: 5% of a backfill of short runs), and the store's commits are synced at
 checkpoints rather than each one (SQLite's ``synchronous=NORMAL`` in WAL mode: an application crash loses
@@ -33,9 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, BATCH_WRITABLE_EVENTS
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine
+from sqlalchemy import event as engine_events
 from sqlalchemy.engine import Connection, Engine
 
 OPEN_RUN_DATABASES = 8  # engines kept for recent runs' files: a run writes to its own and to the index
@@ -43,6 +47,7 @@ EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
 EVENT_BATCH_SIZE = 100  # a month's partitions of one asset in one write
 # Hidden (Dagster lists a folder's ``*.db`` as its runs) and named by version: a new Dagster's migrations make a new one.
 RUN_FILE_TEMPLATE = f".run-template-{dg.__version__}.db"
+INDEXED_EVENTS = ASSET_EVENTS | ASSET_CHECK_EVENTS  # copied into the index, for queries across runs
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
@@ -76,15 +81,40 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def store_event_batch(self, events: Sequence[dg.EventLogEntry]) -> None:
-        """Each event as ``store_event`` stores it, all in one transaction per database file: committed together
-        or not at all."""
+        """What ``store_event`` stores of each event, in one transaction per database file (committed together or
+        not at all) and one statement per table, not per event; a batch Dagster does not batch-write, event by
+        event."""
         with self._db_lock, ExitStack() as stack:
             self._batch.stack, self._batch.connections = stack, {}
             try:
-                for event in events:
-                    self.store_event(event)
+                if all(event.dagster_event_type in BATCH_WRITABLE_EVENTS for event in events):
+                    self._store_batch(events)
+                else:
+                    for event in events:
+                        self.store_event(event)
             finally:
                 self._batch.stack = None
+
+    def _store_batch(self, events: Sequence[dg.EventLogEntry]) -> None:
+        rows = [self._event_to_row(event) for event in events]  # each event serialised once
+        for run_id in dict.fromkeys(event.run_id for event in events):
+            with self.run_connection(run_id) as conn:
+                conn.execute(SqlEventLogStorageTable.insert(), [row for row in rows if row["run_id"] == run_id])
+        indexed = [(event, row) for event, row in zip(events, rows, strict=True)
+                   if event.dagster_event_type in INDEXED_EVENTS]
+        if not indexed:
+            return
+        with self.index_connection() as conn:  # the index's copies, numbered as the cross-run queries see them
+            insert = SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id, sort_by_parameter_order=True)
+            event_ids = conn.execute(insert, [row for _, row in indexed]).scalars().all()
+            numbered = [(event, event_id) for (event, _), event_id in zip(indexed, event_ids, strict=True)]
+            assets = [(event, event_id) for event, event_id in numbered if event.dagster_event_type in ASSET_EVENTS]
+            self._store_asset_event_tags(conn, [event for event, _ in assets], [event_id for _, event_id in assets])
+            for event, event_id in _last_of_consecutive(assets):
+                self._store_asset_event(conn, event, event_id)
+        for event, event_id in numbered:
+            if event.dagster_event_type in ASSET_CHECK_EVENTS:
+                self.store_asset_check_event(event, event_id)
 
     def _batch_connection(self, shard: str) -> Connection:
         """The batch's connection to ``shard``, its transaction begun on first use and ended with the batch."""
@@ -114,7 +144,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             self._engines.move_to_end(shard)
             return self._engines[shard]
         engine = create_engine(self.conn_string_for_shard(shard), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
-        event.listen(engine, "connect", _sync_at_checkpoints)
+        engine_events.listen(engine, "connect", _sync_at_checkpoints)
         if shard not in self._initialized_dbs:
             if shard == INDEX_SHARD_NAME or not self._copy_run_template(shard):
                 self._initdb(engine)
@@ -164,6 +194,16 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def dispose(self) -> None:
         self._dispose_engines()
         super().dispose()
+
+
+def _last_of_consecutive(numbered: list[tuple[dg.EventLogEntry, int]]) -> list[tuple[dg.EventLogEntry, int]]:
+    """An asset's row holds what its latest event of a kind set (an event sets the same columns as the one of its
+    kind before it), so of consecutive events of one asset and kind only the last need update it."""
+    def kind(event: dg.EventLogEntry) -> tuple[Any, Any]:
+        return event.dagster_event.asset_key, event.dagster_event_type
+
+    return [pair for pair, following in zip(numbered, [*numbered[1:], None], strict=True)
+            if following is None or kind(following[0]) != kind(pair[0])]
 
 
 def _sync_at_checkpoints(dbapi_connection: Any, _record: Any) -> None:
